@@ -1,0 +1,3 @@
+"""Video and music encoders (installed as ``crossmodal.encoders``)."""
+
+from __future__ import annotations
