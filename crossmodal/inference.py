@@ -1,0 +1,69 @@
+"""Embedding whole datasets with a trained model (evaluation, export, validation)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from crossmodal.logging_utils import progress_disabled
+
+
+@dataclass
+class EmbeddedClips:
+    """Per-clip embeddings of both modalities with their keys, in dataset clip order.
+
+    video, music: (N, D) float32, L2-normalised; tracks, labels: (N,) long (-1: no
+    label); ids: clip ids.
+    """
+
+    video: torch.Tensor
+    music: torch.Tensor
+    tracks: torch.Tensor
+    labels: torch.Tensor
+    ids: list[str]
+
+
+@torch.no_grad()
+def embed_dataset(
+    model: torch.nn.Module,
+    dataset: torch.utils.data.Dataset,
+    batch_size: int = 64,
+    num_workers: int = 0,
+    device: torch.device | str | None = None,
+    desc: str = "embedding",
+) -> EmbeddedClips:
+    """Embed every item of a :class:`~crossmodal.data.PairedClipDataset`.
+
+    When the dataset yields several fixed windows per clip (``eval_windows=n``), the
+    window embeddings of a clip are averaged and re-normalised (multi-segment
+    aggregation), so the result has one row per clip.
+    """
+    from crossmodal.data.loader import make_loader
+
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    loader = make_loader(dataset, batch_size=batch_size, num_workers=num_workers)
+    videos, musics, tracks, labels, ids = [], [], [], [], []
+    for batch in tqdm(loader, desc=desc, unit="batch", disable=progress_disabled(), leave=False):
+        videos.append(model.encode_video(batch["video"].to(device)).float().cpu())
+        musics.append(model.encode_audio(batch["audio"].to(device)).float().cpu())
+        tracks.append(batch["track"])
+        labels.append(batch["label"])
+        ids.extend(batch["id"])
+    model.train(was_training)
+    if not videos:
+        raise ValueError("the dataset is empty: nothing to embed")
+    video, music = torch.cat(videos), torch.cat(musics)
+    track, label = torch.cat(tracks).long(), torch.cat(labels).long()
+    segments = int(getattr(dataset, "segments", 1))
+    if segments > 1:
+        n = video.shape[0] // segments
+        video = F.normalize(video.view(n, segments, -1).mean(dim=1), dim=-1)
+        music = F.normalize(music.view(n, segments, -1).mean(dim=1), dim=-1)
+        track, label = track[::segments], label[::segments]
+        ids = ids[::segments]
+    return EmbeddedClips(video=video, music=music, tracks=track, labels=label, ids=ids)
