@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -67,3 +69,32 @@ def embed_dataset(
         track, label = track[::segments], label[::segments]
         ids = ids[::segments]
     return EmbeddedClips(video=video, music=music, tracks=track, labels=label, ids=ids)
+
+
+def load_trained_model(path: str | Path, map_location: str | torch.device = "cpu") -> Any:
+    """A :class:`~crossmodal.model.CrossModalModel` from a run folder (its ``model.pt``,
+    else ``best.pt``/``last.pt``), a ``model.pt`` file, or a training checkpoint."""
+    from crossmodal.errors import CrossmodalError
+    from crossmodal.model import CrossModalModel, ModelConfig
+    from crossmodal.training.checkpoint import load_checkpoint
+
+    path = Path(path)
+    if path.is_dir():
+        for name in ("model.pt", "best.pt", "last.pt"):
+            if (path / name).is_file():
+                path = path / name
+                break
+        else:
+            raise CrossmodalError(
+                f"{path} holds no model.pt, best.pt or last.pt: is it a run folder?"
+            )
+    if not path.is_file():
+        raise CrossmodalError(f"no model at {path}")
+    if path.name in ("best.pt", "last.pt"):
+        payload = load_checkpoint(path, map_location=map_location)
+        model = CrossModalModel.from_config(
+            ModelConfig.from_dict(payload["model_config"]), load_pretrained=False
+        )
+        model.load_state_dict(payload["model"])
+        return model.to(map_location)
+    return CrossModalModel.load(path, map_location=map_location)

@@ -72,7 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # Commands that take config overrides (`--key value` for any config field) receive the
+    # arguments argparse does not know; every other command rejects them.
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "accepts_overrides", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.overrides = extra
     setup_logging(args.verbose - args.quiet)
     if args.command is None:
         parser.print_help()
