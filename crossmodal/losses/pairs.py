@@ -94,6 +94,7 @@ class PairBatch:
         ref_sqnorm: (N_r,) squared norms of the compared reference vectors.
         normalized: whether the vectors were L2-normalised before the matmul.
         self_ref: True when the batch was compared with itself (``ref_emb`` omitted).
+        dim: the embedding width D.
     """
 
     sim: Tensor
@@ -103,6 +104,7 @@ class PairBatch:
     ref_sqnorm: Tensor
     normalized: bool
     self_ref: bool
+    dim: int
     _dist: dict[bool, Tensor] = field(default_factory=dict, repr=False)
 
     def distance(self, squared: bool = False) -> Tensor:
@@ -183,4 +185,6 @@ def build_pairs(
     pos, neg = _combine_masks(pos, neg, masks)
     query_sqnorm = query.pow(2).sum(1)
     ref_sqnorm = query_sqnorm if self_ref else ref.pow(2).sum(1)
-    return PairBatch(sim, pos, neg, query_sqnorm, ref_sqnorm, normalize, self_ref)
+    return PairBatch(
+        sim, pos, neg, query_sqnorm, ref_sqnorm, normalize, self_ref, embeddings.shape[1]
+    )
