@@ -28,8 +28,8 @@ class PKSampler(Sampler[list[int]]):
       classes, repeating items; (c) under DDP the batch count is not a multiple of
       ``num_replicas``: extra batches of random classes fill the last round.
     * Classes with fewer than ``k`` items: ``small_classes="replace"`` (default) samples
-      their chunk with replacement (items repeat inside the chunk); ``"drop"`` leaves them
-      out.
+      their chunk with replacement (all their items, topped up with repeats); ``"drop"``
+      leaves them out.
 
     The epoch's batches are a function of ``(seed, epoch)`` only (call :meth:`set_epoch`
     each epoch). With ``num_replicas`` > 1, all ranks build the same list and rank ``r``
@@ -69,26 +69,30 @@ class PKSampler(Sampler[list[int]]):
             rank = rank if rank is not None else (dist.get_rank() if initialised else 0)
         if num_replicas < 1 or not 0 <= rank < num_replicas:
             raise ValueError(f"need 0 <= rank < num_replicas, got rank={rank}, {num_replicas}")
-        _, inverse = np.unique(labels, return_inverse=True)
-        groups = [np.flatnonzero(inverse == c) for c in range(inverse.max(initial=-1) + 1)]
+        _, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+        # Group indices by class in O(N log N): stable sort by class, split at the counts.
+        order = np.argsort(inverse, kind="stable")
+        groups = np.split(order, np.cumsum(counts)[:-1]) if len(labels) else []
+        num_classes = len(groups)
         if small_classes == "drop":
             groups = [g for g in groups if len(g) >= k]
         if len(groups) < p:
+            dropped = num_classes - len(groups)
+            note = f"; {dropped} with fewer than k={k} items were dropped" if dropped else ""
             raise ValueError(
                 f"a P×K batch needs p={p} distinct classes but only {len(groups)} are "
-                f"available (labels has {len(set(labels.tolist()))} classes"
-                + (
-                    f"; {small_classes=} dropped those with fewer than k={k} items)"
-                    if small_classes == "drop"
-                    else ")"
-                )
+                f"available (labels has {num_classes} classes{note})"
             )
         self.p, self.k = p, k
         self.seed = seed
         self.epoch = 0
         self.num_replicas, self.rank = num_replicas, rank
         self.small_classes = small_classes
-        self._groups = groups
+        # Items grouped by class (kept classes only), with each class's start and size.
+        self._items = np.concatenate(groups) if groups else np.zeros(0, dtype=np.int64)
+        self._sizes = np.array([len(g) for g in groups])
+        self._starts = np.cumsum(self._sizes) - self._sizes
+        self._item_class = np.repeat(np.arange(len(groups)), self._sizes)
         chunks = [math.ceil(len(g) / k) for g in groups]
         self._num_batches = max(math.ceil(sum(chunks) / p), max(chunks))
         self._num_global = math.ceil(self._num_batches / num_replicas) * num_replicas
@@ -104,44 +108,57 @@ class PKSampler(Sampler[list[int]]):
         """``k`` random items of one class (without replacement when it has ``k``)."""
         return rng.choice(items, self.k, replace=len(items) < self.k)
 
-    def _class_chunks(self, rng: np.random.Generator, items: np.ndarray) -> list[np.ndarray]:
-        if len(items) < self.k:
-            return [self._chunk(rng, items)]
-        order = rng.permutation(items)
-        chunks = [order[i : i + self.k] for i in range(0, len(order), self.k)]
-        short = self.k - len(chunks[-1])
-        if short:
-            rest = np.setdiff1d(items, chunks[-1])
-            chunks[-1] = np.concatenate([chunks[-1], rng.choice(rest, short, replace=False)])
-        return chunks
-
-    def _complete(
-        self, rng: np.random.Generator, batch: list[tuple[int, np.ndarray]]
-    ) -> list[tuple[int, np.ndarray]]:
-        """Add chunks of classes not in ``batch`` until it has ``p`` classes."""
-        present = {c for c, _ in batch}
-        absent = np.array([c for c in range(len(self._groups)) if c not in present])
-        extra = rng.choice(absent, self.p - len(batch), replace=False)
-        return batch + [(int(c), self._chunk(rng, self._groups[c])) for c in extra]
+    def _epoch_chunks(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """(chunks (T, k), their classes (T,)): classes in random order, each class's items
+        shuffled and cut into chunks of k, chunks of one class consecutive."""
+        k, sizes = self.k, self._sizes
+        class_order = rng.permutation(len(sizes))
+        rank = np.empty_like(class_order)
+        rank[class_order] = np.arange(len(class_order))
+        items = self._items[np.lexsort((rng.random(len(self._items)), rank[self._item_class]))]
+        sizes = sizes[class_order]
+        starts = np.cumsum(sizes) - sizes
+        padded = np.maximum(-(-sizes // k), 1) * k
+        block = np.repeat(np.arange(len(sizes)), padded)
+        offset = np.arange(padded.sum()) - np.repeat(np.cumsum(padded) - padded, padded)
+        size = sizes[block]
+        # A short last chunk is completed with the class's first items, which sit in full
+        # chunks (so no repeat inside the chunk); a class smaller than k repeats at random.
+        source = np.where(offset < size, offset, offset - size)
+        tiny = (offset >= size) & (size < k)
+        source[tiny] = rng.integers(0, size[tiny])
+        chunks = items[starts[block] + source].reshape(-1, k)
+        return chunks, class_order[block[::k]]
 
     def batches(self) -> list[list[int]]:
         """All ranks' batches of the current epoch, in order (rank r takes r::num_replicas)."""
         rng = np.random.default_rng([self.seed, self.epoch])
-        layout: list[tuple[int, np.ndarray]] = []
-        for c in rng.permutation(len(self._groups)):
-            layout.extend((int(c), chunk) for chunk in self._class_chunks(rng, self._groups[c]))
-        # Round-robin over the class-grouped layout: a class has at most _num_batches
+        p, k = self.p, self.k
+        chunks, chunk_class = self._epoch_chunks(rng)
+        # Round-robin over the class-grouped chunks: a class has at most _num_batches
         # consecutive chunks, so they land in distinct batches.
-        slots: list[list[tuple[int, np.ndarray]]] = [[] for _ in range(self._num_batches)]
-        for position, chunk in enumerate(layout):
-            slots[position % self._num_batches].append(chunk)
-        slots += [[] for _ in range(self._num_global - self._num_batches)]
-        batches = []
-        for slot in slots:
-            full = self._complete(rng, slot) if len(slot) < self.p else slot
-            order = rng.permutation(len(full))
-            batches.append([int(i) for j in order for i in full[j][1]])
-        return [batches[i] for i in rng.permutation(len(batches))]
+        slot = np.arange(len(chunks)) % self._num_batches
+        layout = np.full((self._num_global, p), -1)
+        layout[slot, np.arange(len(chunks)) // self._num_batches] = np.arange(len(chunks))
+        extra_chunks = []
+        for b in np.flatnonzero(layout[:, -1] < 0):
+            filled = int((layout[b] >= 0).sum())
+            present = set(chunk_class[layout[b, :filled]].tolist())
+            # Rejection sampling: cheap when classes are many, and ends since >= p exist.
+            while len(present) < p:
+                c = int(rng.integers(len(self._sizes)))
+                if c not in present:
+                    present.add(c)
+                    start = self._starts[c]
+                    extra_chunks.append(
+                        self._chunk(rng, self._items[start : start + self._sizes[c]])
+                    )
+                    layout[b, filled] = len(chunks) + len(extra_chunks) - 1
+                    filled += 1
+        table = np.concatenate([chunks, *[c[None] for c in extra_chunks]])
+        layout = np.take_along_axis(layout, rng.random(layout.shape).argsort(1), axis=1)
+        layout = layout[rng.permutation(len(layout))]
+        return table[layout].reshape(len(layout), p * k).tolist()
 
     def __iter__(self) -> Iterator[list[int]]:
         yield from self.batches()[self.rank :: self.num_replicas]

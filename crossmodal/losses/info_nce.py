@@ -27,7 +27,8 @@ class InfoNCELoss(PairwiseLoss):
 
     The logit scale ``s = exp(log_scale)`` starts at ``1 / temperature`` (default 0.07 →
     14.3) and is clamped to ``max_scale`` (100) in the forward pass, as in CLIP; when
-    clamped it receives no gradient. ``learnable=False`` keeps it fixed (a buffer).
+    clamped it receives no gradient. ``learnable=False`` keeps it fixed at exactly
+    ``min(1 / temperature, max_scale)`` (no parameter).
     Use :class:`~crossmodal.losses.SymmetricLoss` for both directions.
     """
 
@@ -44,16 +45,18 @@ class InfoNCELoss(PairwiseLoss):
             raise ValueError(f"temperature must be > 0, got {temperature}")
         if max_scale <= 0:
             raise ValueError(f"max_scale must be > 0, got {max_scale}")
-        init = torch.tensor(math.log(1.0 / temperature))
-        if learnable:
-            self.log_scale = nn.Parameter(init)
-        else:
-            self.register_buffer("log_scale", init)
         self.max_scale = max_scale
+        self.learnable = learnable
+        if learnable:
+            self.log_scale = nn.Parameter(torch.tensor(math.log(1.0 / temperature)))
+        else:
+            self.fixed_scale = min(1.0 / temperature, max_scale)
 
     @property
     def scale(self) -> Tensor:
         """The logit scale in use: ``min(exp(log_scale), max_scale)``."""
+        if not self.learnable:
+            return torch.tensor(self.fixed_scale, dtype=torch.float64)
         return self.log_scale.exp().clamp(max=self.max_scale)
 
     @property
@@ -62,7 +65,8 @@ class InfoNCELoss(PairwiseLoss):
         return float(1.0 / self.scale.detach())
 
     def compute(self, pairs: PairBatch) -> Tensor:
-        logits = self.scale.to(pairs.sim.dtype) * pairs.sim
+        scale = self.scale.to(pairs.sim.dtype) if self.learnable else self.fixed_scale
+        logits = scale * pairs.sim
         log_norm = masked_logsumexp(logits, pairs.pos | pairs.neg)
         num_pos = pairs.pos.sum(1)
         pos_mean = torch.where(pairs.pos, logits, 0.0).sum(1) / num_pos.clamp_min(1)
