@@ -1,14 +1,24 @@
-"""Shared plumbing of the pairwise losses: input checks, masks, reductions.
+"""Shared plumbing of the pairwise losses: input checks, masks, row blocks, reductions.
 
 A pairwise loss subclasses :class:`PairwiseLoss` and writes only ``compute(pairs)``, the
 math on one :class:`~crossmodal.losses.pairs.PairBatch` (similarity matrix + boolean
 positive/negative masks). Nothing here materialises index tuples of pairs or triplets.
+
+Large matrices are processed in row blocks of about ``chunk_elements`` entries, each
+under activation checkpointing: the block's temporaries are freed right after its
+forward pass and recomputed during backward. Memory then stays O(N_q·N_r) for the
+similarity matrix and its gradient plus O(block) for everything else, and the
+temporaries stay small enough to be reused from the allocator's cache.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from crossmodal.losses.pairs import PairBatch, build_pairs
 
@@ -17,34 +27,33 @@ def masked_logsumexp(x: Tensor, mask: Tensor, dim: int = 1, add_one: bool = Fals
     """``log Σ_{j: mask} exp(x_j)`` along ``dim`` (``log(1 + Σ …)`` when ``add_one``).
 
     Rows with no True entry give ``-inf`` (or 0 with ``add_one``) and a zero gradient,
-    where ``torch.logsumexp`` on ``-inf`` fills would give a NaN gradient. Masked-out
-    entries never reach ``exp``, so large values there cannot overflow.
+    where ``torch.logsumexp`` of ``-inf`` fills alone would give a NaN gradient.
     """
-    neg_inf = torch.finfo(x.dtype).min
-    shift = x.masked_fill(~mask, neg_inf).amax(dim=dim, keepdim=True).detach()
-    if add_one:
-        shift = shift.clamp_min(0.0)
-    else:
-        shift = shift.masked_fill(~mask.any(dim=dim, keepdim=True), 0.0)
-    terms = (x - shift).masked_fill(~mask, float("-inf")).exp()
-    total = terms.sum(dim=dim, keepdim=True)
-    if add_one:
-        total = total + torch.exp(-shift)
-        return (total.log() + shift).squeeze(dim)
-    empty = total == 0
-    out = torch.where(empty, float("-inf"), total.masked_fill(empty, 1.0).log() + shift)
-    return out.squeeze(dim)
+    empty = ~mask.any(dim=dim)
+    if bool(empty.any()):
+        # Keep such rows finite inside logsumexp; their result is replaced below.
+        mask = mask | empty.unsqueeze(dim)
+    out = torch.logsumexp(x.masked_fill(~mask, float("-inf")), dim=dim)
+    out = out.masked_fill(empty, float("-inf"))
+    return torch.logaddexp(out, torch.zeros_like(out)) if add_one else out
 
 
 def mean_over(values: Tensor, valid: Tensor, pairs: PairBatch) -> Tensor:
     """Mean of ``values`` where ``valid``; :meth:`PairBatch.zero` when nothing is valid.
 
-    ``values`` at invalid positions are ignored (they may be anything finite or not).
+    ``values`` at invalid positions are ignored (they may be anything, even infinite).
     """
     count = valid.sum()
     if int(count) == 0:
         return pairs.zero()
     return torch.where(valid, values, 0.0).sum() / count
+
+
+def ratio_or_zero(total: Tensor, count: Tensor, pairs: PairBatch) -> Tensor:
+    """``total / count``, or :meth:`PairBatch.zero` when ``count`` is 0."""
+    if int(count) == 0:
+        return pairs.zero()
+    return total / count
 
 
 class PairwiseLoss(nn.Module):
@@ -67,6 +76,11 @@ class PairwiseLoss(nn.Module):
     Bad input raises ``ValueError`` naming the problem (see
     :func:`crossmodal.losses.pairs.check_inputs`).
     """
+
+    #: Entries per row block above which the matrix is processed in checkpointed blocks.
+    chunk_elements: int = 1 << 18
+    #: Whether ``compute`` uses :meth:`PairBatch.distance` (norms are then shared by blocks).
+    uses_distance: bool = False
 
     def __init__(self, normalize: bool = True, miner: nn.Module | None = None) -> None:
         super().__init__()
@@ -93,3 +107,26 @@ class PairwiseLoss(nn.Module):
     def compute(self, pairs: PairBatch) -> Tensor:
         """The loss value from ``pairs`` (subclasses implement the paper's math here)."""
         raise NotImplementedError
+
+    def map_rows(self, pairs: PairBatch, fn: Callable[[PairBatch], Any]) -> list[Any]:
+        """``fn`` on row blocks of ``pairs`` (one block when the matrix is small).
+
+        ``fn`` must depend only on its block (and on tensors computed before this call):
+        with several blocks each runs under activation checkpointing and is re-run in
+        the backward pass.
+        """
+        n_rows, n_cols = pairs.sim.shape
+        rows = max(1, self.chunk_elements // max(1, n_cols))
+        if rows >= n_rows:
+            return [fn(pairs)]
+        return [
+            checkpoint(lambda block=block: fn(block.fresh()), use_reentrant=False)
+            for block in pairs.split(rows, with_norms=self.uses_distance)
+        ]
+
+    def rowwise(self, pairs: PairBatch, fn: Callable[[PairBatch], tuple[Tensor, ...]]):
+        """:meth:`map_rows` for an ``fn`` returning per-row tensors; concatenated over blocks."""
+        parts = self.map_rows(pairs, fn)
+        if len(parts) == 1:
+            return parts[0]
+        return tuple(torch.cat(column) for column in zip(*parts, strict=True))

@@ -36,14 +36,15 @@ class CircleLoss(PairwiseLoss):
         self.m = m
         self.gamma = gamma
 
-    def compute(self, pairs: PairBatch) -> Tensor:
+    def _rows(self, pairs: PairBatch) -> tuple[Tensor, Tensor]:
         sim = pairs.sim
         fixed = sim.detach()
-        alpha_p = (1.0 + self.m - fixed).clamp_min(0.0)
-        alpha_n = (fixed + self.m).clamp_min(0.0)
-        pos_logits = -self.gamma * alpha_p * (sim - (1.0 - self.m))
-        neg_logits = self.gamma * alpha_n * (sim - self.m)
-        lse_p = masked_logsumexp(pos_logits, pairs.pos)
-        lse_n = masked_logsumexp(neg_logits, pairs.neg)
-        valid = pairs.pos.any(1) & pairs.neg.any(1)
-        return mean_over(F.softplus(lse_p + lse_n), valid, pairs)
+        pos, neg = pairs.pos, pairs.neg
+        pos_logits = (-self.gamma * (1.0 + self.m - fixed).clamp_min(0.0)) * (sim - (1.0 - self.m))
+        neg_logits = (self.gamma * (fixed + self.m).clamp_min(0.0)) * (sim - self.m)
+        lse_p = masked_logsumexp(pos_logits, pos)
+        lse_n = masked_logsumexp(neg_logits, neg)
+        return F.softplus(lse_p + lse_n), pos.any(1) & neg.any(1)
+
+    def compute(self, pairs: PairBatch) -> Tensor:
+        return mean_over(*self.rowwise(pairs, self._rows), pairs)

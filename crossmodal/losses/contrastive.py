@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
-from crossmodal.losses.base import PairwiseLoss, mean_over
+from crossmodal.losses.base import PairwiseLoss, ratio_or_zero
 from crossmodal.losses.pairs import PairBatch
 
 
@@ -17,11 +18,13 @@ class ContrastiveLoss(PairwiseLoss):
         negative pair:  [neg_margin − d_ij]_+ ^ power
 
     ``power=2``, ``pos_margin=0`` is Hadsell et al.'s loss (without their constant ½);
-    ``power=1`` is pytorch-metric-learning's ``ContrastiveLoss``. Reduction: the mean of
-    the non-zero positive terms plus the mean of the non-zero negative terms, so the many
-    already-separated negatives do not dilute the few informative pairs; a side with no
-    non-zero term contributes 0 (connected to the graph).
+    ``power=1`` is pytorch-metric-learning's ``ContrastiveLoss``; ``power`` must be ≥ 1.
+    Reduction: the mean of the non-zero positive terms plus the mean of the non-zero
+    negative terms, so the many already-separated negatives do not dilute the few
+    informative pairs; a side with no non-zero term contributes 0 (connected to the graph).
     """
+
+    uses_distance = True
 
     def __init__(
         self,
@@ -32,19 +35,23 @@ class ContrastiveLoss(PairwiseLoss):
         miner: nn.Module | None = None,
     ) -> None:
         super().__init__(normalize=normalize, miner=miner)
-        if power <= 0:
-            raise ValueError(f"power must be > 0, got {power}")
+        if power < 1:
+            raise ValueError(f"power must be >= 1, got {power}")
         self.pos_margin = pos_margin
         self.neg_margin = neg_margin
         self.power = power
 
-    def compute(self, pairs: PairBatch) -> Tensor:
+    def _rows(self, pairs: PairBatch) -> tuple[Tensor, ...]:
         dist = pairs.distance()
-        pos_terms = (dist - self.pos_margin).clamp_min(0.0)
-        neg_terms = (self.neg_margin - dist).clamp_min(0.0)
+        pos_terms = torch.where(pairs.pos, (dist - self.pos_margin).clamp_min(0.0), 0.0)
+        neg_terms = torch.where(pairs.neg, (self.neg_margin - dist).clamp_min(0.0), 0.0)
+        pos_count, neg_count = (pos_terms > 0).sum(1), (neg_terms > 0).sum(1)
         if self.power != 1:
-            pos_terms = pos_terms.pow(self.power)
-            neg_terms = neg_terms.pow(self.power)
-        pos_loss = mean_over(pos_terms, pairs.pos & (pos_terms > 0), pairs)
-        neg_loss = mean_over(neg_terms, pairs.neg & (neg_terms > 0), pairs)
-        return pos_loss + neg_loss
+            pos_terms, neg_terms = pos_terms.pow(self.power), neg_terms.pow(self.power)
+        return pos_terms.sum(1), pos_count, neg_terms.sum(1), neg_count
+
+    def compute(self, pairs: PairBatch) -> Tensor:
+        pos_sum, pos_count, neg_sum, neg_count = self.rowwise(pairs, self._rows)
+        return ratio_or_zero(pos_sum.sum(), pos_count.sum(), pairs) + ratio_or_zero(
+            neg_sum.sum(), neg_count.sum(), pairs
+        )

@@ -64,10 +64,18 @@ class InfoNCELoss(PairwiseLoss):
         """``1 / scale`` as a float (for logging)."""
         return float(1.0 / self.scale.detach())
 
-    def compute(self, pairs: PairBatch) -> Tensor:
+    def _rows(self, pairs: PairBatch) -> tuple[Tensor, Tensor]:
         scale = self.scale.to(pairs.sim.dtype) if self.learnable else self.fixed_scale
         logits = scale * pairs.sim
-        log_norm = masked_logsumexp(logits, pairs.pos | pairs.neg)
-        num_pos = pairs.pos.sum(1)
-        pos_mean = torch.where(pairs.pos, logits, 0.0).sum(1) / num_pos.clamp_min(1)
-        return mean_over(log_norm - pos_mean, num_pos > 0, pairs)
+        pos = pairs.pos
+        candidates = pos | pairs.neg
+        if bool(candidates.all()):
+            log_norm = torch.logsumexp(logits, dim=1)
+        else:
+            log_norm = masked_logsumexp(logits, candidates)
+        num_pos = pos.sum(1)
+        pos_mean = torch.where(pos, logits, 0.0).sum(1) / num_pos.clamp_min(1)
+        return log_norm - pos_mean, num_pos > 0
+
+    def compute(self, pairs: PairBatch) -> Tensor:
+        return mean_over(*self.rowwise(pairs, self._rows), pairs)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from crossmodal.losses.base import PairwiseLoss, masked_logsumexp, mean_over
+from crossmodal.losses.base import PairwiseLoss, masked_logsumexp, ratio_or_zero
 from crossmodal.losses.pairs import PairBatch
 
 
@@ -28,6 +28,8 @@ class LiftedStructureLoss(PairwiseLoss):
     mean; 0 (connected) when no pair has a term.
     """
 
+    uses_distance = True
+
     def __init__(
         self,
         neg_margin: float = 1.0,
@@ -39,11 +41,12 @@ class LiftedStructureLoss(PairwiseLoss):
         self.neg_margin = neg_margin
         self.pos_margin = pos_margin
 
-    def compute(self, pairs: PairBatch) -> Tensor:
+    def _column_lse(self, pairs: PairBatch) -> Tensor:
+        return masked_logsumexp(self.neg_margin - pairs.distance(), pairs.neg, dim=0)
+
+    def _rows(self, pairs: PairBatch, col: Tensor) -> tuple[Tensor, Tensor]:
         dist = pairs.distance()
-        neg_terms = self.neg_margin - dist
-        row = masked_logsumexp(neg_terms, pairs.neg, dim=1)
-        col = masked_logsumexp(neg_terms, pairs.neg, dim=0)
+        row = masked_logsumexp(self.neg_margin - dist, pairs.neg, dim=1)
         # Empty sides are -inf; a finite stand-in keeps logaddexp's gradient finite.
         floor = torch.finfo(dist.dtype).min / 4
         row_has, col_has = torch.isfinite(row), torch.isfinite(col)
@@ -51,4 +54,18 @@ class LiftedStructureLoss(PairwiseLoss):
         col = torch.where(col_has, col, floor)
         j = torch.logaddexp(row[:, None], col[None, :]) + dist - self.pos_margin
         valid = pairs.pos & (row_has[:, None] | col_has[None, :])
-        return mean_over(j.clamp_min(0.0).pow(2) / 2, valid, pairs)
+        terms = torch.where(valid, j.clamp_min(0.0).pow(2) / 2, 0.0)
+        return terms.sum(1), valid.sum(1)
+
+    def compute(self, pairs: PairBatch) -> Tensor:
+        # N(j) spans every query row: a first pass over the row blocks builds the column
+        # log-sum-exps (with gradient), the second pass uses them.
+        partial = self.map_rows(pairs, self._column_lse)
+        col = partial[0] if len(partial) == 1 else _combine_lse(torch.stack(partial))
+        total, count = self.rowwise(pairs, lambda block: self._rows(block, col))
+        return ratio_or_zero(total.sum(), count.sum(), pairs)
+
+
+def _combine_lse(parts: Tensor) -> Tensor:
+    """Log-sum-exp over dim 0 of per-block log-sum-exps that may be -inf."""
+    return masked_logsumexp(parts, torch.isfinite(parts), dim=0)

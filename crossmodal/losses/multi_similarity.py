@@ -35,9 +35,12 @@ class MultiSimilarityLoss(PairwiseLoss):
         self.beta = beta
         self.base = base
 
-    def compute(self, pairs: PairBatch) -> Tensor:
+    def _rows(self, pairs: PairBatch) -> tuple[Tensor, Tensor]:
         shifted = pairs.sim - self.base
-        pos_part = masked_logsumexp(-self.alpha * shifted, pairs.pos, add_one=True) / self.alpha
-        neg_part = masked_logsumexp(self.beta * shifted, pairs.neg, add_one=True) / self.beta
-        valid = pairs.pos.any(1) | pairs.neg.any(1)
-        return mean_over(pos_part + neg_part, valid, pairs)
+        pos, neg = pairs.pos, pairs.neg
+        pos_part = masked_logsumexp(-self.alpha * shifted, pos, add_one=True) / self.alpha
+        neg_part = masked_logsumexp(self.beta * shifted, neg, add_one=True) / self.beta
+        return pos_part + neg_part, pos.any(1) | neg.any(1)
+
+    def compute(self, pairs: PairBatch) -> Tensor:
+        return mean_over(*self.rowwise(pairs, self._rows), pairs)

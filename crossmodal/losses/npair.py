@@ -47,14 +47,17 @@ class NPairLoss(PairwiseLoss):
         self.scale = scale
         self.reg_weight = reg_weight
 
-    def compute(self, pairs: PairBatch) -> Tensor:
+    def _rows(self, pairs: PairBatch) -> tuple[Tensor, Tensor]:
         logits = self.scale * pairs.sim
+        pos = pairs.pos
         neg_lse = masked_logsumexp(logits, pairs.neg)
         # softplus(-inf) = 0: an anchor without negatives has log(1 + 0) = 0 per positive.
-        per_pair = torch.where(pairs.pos, F.softplus(neg_lse[:, None] - logits), 0.0)
-        num_pos = pairs.pos.sum(1)
-        per_anchor = per_pair.sum(1) / num_pos.clamp_min(1)
-        loss = mean_over(per_anchor, num_pos > 0, pairs)
+        per_pair = torch.where(pos, F.softplus(neg_lse[:, None] - logits), 0.0)
+        num_pos = pos.sum(1)
+        return per_pair.sum(1) / num_pos.clamp_min(1), num_pos > 0
+
+    def compute(self, pairs: PairBatch) -> Tensor:
+        loss = mean_over(*self.rowwise(pairs, self._rows), pairs)
         if self.reg_weight:
             if pairs.self_ref:
                 reg = pairs.query_sqnorm.mean()
