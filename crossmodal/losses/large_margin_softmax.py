@@ -1,0 +1,79 @@
+"""Large-margin softmax, L-Softmax (Liu, Wen, Yu & Yang, ICML 2016)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from crossmodal.losses.proxy_base import ProxyLoss, replace_target, target_of
+
+
+def chebyshev_cos_multiple(cos: Tensor, m: int) -> Tensor:
+    """``cos(mθ)`` from ``cos θ`` via the Chebyshev recurrence ``T_{k+1} = 2c T_k − T_{k−1}``.
+
+    A polynomial in ``cos θ``: smooth everywhere, unlike ``cos(m · acos(c))`` whose
+    gradient is infinite at ``c = ±1``.
+    """
+    prev, cur = torch.ones_like(cos), cos
+    if m == 0:
+        return prev
+    for _ in range(m - 1):
+        prev, cur = cur, 2.0 * cos * cur - prev
+    return cur
+
+
+def multiplicative_margin(cos: Tensor, m: int) -> Tensor:
+    """``ψ(θ) = (−1)^k cos(mθ) − 2k`` for ``θ ∈ [kπ/m, (k+1)π/m]``, ``k ∈ [0, m−1]``.
+
+    The monotonically decreasing extension of ``cos(mθ)`` to ``[0, π]`` used by L-Softmax
+    and SphereFace; ``k`` is piecewise constant (no gradient), ψ is continuous.
+    """
+    cos = cos.clamp(-1.0, 1.0)
+    with torch.no_grad():
+        k = torch.floor(torch.acos(cos) * m / math.pi).clamp(0, m - 1)
+        sign = 1.0 - 2.0 * torch.remainder(k, 2)
+    return sign * chebyshev_cos_multiple(cos, m) - 2.0 * k
+
+
+def annealed_target(cos_y: Tensor, psi_y: Tensor, lambda_: float) -> Tensor:
+    """``(λ cos θ + ψ(θ)) / (1 + λ)``: the papers' annealing from softmax (λ→∞) to ψ (λ=0)."""
+    if lambda_ == 0:
+        return psi_y
+    return (lambda_ * cos_y + psi_y) / (1.0 + lambda_)
+
+
+def check_margin(margin: int) -> int:
+    if int(margin) != margin or margin < 1:
+        raise ValueError(f"margin must be a positive integer (the angle multiplier), got {margin}")
+    return int(margin)
+
+
+class LargeMarginSoftmaxLoss(ProxyLoss):
+    """L-Softmax: ``logit_j = ‖w_j‖ ‖x‖ cos θ_j``, target ``‖w_y‖ ‖x‖ ψ(θ_y)``.
+
+    ``ψ(θ) = (−1)^k cos(mθ) − 2k`` (see :func:`multiplicative_margin`) with integer margin
+    ``m`` (default 4). Proxies and embeddings keep their norms (no normalisation, no
+    bias). ``lambda_`` (default 0, no annealing) blends the target with the plain softmax
+    as in the paper's training, ``(λ cos θ + ψ(θ)) / (1 + λ)``; a trainer may lower it
+    over time (it is a plain attribute).
+    """
+
+    def __init__(
+        self, num_classes: int, embedding_dim: int, margin: int = 4, lambda_: float = 0.0
+    ) -> None:
+        super().__init__(num_classes, embedding_dim)
+        self.margin = check_margin(margin)
+        if lambda_ < 0:
+            raise ValueError(f"lambda_ must be >= 0, got {lambda_}")
+        self.lambda_ = lambda_
+
+    def logits(self, embeddings: Tensor, labels: Tensor) -> Tensor:
+        weight = self.proxies(embeddings.dtype)
+        raw = embeddings @ weight.T
+        cos = self.cosine(embeddings)
+        cos_y = target_of(cos, labels)
+        norms = embeddings.norm(dim=1) * weight.norm(dim=1)[labels]
+        psi_y = multiplicative_margin(cos_y, self.margin)
+        return replace_target(raw, labels, norms * annealed_target(cos_y, psi_y, self.lambda_))

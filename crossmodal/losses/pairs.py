@@ -1,0 +1,268 @@
+"""The one similarity matrix and the label masks every pairwise loss and miner works on.
+
+Queries are the rows (``embeddings``, N_q×D), references the columns (``ref_emb``,
+N_r×D). Without ``ref_emb`` the batch is compared with itself and the diagonal (an
+item paired with itself) is neither a positive nor a negative. That choice is made from
+``ref_emb is None`` alone, never from tensor identity: passing ``ref_emb=emb,
+ref_labels=labels`` explicitly is a cross-modal call whose diagonal pairs are positives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+# Below this squared distance a pair counts as coincident: its distance is 0 and carries
+# no gradient (sqrt has an infinite slope at 0, which would turn into NaN).
+_SQDIST_EPS = 1e-12
+
+
+def _check_embeddings(name: str, emb: Tensor) -> None:
+    if not isinstance(emb, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(emb).__name__}")
+    if emb.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (batch, dim), got shape {tuple(emb.shape)}")
+    if not emb.is_floating_point():
+        raise ValueError(f"{name} must be a floating-point tensor, got {emb.dtype}")
+    if emb.shape[0] == 0:
+        raise ValueError(f"{name} is empty (0 rows)")
+    # One reduction finds any NaN/inf (they propagate into the sum); only then look closer.
+    if not bool(torch.isfinite(emb.detach().sum())):
+        bad = int((~torch.isfinite(emb.detach())).any(dim=1).sum())
+        if bad:
+            raise ValueError(f"{name} contains NaN or inf values (in {bad} of {emb.shape[0]} rows)")
+
+
+def _check_labels(name: str, labels: Tensor, rows: int, emb_name: str) -> None:
+    if not isinstance(labels, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(labels).__name__}")
+    if labels.ndim != 1:
+        raise ValueError(f"{name} must be 1-D (batch,), got shape {tuple(labels.shape)}")
+    if labels.is_floating_point() or labels.is_complex():
+        raise ValueError(f"{name} must hold integer class ids, got {labels.dtype}")
+    if labels.shape[0] != rows:
+        raise ValueError(
+            f"{emb_name} has {rows} rows but {name} has {labels.shape[0]} entries; "
+            "they must match one to one"
+        )
+
+
+def check_inputs(
+    embeddings: Tensor,
+    labels: Tensor,
+    ref_emb: Tensor | None = None,
+    ref_labels: Tensor | None = None,
+) -> tuple[Tensor, Tensor | None]:
+    """Validate a loss/miner call; return ``labels`` and ``ref_labels`` on the embeddings' device.
+
+    Raises ``ValueError`` naming the problem: embeddings not 2-D floating point, empty,
+    NaN/inf values, labels not 1-D integers, batch sizes that differ, ``ref_emb`` without
+    ``ref_labels`` (or the reverse), different embedding widths, dtypes or devices.
+    """
+    _check_embeddings("embeddings", embeddings)
+    _check_labels("labels", labels, embeddings.shape[0], "embeddings")
+    labels = labels.to(embeddings.device)
+    if ref_emb is None and ref_labels is None:
+        return labels, None
+    if ref_emb is None or ref_labels is None:
+        raise ValueError("ref_emb and ref_labels must be given together (or both omitted)")
+    _check_embeddings("ref_emb", ref_emb)
+    _check_labels("ref_labels", ref_labels, ref_emb.shape[0], "ref_emb")
+    if ref_emb.shape[1] != embeddings.shape[1]:
+        raise ValueError(
+            f"embeddings have dim {embeddings.shape[1]} but ref_emb has dim {ref_emb.shape[1]}"
+        )
+    if ref_emb.dtype != embeddings.dtype:
+        raise ValueError(f"embeddings are {embeddings.dtype} but ref_emb is {ref_emb.dtype}")
+    if ref_emb.device != embeddings.device:
+        raise ValueError(f"embeddings are on {embeddings.device} but ref_emb on {ref_emb.device}")
+    return labels, ref_labels.to(embeddings.device)
+
+
+def _check_masks(masks: Sequence[tuple[Tensor, Tensor]], shape: torch.Size) -> None:
+    for pair in masks:
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise ValueError("miner masks must be a (pos_mask, neg_mask) pair of bool tensors")
+        for name, mask in (("pos_mask", pair[0]), ("neg_mask", pair[1])):
+            if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
+                raise ValueError(f"miner {name} must be a bool tensor")
+            if mask.shape != shape:
+                raise ValueError(
+                    f"miner {name} has shape {tuple(mask.shape)} but the similarity matrix "
+                    f"is {tuple(shape)} (queries × references)"
+                )
+
+
+@dataclass(eq=False)
+class PairBatch:
+    """Rows of the similarity matrix with what is needed to derive masks and distances.
+
+    A ``PairBatch`` covers query rows ``row_start … row_start + n − 1`` against all N_r
+    references; :meth:`split` cuts it into row blocks that share the references.
+
+    Attributes:
+        sim: (n, N_r) similarities ``q_i · r_j`` (cosine when ``normalized``).
+        labels: (n,) labels of these query rows; ``ref_labels``: (N_r,).
+        query: (n, D) compared query vectors; ``ref``: (N_r, D) compared references.
+        normalized: whether the vectors were L2-normalised before the matmul.
+        self_ref: True when the batch is compared with itself (``ref_emb`` omitted).
+        row_start: index of the first row in the full query set (locates the diagonal).
+        masks: extra (pos_mask, neg_mask) pairs (n, N_r) ANDed into :attr:`pos`/:attr:`neg`.
+
+    Masks and distances are computed on first use and cached on the object; the loss
+    base hands each checkpointed block a :meth:`fresh` copy so that recomputation in the
+    backward pass rebuilds them.
+    """
+
+    sim: Tensor
+    labels: Tensor
+    ref_labels: Tensor
+    query: Tensor
+    ref: Tensor
+    normalized: bool
+    self_ref: bool
+    row_start: int = 0
+    masks: tuple[tuple[Tensor, Tensor], ...] = ()
+    ref_sqnorm_cache: Tensor | None = None
+    _cache: dict[str, Tensor] = field(default_factory=dict, repr=False)
+
+    @property
+    def dim(self) -> int:
+        """The embedding width D."""
+        return self.query.shape[1]
+
+    def _same(self) -> Tensor:
+        if "same" not in self._cache:
+            self._cache["same"] = self.labels[:, None] == self.ref_labels[None, :]
+        return self._cache["same"]
+
+    @property
+    def pos(self) -> Tensor:
+        """(n, N_r) bool: same label, not the diagonal (self case), within every mask."""
+        if "pos" not in self._cache:
+            pos = self._same()
+            if self.self_ref:
+                pos = pos.clone()
+                n = pos.shape[0]
+                rows = torch.arange(n, device=pos.device)
+                cols = rows + self.row_start
+                inside = cols < pos.shape[1]
+                pos[rows[inside], cols[inside]] = False
+            for mask, _ in self.masks:
+                pos = pos & mask
+            self._cache["pos"] = pos
+        return self._cache["pos"]
+
+    @property
+    def neg(self) -> Tensor:
+        """(n, N_r) bool: different labels, within every mask."""
+        if "neg" not in self._cache:
+            neg = ~self._same()
+            for _, mask in self.masks:
+                neg = neg & mask
+            self._cache["neg"] = neg
+        return self._cache["neg"]
+
+    @property
+    def query_sqnorm(self) -> Tensor:
+        """(n,) squared norms of the compared query vectors."""
+        if "query_sqnorm" not in self._cache:
+            self._cache["query_sqnorm"] = self.query.pow(2).sum(1)
+        return self._cache["query_sqnorm"]
+
+    @property
+    def ref_sqnorm(self) -> Tensor:
+        """(N_r,) squared norms of the compared references (shared by all row blocks)."""
+        if self.ref_sqnorm_cache is None:
+            self.ref_sqnorm_cache = self.ref.pow(2).sum(1)
+        return self.ref_sqnorm_cache
+
+    def distance(self, squared: bool = False) -> Tensor:
+        """Euclidean distances from the same matmul: ``d² = |q|² + |r|² − 2 q·r``.
+
+        For unit vectors this is ``sqrt(2 − 2 cos)``. Coincident pairs (d² < 1e-12) get
+        distance exactly 0 and zero gradient, so duplicates never produce NaN.
+        """
+        key = "sqdist" if squared else "dist"
+        if key not in self._cache:
+            sq = (self.query_sqnorm[:, None] + self.ref_sqnorm[None, :] - 2.0 * self.sim).clamp_min(
+                0.0
+            )
+            if squared:
+                self._cache[key] = sq
+            else:
+                far = sq > _SQDIST_EPS
+                self._cache[key] = torch.where(far, sq.clamp_min(_SQDIST_EPS).sqrt(), 0.0)
+        return self._cache[key]
+
+    def zero(self) -> Tensor:
+        """A 0 connected to the inputs' graph (backward and DDP see every parameter)."""
+        return self.sim.sum() * 0.0
+
+    def fresh(self) -> PairBatch:
+        """The same rows without cached masks/distances."""
+        return replace(self, _cache={})
+
+    def split(self, rows: int, with_norms: bool = False) -> list[PairBatch]:
+        """Row blocks of at most ``rows`` rows, sharing the references.
+
+        One ``split`` of :attr:`sim` backs all blocks, so the backward pass assembles
+        their gradients with a single concatenation. ``with_norms`` computes the shared
+        reference norms once, before splitting.
+        """
+        if with_norms:
+            self.ref_sqnorm  # noqa: B018 - computed once here, shared by the blocks
+        sims = self.sim.split(rows)
+        labels = self.labels.split(rows)
+        queries = self.query.split(rows)
+        masks = [tuple(m.split(rows) for m in pair) for pair in self.masks]
+        blocks = []
+        for k, sim in enumerate(sims):
+            blocks.append(
+                replace(
+                    self,
+                    sim=sim,
+                    labels=labels[k],
+                    query=queries[k],
+                    row_start=self.row_start + k * rows,
+                    masks=tuple((pos[k], neg[k]) for pos, neg in masks),
+                    _cache={},
+                )
+            )
+        return blocks
+
+
+def build_pairs(
+    embeddings: Tensor,
+    labels: Tensor,
+    ref_emb: Tensor | None = None,
+    ref_labels: Tensor | None = None,
+    *,
+    normalize: bool = True,
+    masks: Sequence[tuple[Tensor, Tensor]] = (),
+) -> PairBatch:
+    """Validate the call and build the :class:`PairBatch` for it (one matmul).
+
+    Args:
+        embeddings: (N_q, D) query embeddings.
+        labels: (N_q,) integer labels; moved to the embeddings' device.
+        ref_emb: (N_r, D) reference embeddings, or None for the batch against itself.
+        ref_labels: (N_r,) labels of ``ref_emb``; required with it.
+        normalize: L2-normalise both sides first (cosine similarity), else raw dot product.
+        masks: (pos_mask, neg_mask) pairs of bool (N_q, N_r), each ANDed with the label masks.
+    """
+    labels, ref_labels = check_inputs(embeddings, labels, ref_emb, ref_labels)
+    self_ref = ref_emb is None or ref_labels is None
+    query = F.normalize(embeddings, dim=1) if normalize else embeddings
+    if ref_emb is None or ref_labels is None:
+        ref, ref_labels = query, labels
+    else:
+        ref = F.normalize(ref_emb, dim=1) if normalize else ref_emb
+    sim = query @ ref.T
+    _check_masks(masks, sim.shape)
+    masks = tuple((pos.to(sim.device), neg.to(sim.device)) for pos, neg in masks)
+    return PairBatch(sim, labels, ref_labels, query, ref, normalize, self_ref, masks=masks)

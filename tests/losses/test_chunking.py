@@ -1,0 +1,60 @@
+"""Row-block (checkpointed) evaluation equals the one-block evaluation, values and gradients."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from crossmodal.losses import PairwiseLoss, create_loss, is_proxy_loss, list_losses
+from crossmodal.miners import MultiSimilarityMiner
+
+PAIRWISE = [n for n in list_losses() if n != "default" and not is_proxy_loss(n)]
+
+
+def evaluate(loss: PairwiseLoss, chunk_elements: int, *args, **kwargs):
+    loss.chunk_elements = chunk_elements
+    inputs = [a.clone().requires_grad_(True) if a.is_floating_point() else a for a in args]
+    value = loss(*inputs, **kwargs)
+    value.backward()
+    grads = [a.grad for a in inputs if a.is_floating_point()]
+    grads += [p.grad.clone() for p in loss.parameters() if p.grad is not None]
+    for p in loss.parameters():
+        p.grad = None
+    return value.detach(), grads
+
+
+@pytest.mark.parametrize("name", PAIRWISE)
+@pytest.mark.parametrize("mode", ["unimodal", "crossmodal", "mined"])
+def test_blocks_equal_one_block(name: str, mode: str) -> None:
+    gen = torch.Generator().manual_seed(0)
+    q = torch.randn(23, 5, generator=gen, dtype=torch.float64)
+    r = torch.randn(19, 5, generator=gen, dtype=torch.float64)
+    lq = torch.randint(0, 4, (23,), generator=gen)
+    lr = torch.randint(0, 4, (19,), generator=gen)
+    loss = create_loss(name).double()
+    if mode == "unimodal":
+        args, kwargs = (q, lq), {}
+    elif mode == "crossmodal":
+        args, kwargs = (q, lq, r, lr), {}
+    else:
+        masks = MultiSimilarityMiner(epsilon=0.3)(q, lq, r, lr)
+        args, kwargs = (q, lq, r, lr), {"miner_masks": masks}
+    whole, whole_grads = evaluate(loss, 1 << 30, *args, **kwargs)
+    # 40 entries per block: 2 rows of 19-23 columns, so the last block is partial.
+    blocks, block_grads = evaluate(loss, 40, *args, **kwargs)
+    assert whole.item() != 0.0
+    torch.testing.assert_close(blocks, whole, rtol=1e-12, atol=1e-14)
+    for a, b in zip(block_grads, whole_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-13)
+
+
+def test_triplet_sorting_path_in_blocks() -> None:
+    gen = torch.Generator().manual_seed(1)
+    q = torch.randn(30, 4, generator=gen, dtype=torch.float64)
+    labels = torch.randint(0, 2, (30,), generator=gen)
+    loss = create_loss("triplet_margin", margin=0.3).double()
+    loss.slot_limit = 0
+    whole, whole_grads = evaluate(loss, 1 << 30, q, labels)
+    blocks, block_grads = evaluate(loss, 64, q, labels)
+    torch.testing.assert_close(blocks, whole, rtol=1e-12, atol=0)
+    torch.testing.assert_close(block_grads[0], whole_grads[0], rtol=1e-10, atol=1e-13)
