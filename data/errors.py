@@ -15,6 +15,11 @@ class MediaError(CrossmodalError):
         self.path = os.fspath(path)
         self.reason = reason
 
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        # Pickle by (path, reason) so errors cross process boundaries (DataLoader workers,
+        # the isolated decoder) intact.
+        return (type(self), (self.path, self.reason))
+
 
 class MissingMediaError(MediaError):
     """The file does not exist (or is not a regular file)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from crossmodal.data.errors import CorruptMediaError, MissingMediaError
@@ -56,11 +57,19 @@ def probe(path: str | os.PathLike[str]) -> MediaInfo:
     """Streams, duration, rates and sizes of ``path`` from its header.
 
     Raises :class:`MissingMediaError` (no file), :class:`CorruptMediaError` (empty, not a
-    media file, unreadable header) with the reason; never decodes frames.
+    media file, unreadable header) with the reason; never decodes frames. Results are
+    memoised per (path, size, mtime), so asking again about an unchanged file is free.
     """
+    path = check_file(path)
+    stat = path.stat()
+    return _probe(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+@lru_cache(maxsize=4096)
+def _probe(name: str, size: int, mtime_ns: int) -> MediaInfo:
     import av
 
-    path = check_file(path)
+    path = Path(name)
     try:
         container = av.open(str(path), metadata_errors="ignore")
     except av.error.FFmpegError as err:
@@ -101,7 +110,7 @@ def probe(path: str | os.PathLike[str]) -> MediaInfo:
             )
         return MediaInfo(
             path=str(path),
-            size_bytes=path.stat().st_size,
+            size_bytes=size,
             format=container.format.name,
             duration=duration,
             has_video=bool(container.streams.video),
