@@ -1,4 +1,159 @@
 """Media decoding, manifests, datasets, caching and the synthetic corpus
-(installed as ``crossmodal.data``)."""
+(installed as ``crossmodal.data``).
+
+Everything downstream consumes media through the specs: an encoder declares a
+:class:`VideoSpec` / :class:`AudioSpec`, and :class:`PairedClipDataset`,
+:func:`load_video_windows` / :func:`load_audio_windows` decode accordingly.
+"""
 
 from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from crossmodal.data.audio import (
+        cut_windows,
+        decode_audio,
+        load_audio,
+        load_audio_windows,
+        represent,
+        resample,
+    )
+    from crossmodal.data.cache import FeatureCache, module_fingerprint
+    from crossmodal.data.check import Problem, check_clip, check_manifest
+    from crossmodal.data.dataset import PairedClipDataset
+    from crossmodal.data.errors import (
+        CorruptMediaError,
+        DecoderCrashError,
+        ManifestError,
+        MediaError,
+        MissingMediaError,
+        NoStreamError,
+        TooShortError,
+    )
+    from crossmodal.data.isolate import run_isolated
+    from crossmodal.data.loader import make_loader, seed_worker
+    from crossmodal.data.logmel import LogMel
+    from crossmodal.data.manifest import ClipRecord, read_manifest, select_split, write_manifest
+    from crossmodal.data.media_info import MediaInfo, probe
+    from crossmodal.data.specaugment import SpecAugment
+    from crossmodal.data.specs import AudioSpec, VideoSpec
+    from crossmodal.data.video import (
+        VideoFile,
+        decode_segment,
+        load_video_windows,
+        normalize_frames,
+        window_frame_times,
+    )
+    from crossmodal.data.windows import (
+        centre_window,
+        random_window,
+        segment_windows,
+        sliding_windows,
+    )
+    from crossmodal.data.writer import write_media
+
+# Public name -> module defining it; resolved on first access (PEP 562) so that light
+# imports such as ``crossmodal.data.specs`` do not pull in torch, decord and PyAV.
+_EXPORTS = {
+    "AudioSpec": "crossmodal.data.specs",
+    "ClipRecord": "crossmodal.data.manifest",
+    "CorruptMediaError": "crossmodal.data.errors",
+    "DecoderCrashError": "crossmodal.data.errors",
+    "FeatureCache": "crossmodal.data.cache",
+    "LogMel": "crossmodal.data.logmel",
+    "ManifestError": "crossmodal.data.errors",
+    "MediaError": "crossmodal.data.errors",
+    "MediaInfo": "crossmodal.data.media_info",
+    "MissingMediaError": "crossmodal.data.errors",
+    "NoStreamError": "crossmodal.data.errors",
+    "PairedClipDataset": "crossmodal.data.dataset",
+    "Problem": "crossmodal.data.check",
+    "SpecAugment": "crossmodal.data.specaugment",
+    "TooShortError": "crossmodal.data.errors",
+    "VideoFile": "crossmodal.data.video",
+    "VideoSpec": "crossmodal.data.specs",
+    "centre_window": "crossmodal.data.windows",
+    "check_clip": "crossmodal.data.check",
+    "check_manifest": "crossmodal.data.check",
+    "cut_windows": "crossmodal.data.audio",
+    "decode_audio": "crossmodal.data.audio",
+    "decode_segment": "crossmodal.data.video",
+    "load_audio": "crossmodal.data.audio",
+    "load_audio_windows": "crossmodal.data.audio",
+    "load_video_windows": "crossmodal.data.video",
+    "make_loader": "crossmodal.data.loader",
+    "module_fingerprint": "crossmodal.data.cache",
+    "normalize_frames": "crossmodal.data.video",
+    "probe": "crossmodal.data.media_info",
+    "random_window": "crossmodal.data.windows",
+    "read_manifest": "crossmodal.data.manifest",
+    "represent": "crossmodal.data.audio",
+    "resample": "crossmodal.data.audio",
+    "run_isolated": "crossmodal.data.isolate",
+    "seed_worker": "crossmodal.data.loader",
+    "segment_windows": "crossmodal.data.windows",
+    "select_split": "crossmodal.data.manifest",
+    "sliding_windows": "crossmodal.data.windows",
+    "window_frame_times": "crossmodal.data.video",
+    "write_manifest": "crossmodal.data.manifest",
+    "write_media": "crossmodal.data.writer",
+}
+
+__all__ = [
+    "AudioSpec",
+    "ClipRecord",
+    "CorruptMediaError",
+    "DecoderCrashError",
+    "FeatureCache",
+    "LogMel",
+    "ManifestError",
+    "MediaError",
+    "MediaInfo",
+    "MissingMediaError",
+    "NoStreamError",
+    "PairedClipDataset",
+    "Problem",
+    "SpecAugment",
+    "TooShortError",
+    "VideoFile",
+    "VideoSpec",
+    "centre_window",
+    "check_clip",
+    "check_manifest",
+    "cut_windows",
+    "decode_audio",
+    "decode_segment",
+    "load_audio",
+    "load_audio_windows",
+    "load_video_windows",
+    "make_loader",
+    "module_fingerprint",
+    "normalize_frames",
+    "probe",
+    "random_window",
+    "read_manifest",
+    "represent",
+    "resample",
+    "run_isolated",
+    "seed_worker",
+    "segment_windows",
+    "select_split",
+    "sliding_windows",
+    "window_frame_times",
+    "write_manifest",
+    "write_media",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

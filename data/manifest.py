@@ -1,0 +1,219 @@
+"""Manifests: which clips exist, where their video and music are, what matches what.
+
+A manifest is JSONL, one clip a line::
+
+    {"id": "clip_000001", "video": "videos/clip_000001.mp4", "audio": null,
+     "track_id": "clip_000001", "label": "joyful", "split": "train", "start": 0.0, "end": 4.0}
+
+``id`` (required, unique) names the clip. ``video`` (required) and ``audio`` are paths,
+relative to the manifest's folder unless absolute; ``audio: null`` (the default) means the
+video's own soundtrack is its music. ``track_id`` is the match key (default: ``id``):
+clips that share a track are all positives for it. ``label`` is an optional category
+(mood, genre). ``split`` is an optional name (train/val/test). ``start``/``end`` bound the
+clip inside its files in seconds (default: 0 and the end of the media). Other keys are
+kept in :attr:`ClipRecord.extra`.
+
+A folder is accepted too: its ``manifest.jsonl`` when it has one, otherwise every video
+under it (each paired with its own soundtrack, id = path without extension).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from crossmodal.data.errors import ManifestError
+
+MANIFEST_NAME = "manifest.jsonl"
+VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
+KNOWN_KEYS = ("id", "video", "audio", "track_id", "label", "split", "start", "end")
+
+
+@dataclass(frozen=True)
+class ClipRecord:
+    """One clip of a manifest, with paths resolved against the manifest's folder."""
+
+    id: str
+    video: Path
+    audio: Path | None = None
+    track_id: str = ""
+    label: str | None = None
+    split: str | None = None
+    start: float = 0.0
+    end: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.track_id:
+            object.__setattr__(self, "track_id", self.id)
+
+    @property
+    def music(self) -> Path:
+        """The file the music comes from: ``audio`` when set, else the video itself."""
+        return self.audio if self.audio is not None else self.video
+
+    def to_json(self, root: Path) -> dict[str, Any]:
+        """The manifest line, with paths relative to ``root`` where they lie under it."""
+
+        def rel(p: Path | None) -> str | None:
+            if p is None:
+                return None
+            try:
+                return Path(os.path.relpath(p, root)).as_posix() if _is_under(p, root) else str(p)
+            except ValueError:  # another drive on Windows
+                return str(p)
+
+        line: dict[str, Any] = {
+            "id": self.id,
+            "video": rel(self.video),
+            "audio": rel(self.audio),
+            "track_id": self.track_id,
+            "label": self.label,
+            "split": self.split,
+            "start": self.start,
+            "end": self.end,
+        }
+        line.update(self.extra)
+        return line
+
+
+def _is_under(path: Path, root: Path) -> bool:
+    try:
+        Path(os.path.abspath(path)).relative_to(os.path.abspath(root))
+    except ValueError:
+        return False
+    return True
+
+
+def _string(value: Any, key: str, where: str, *, optional: bool) -> str | None:
+    if value is None:
+        if optional:
+            return None
+        raise ManifestError(f"{where}: '{key}' is required")
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ManifestError(f"{where}: '{key}' must be a string, got {type(value).__name__}")
+    text = str(value)
+    if not text:
+        raise ManifestError(f"{where}: '{key}' is empty")
+    return text
+
+
+def _seconds(value: Any, key: str, where: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ManifestError(f"{where}: '{key}' must be a finite number of seconds, got {value!r}")
+    if value < 0:
+        raise ManifestError(f"{where}: '{key}' must be >= 0, got {value}")
+    return float(value)
+
+
+def parse_record(line: dict[str, Any], root: Path, where: str = "manifest") -> ClipRecord:
+    """Validate one manifest object and resolve its paths against ``root``."""
+    if not isinstance(line, dict):
+        raise ManifestError(f"{where}: expected a JSON object, got {type(line).__name__}")
+    clip_id = _string(line.get("id"), "id", where, optional=False)
+    video = _string(line.get("video"), "video", where, optional=False)
+    audio = _string(line.get("audio"), "audio", where, optional=True)
+    track = _string(line.get("track_id"), "track_id", where, optional=True)
+    label = _string(line.get("label"), "label", where, optional=True)
+    split = _string(line.get("split"), "split", where, optional=True)
+    start = _seconds(line.get("start"), "start", where) or 0.0
+    end = _seconds(line.get("end"), "end", where)
+    if end is not None and end <= start:
+        raise ManifestError(f"{where}: 'end' ({end}) must be greater than 'start' ({start})")
+    extra = {k: v for k, v in line.items() if k not in KNOWN_KEYS}
+    return ClipRecord(
+        id=clip_id,  # type: ignore[arg-type]
+        video=root / video,  # type: ignore[operator]
+        audio=None if audio is None else root / audio,
+        track_id=track or "",
+        label=label,
+        split=split,
+        start=start,
+        end=end,
+        extra=extra,
+    )
+
+
+def read_manifest(path: str | os.PathLike[str]) -> list[ClipRecord]:
+    """Records of a JSONL manifest, or of a folder (see the module docstring).
+
+    Raises :class:`ManifestError` naming the file and line for malformed JSON, missing or
+    mistyped keys, ``end <= start``, duplicate ids, or an empty manifest.
+    """
+    path = Path(path)
+    if path.is_dir():
+        if (path / MANIFEST_NAME).is_file():
+            path = path / MANIFEST_NAME
+        else:
+            return _scan_folder(path)
+    if not path.is_file():
+        raise ManifestError(f"{path}: no such manifest file or folder")
+    root = path.parent
+    records: list[ClipRecord] = []
+    seen: dict[str, int] = {}
+    with path.open(encoding="utf-8") as f:
+        for number, text in enumerate(f, start=1):
+            if not text.strip():
+                continue
+            where = f"{path}:{number}"
+            try:
+                obj = json.loads(text)
+            except json.JSONDecodeError as err:
+                raise ManifestError(f"{where}: invalid JSON ({err.msg})") from err
+            record = parse_record(obj, root, where)
+            if record.id in seen:
+                raise ManifestError(
+                    f"{where}: duplicate id {record.id!r} (first on line {seen[record.id]})"
+                )
+            seen[record.id] = number
+            records.append(record)
+    if not records:
+        raise ManifestError(f"{path}: the manifest lists no clips")
+    return records
+
+
+def _scan_folder(folder: Path) -> list[ClipRecord]:
+    videos = sorted(
+        p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS
+    )
+    if not videos:
+        raise ManifestError(
+            f"{folder}: no {MANIFEST_NAME} and no videos ({', '.join(VIDEO_EXTENSIONS)}) in it"
+        )
+    return [
+        ClipRecord(id=p.relative_to(folder).with_suffix("").as_posix(), video=p) for p in videos
+    ]
+
+
+def write_manifest(records: Iterable[ClipRecord], path: str | os.PathLike[str]) -> Path:
+    """Write ``records`` as JSONL (paths relative to the manifest's folder), atomically."""
+    path = Path(path)
+    root = path.parent
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("w", encoding="utf-8") as f:
+            for record in records:
+                f.write(json.dumps(record.to_json(root), ensure_ascii=False) + "\n")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def select_split(records: list[ClipRecord], split: str | None) -> list[ClipRecord]:
+    """Records of one split (all of them for None); an error names the splits present."""
+    if split is None:
+        return list(records)
+    chosen = [r for r in records if r.split == split]
+    if not chosen:
+        present = sorted({str(r.split) for r in records})
+        raise ManifestError(f"no clips in split {split!r} (splits present: {', '.join(present)})")
+    return chosen

@@ -1,0 +1,57 @@
+"""Where windows go inside a clip [start, end]: random (training), fixed (evaluation),
+sliding (embedding long files window by window)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from crossmodal.data.errors import TooShortError
+
+
+def check_fits(start: float, end: float, window: float, path: str = "<clip>") -> None:
+    """:class:`TooShortError` unless a ``window``-second window fits in [start, end]."""
+    if end - start < window - 1e-6:
+        raise TooShortError(
+            path,
+            f"clip [{start:.3f}, {end:.3f}] s lasts {end - start:.3f} s, shorter than the {window:g} s window",
+        )
+
+
+def random_window(
+    start: float, end: float, window: float, generator: torch.Generator | None = None
+) -> float:
+    """Uniform window start in [start, end - window] (torch's RNG, so DataLoader worker
+    seeding applies)."""
+    slack = max(0.0, end - start - window)
+    return start + slack * float(torch.rand((), generator=generator))
+
+
+def centre_window(start: float, end: float, window: float) -> float:
+    """Start of the window centred in [start, end]."""
+    return start + max(0.0, end - start - window) / 2
+
+
+def segment_windows(start: float, end: float, window: float, count: int) -> np.ndarray:
+    """``count`` window starts spread evenly from ``start`` to ``end - window`` (one
+    window: the centre one)."""
+    if count < 1:
+        raise ValueError(f"count must be >= 1, got {count}")
+    if count == 1:
+        return np.array([centre_window(start, end, window)])
+    return np.linspace(start, start + max(0.0, end - start - window), count)
+
+
+def sliding_windows(start: float, end: float, window: float, hop: float) -> np.ndarray:
+    """Starts of ``window``-second windows every ``hop`` seconds over [start, end]; when
+    the hops leave a tail, one last window ends exactly at ``end`` so all of it is seen.
+    A span shorter than one window gives no windows."""
+    if window <= 0 or hop <= 0:
+        raise ValueError("window and hop must be positive")
+    last = end - window
+    if last < start - 1e-9:
+        return np.zeros(0)
+    starts = np.arange(start, last + 1e-9, hop)
+    if last - starts[-1] > 1e-6:
+        starts = np.append(starts, last)
+    return starts
