@@ -97,7 +97,7 @@ def test_wrong_input_shape_is_a_clear_error(name: str) -> None:
     encoder = create_encoder(name, **SMALL[name])
     good = encoder.example_input(2)
     bad = good[..., :-1]
-    with pytest.raises(EncoderInputError, match=rf"takes \(B, .*got \(2, "):
+    with pytest.raises(EncoderInputError, match=r"takes \(B, .*got \(2, "):
         encoder(bad)
     with pytest.raises(EncoderInputError, match="float"):
         encoder(good.to(torch.int64))
@@ -121,7 +121,9 @@ def test_rebuild_from_init_kwargs_gives_same_architecture(name: str) -> None:
         torch.testing.assert_close(first(batch), second(batch))
 
 
-@pytest.mark.parametrize("name", ["video_tiny", "audio_tiny", "logmel_cnn", "clip_frames", "hubert"])
+@pytest.mark.parametrize(
+    "name", ["video_tiny", "audio_tiny", "logmel_cnn", "clip_frames", "hubert"]
+)
 def test_training_step_reaches_every_parameter(name: str) -> None:
     encoder = create_encoder(name, **SMALL[name]).train()
     out = encoder(encoder.example_input(4))
