@@ -32,6 +32,17 @@ _BOOKKEEPING = {
 }
 
 
+class TransformersBackbone:
+    """Mixin for encoders around a transformers model held in ``hf_model``."""
+
+    hf_model: torch.nn.Module
+
+    def save_pretrained(self, folder: str | os.PathLike[str]) -> None:
+        """Write the transformers model with ``save_pretrained`` (config + safetensors),
+        so that ``create_encoder(name, pretrained=folder)`` loads it back."""
+        self.hf_model.save_pretrained(os.fspath(folder))
+
+
 def import_transformers() -> Any:
     try:
         import transformers

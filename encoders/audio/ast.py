@@ -11,14 +11,14 @@ from torch import nn
 from crossmodal.data.logmel import LogMel
 from crossmodal.data.specs import AudioSpec
 from crossmodal.encoders.base import AudioEncoder
-from crossmodal.encoders.hf import build_hf_backbone
+from crossmodal.encoders.hf import TransformersBackbone, build_hf_backbone
 
 # AST's input normalisation: (fbank - mean) / (2 · std), with AudioSet statistics.
 AST_MEAN = -4.2677393
 AST_STD = 4.5689974
 
 
-class ASTEncoder(AudioEncoder):
+class ASTEncoder(TransformersBackbone, AudioEncoder):
     """transformers ``ASTModel``: log-mel (B, n_mels, frames) → its pooled output (the
     mean of the CLS and distillation tokens), (B, hidden_size).
 
@@ -31,7 +31,7 @@ class ASTEncoder(AudioEncoder):
         self, model: nn.Module, audio_spec: AudioSpec, norm_mean: float, norm_std: float
     ) -> None:
         super().__init__()
-        self.model = model
+        self.hf_model = model
         self.audio_spec = audio_spec
         self.frontend = LogMel(audio_spec) if audio_spec.representation == "waveform" else None
         self.norm_mean = norm_mean
@@ -42,7 +42,7 @@ class ASTEncoder(AudioEncoder):
         self.check_input(audio)
         mel = self.frontend(audio) if self.frontend is not None else audio
         values = (mel.transpose(1, 2) - self.norm_mean) / (2 * self.norm_std)
-        return self.model(input_values=values).pooler_output
+        return self.hf_model(input_values=values).pooler_output
 
 
 def build_ast(

@@ -11,14 +11,14 @@ from torch import nn
 
 from crossmodal.data.specs import AudioSpec
 from crossmodal.encoders.base import AudioEncoder
-from crossmodal.encoders.hf import build_hf_backbone
+from crossmodal.encoders.hf import TransformersBackbone, build_hf_backbone
 
 # Our defaults on top of transformers' base configuration: no SpecAugment-style time
 # masking inside the encoder (it would silently drop content at training time).
 WAVEFORM_DEFAULTS: dict[str, Any] = {"apply_spec_augment": False}
 
 
-class WaveformTransformerEncoder(AudioEncoder):
+class WaveformTransformerEncoder(TransformersBackbone, AudioEncoder):
     """A transformers waveform model (``Wav2Vec2Model``, ``HubertModel``): waveform
     (B, S) → mean of the last hidden states over time, (B, hidden_size).
 
@@ -28,7 +28,7 @@ class WaveformTransformerEncoder(AudioEncoder):
 
     def __init__(self, model: nn.Module, audio_spec: AudioSpec, normalize: bool) -> None:
         super().__init__()
-        self.model = model
+        self.hf_model = model
         self.audio_spec = audio_spec
         self.normalize = normalize
         self.output_dim = model.config.hidden_size
@@ -39,7 +39,7 @@ class WaveformTransformerEncoder(AudioEncoder):
             mean = audio.mean(dim=1, keepdim=True)
             std = audio.std(dim=1, keepdim=True)
             audio = (audio - mean) / (std + 1e-7)
-        return self.model(input_values=audio).last_hidden_state.mean(dim=1)
+        return self.hf_model(input_values=audio).last_hidden_state.mean(dim=1)
 
 
 def waveform_transformer_builder(

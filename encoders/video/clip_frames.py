@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from crossmodal.data.specs import VideoSpec
-from crossmodal.encoders.hf import build_hf_backbone
+from crossmodal.encoders.hf import TransformersBackbone, build_hf_backbone
 from crossmodal.encoders.video.frame_cnn import FrameEncoder
 
 # The normalisation CLIP was trained with.
@@ -28,6 +28,15 @@ class CLIPVisionFeatures(nn.Module):
         return self.model(pixel_values=images).pooler_output
 
 
+class CLIPFrameEncoder(TransformersBackbone, FrameEncoder):
+    """:class:`FrameEncoder` over :class:`CLIPVisionFeatures`; ``hf_model`` is the
+    ``CLIPVisionModel``."""
+
+    @property
+    def hf_model(self) -> nn.Module:  # type: ignore[override]
+        return self.backbone.model
+
+
 def build_clip_frames(
     *,
     pretrained: str | os.PathLike[str] | None = None,
@@ -36,7 +45,7 @@ def build_clip_frames(
     temporal: str = "mean",
     num_bins: int = 4,
     **config: Any,
-) -> FrameEncoder:
+) -> CLIPFrameEncoder:
     """CLIP vision per frame + temporal pooling (``mean``/``attention``/``transformer``/
     ``bins``); defaults to the ViT-B/32 configuration at 224², random weights.
     ``**config``: ``CLIPVisionConfig`` fields (``hidden_size``, ``num_hidden_layers``,
@@ -52,7 +61,7 @@ def build_clip_frames(
         mean=CLIP_MEAN,
         std=CLIP_STD,
     )
-    encoder = FrameEncoder(CLIPVisionFeatures(model), cfg.hidden_size, spec, temporal, num_bins)
+    encoder = CLIPFrameEncoder(CLIPVisionFeatures(model), cfg.hidden_size, spec, temporal, num_bins)
     options = {"num_frames": num_frames, "fps": fps, "temporal": temporal, "num_bins": num_bins}
     defaults = {"num_frames": 8, "fps": None, "temporal": "mean", "num_bins": 4}
     encoder.init_kwargs = {**arch, **{k: v for k, v in options.items() if v != defaults[k]}}

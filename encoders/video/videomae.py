@@ -10,23 +10,23 @@ from torch import nn
 
 from crossmodal.data.specs import IMAGENET_MEAN, IMAGENET_STD, VideoSpec
 from crossmodal.encoders.base import VideoEncoder
-from crossmodal.encoders.hf import build_hf_backbone
+from crossmodal.encoders.hf import TransformersBackbone, build_hf_backbone
 
 
-class VideoMAEEncoder(VideoEncoder):
+class VideoMAEEncoder(TransformersBackbone, VideoEncoder):
     """transformers ``VideoMAEModel``: (B, 3, T, H, W) → mean of the last hidden states
     over all tubelet tokens (B, hidden_size). No masking at encode time."""
 
     def __init__(self, model: nn.Module, video_spec: VideoSpec) -> None:
         super().__init__()
-        self.model = model
+        self.hf_model = model
         self.video_spec = video_spec
         self.output_dim = model.config.hidden_size
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         self.check_input(video)
         # VideoMAE takes (B, T, C, H, W)
-        out = self.model(pixel_values=video.transpose(1, 2))
+        out = self.hf_model(pixel_values=video.transpose(1, 2))
         return out.last_hidden_state.mean(dim=1)
 
 
