@@ -1,0 +1,99 @@
+"""A small network over librosa music descriptors."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from torch import nn
+
+from crossmodal.data.specs import AudioSpec
+from crossmodal.encoders.audio.descriptors import (
+    compute_descriptors_batch,
+    descriptor_names,
+    num_frames,
+)
+from crossmodal.encoders.base import AudioEncoder, EncoderInputError
+from crossmodal.encoders.pretrained import load_encoder_state
+from crossmodal.encoders.temporal import TemporalConvNet, build_temporal_pool
+
+
+class DescriptorEncoder(AudioEncoder):
+    """Waveform → librosa descriptors (tempo, onset and beat envelopes, loudness, chroma,
+    MFCC, spectral contrast; see :func:`~crossmodal.encoders.audio.descriptors.compute_descriptors`)
+    → a small network.
+
+    ``precompute(waveform)`` runs librosa on the CPU (no gradient; cacheable) and gives
+    (B, F, frames); ``embed_precomputed(descriptors)`` is the trainable part: per-row
+    BatchNorm, then the concatenation of (a) each row's mean and (b) standard deviation
+    over time (directly interpretable, one value per named descriptor) and (c) a
+    :class:`~crossmodal.encoders.temporal.TemporalConvNet` (``channels`` wide) pooled by
+    ``pool`` (``mean`` by default; ``bins`` keeps rhythm position). Output width
+    ``2F + channels`` (or ``2F + channels × num_bins``).
+
+    Default input: a 4 s, 16 kHz waveform; descriptors at a 512-sample hop (126 frames).
+    """
+
+    def __init__(
+        self,
+        *,
+        pretrained: str | os.PathLike[str] | None = None,
+        sample_rate: int = 16000,
+        seconds: float = 4.0,
+        hop_length: int = 512,
+        n_fft: int = 2048,
+        n_mfcc: int = 13,
+        channels: int = 64,
+        temporal_layers: int = 3,
+        pool: str = "mean",
+        num_bins: int = 8,
+    ) -> None:
+        super().__init__()
+        self.audio_spec = AudioSpec(
+            sample_rate=sample_rate, seconds=seconds, representation="waveform"
+        )
+        self.hop_length = hop_length
+        self.n_fft = n_fft
+        self.n_mfcc = n_mfcc
+        self.names = descriptor_names(n_mfcc)
+        self.num_descriptor_frames = num_frames(self.audio_spec.num_samples, hop_length)
+        rows = len(self.names)
+        self.norm = nn.BatchNorm1d(rows)
+        self.temporal = TemporalConvNet(rows, channels, temporal_layers)
+        self.pool = build_temporal_pool(
+            pool, channels, self.num_descriptor_frames, num_bins=num_bins
+        )
+        self.output_dim = 2 * rows + self.pool.output_dim
+        if pretrained is not None:
+            load_encoder_state(self, pretrained, "descriptors")
+
+    @property
+    def descriptor_shape(self) -> tuple[int, int]:
+        """(F, frames) of one clip's descriptors."""
+        return (len(self.names), self.num_descriptor_frames)
+
+    def precompute(self, audio: torch.Tensor) -> torch.Tensor:
+        """Waveforms (B, S) → descriptors (B, F, frames), float32 on the input's device."""
+        self.check_input(audio)
+        array = compute_descriptors_batch(
+            audio.detach().float().cpu().numpy(),
+            self.audio_spec.sample_rate,
+            hop_length=self.hop_length,
+            n_fft=self.n_fft,
+            n_mfcc=self.n_mfcc,
+        )
+        return torch.from_numpy(array).to(audio.device)
+
+    def embed_precomputed(self, descriptors: torch.Tensor) -> torch.Tensor:
+        """Descriptors (B, F, frames) → (B, output_dim)."""
+        if descriptors.dim() != 3 or tuple(descriptors.shape[1:]) != self.descriptor_shape:
+            raise EncoderInputError(
+                f"{self.describe()} takes descriptors (B, {self.descriptor_shape[0]}, "
+                f"{self.descriptor_shape[1]}), got {tuple(descriptors.shape)}"
+            )
+        x = self.norm(descriptors.float())
+        steps = self.temporal(x)
+        return torch.cat([x.mean(dim=2), x.std(dim=2), self.pool(steps.transpose(1, 2))], dim=1)
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        return self.embed_precomputed(self.precompute(audio))

@@ -1,0 +1,155 @@
+"""Base classes every encoder derives from: what it takes in, what it gives out."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+import torch
+from torch import nn
+
+from crossmodal.data.specs import AudioSpec, VideoSpec
+from crossmodal.errors import CrossmodalError
+
+Modality = Literal["video", "audio"]
+
+
+class EncoderInputError(CrossmodalError, ValueError):
+    """A tensor that does not match the input an encoder declared in its spec."""
+
+
+class Encoder(nn.Module):
+    """A backbone mapping one clip representation to a feature vector (B, output_dim).
+
+    Subclasses set ``modality``, ``output_dim`` and a spec (``video_spec`` or
+    ``audio_spec``). The registry sets ``name`` and ``init_kwargs``: calling
+    ``create_encoder(name, **init_kwargs)`` rebuilds the same architecture (random
+    weights), which is how a saved model is rebuilt before its weights are loaded.
+
+    ``precompute``/``embed_precomputed`` split ``forward`` into a deterministic,
+    parameter-free part and the trainable rest. The default split is trivial
+    (identity, then ``forward``); encoders with an expensive fixed front-end (librosa
+    descriptors) override both so that a trainer may cache ``precompute``'s output.
+    """
+
+    modality: ClassVar[Modality]
+    output_dim: int
+    name: str = ""
+    init_kwargs: dict[str, Any]
+
+    def example_input(
+        self, batch_size: int = 2, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """A random batch of the declared input (tests, benchmarks)."""
+        raise NotImplementedError
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one clip as the encoder takes it (without the batch dimension)."""
+        raise NotImplementedError
+
+    def check_input(self, x: torch.Tensor) -> None:
+        """Raise :class:`EncoderInputError` unless ``x`` is a float (B, *input_shape) batch."""
+        expected = self.input_shape
+        if not isinstance(x, torch.Tensor):
+            raise EncoderInputError(f"{self.describe()} takes a tensor, got {type(x).__name__}")
+        if x.dim() != len(expected) + 1 or tuple(x.shape[1:]) != expected:
+            raise EncoderInputError(
+                f"{self.describe()} takes (B, {', '.join(map(str, expected))}) "
+                f"({self.layout}), got {tuple(x.shape)}"
+            )
+        if not x.is_floating_point():
+            raise EncoderInputError(f"{self.describe()} takes a float tensor, got {x.dtype}")
+
+    @property
+    def layout(self) -> str:
+        """Names of the input dimensions, e.g. ``"B, C, T, H, W"``."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        return f"encoder {self.name or type(self).__name__!r}"
+
+    def precompute(self, x: torch.Tensor) -> torch.Tensor:
+        """The fixed (cacheable, untrained) first part of ``forward``; identity here."""
+        return x
+
+    def embed_precomputed(self, precomputed: torch.Tensor) -> torch.Tensor:
+        """The trainable rest of ``forward``: ``forward(x) == embed_precomputed(precompute(x))``."""
+        return self(precomputed)
+
+    def num_parameters(self, trainable_only: bool = False) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+
+class VideoEncoder(Encoder):
+    """Takes float frames (B, C=3, T, H, W) normalised with ``video_spec.mean``/``std``."""
+
+    modality: ClassVar[Modality] = "video"
+    video_spec: VideoSpec
+
+    @property
+    def spec(self) -> VideoSpec:
+        return self.video_spec
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        s = self.video_spec
+        return (3, s.num_frames, s.height, s.width)
+
+    @property
+    def layout(self) -> str:
+        return "B, C, T, H, W"
+
+    def example_input(
+        self, batch_size: int = 2, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Uniform [0, 1) frames, normalised as the spec says."""
+        device = next(self.parameters(), torch.empty(0)).device
+        frames = torch.rand(batch_size, *self.input_shape, generator=generator)
+        return normalize_frames(frames, self.video_spec).to(device)
+
+
+class AudioEncoder(Encoder):
+    """Takes a waveform (B, S) or a log-mel (B, n_mels, frames), per ``audio_spec``."""
+
+    modality: ClassVar[Modality] = "audio"
+    audio_spec: AudioSpec
+
+    @property
+    def spec(self) -> AudioSpec:
+        return self.audio_spec
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        s = self.audio_spec
+        if s.representation == "waveform":
+            return (s.num_samples,)
+        return (s.n_mels, s.num_mel_frames)
+
+    @property
+    def layout(self) -> str:
+        return "B, S" if self.audio_spec.representation == "waveform" else "B, n_mels, frames"
+
+    def example_input(
+        self, batch_size: int = 2, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Noise bursts over a decaying tone, as waveform or log-mel per the spec."""
+        from crossmodal.data.logmel import LogMel
+
+        device = next(self.parameters(), torch.empty(0)).device
+        s = self.audio_spec
+        t = torch.arange(s.num_samples) / s.sample_rate
+        freq = 110.0 * 2 ** (4 * torch.rand(batch_size, 1, generator=generator))
+        tone = torch.sin(2 * torch.pi * freq * t) * torch.exp(-t / s.seconds)
+        noise = torch.randn(batch_size, s.num_samples, generator=generator)
+        wave = (0.3 * tone + 0.1 * noise).clamp(-1.0, 1.0)
+        if s.representation == "logmel":
+            wave = LogMel(s)(wave)
+        return wave.to(device)
+
+
+def normalize_frames(frames: torch.Tensor, spec: VideoSpec) -> torch.Tensor:
+    """(B, C, T, H, W) frames in [0, 1] → ``(frames - mean) / std`` per channel."""
+    shape = (1, 3, 1, 1, 1)
+    mean = torch.tensor(spec.mean, dtype=frames.dtype, device=frames.device).view(shape)
+    std = torch.tensor(spec.std, dtype=frames.dtype, device=frames.device).view(shape)
+    return (frames - mean) / std
