@@ -80,6 +80,8 @@ class StoreUpdater:
         self._base_dir = root / VERSIONS / base.version if base else None
         self._name = version_name(number)
         self._staging = root / VERSIONS / f"{STAGING_PREFIX}{self._name}-{os.getpid()}"
+        # We hold the lock, so any staging folder is a killed writer's leftover.
+        self._remove_leftovers(keep=set(), numbered=False)
         self._staging.mkdir(parents=True)
         self._done = False
         self._indexes: dict[str, VectorIndex | None] = {}
@@ -251,7 +253,7 @@ class StoreUpdater:
             self.abort()
             raise
         self._done = True
-        self._cleanup(keep={self._name, self._previous})
+        self._remove_leftovers(keep={self._name, self._previous}, numbered=True)
         self._lock.release()
         log.info(
             "published %s version %s: music %d items / %d windows, video %d items / %d windows",
@@ -367,19 +369,22 @@ class StoreUpdater:
             )
         return kind
 
-    def _cleanup(self, keep: set[str | None]) -> None:
-        """Delete old versions and leftovers of killed writers (we hold the lock)."""
+    def _remove_leftovers(self, keep: set[str | None], *, numbered: bool) -> None:
+        """Delete staging folders of killed writers and (``numbered``) versions not in ``keep``.
+
+        Only called while holding the writer lock, so nothing deleted is being written.
+        """
         folder = self.root / VERSIONS
         for name in sorted(os.listdir(folder)):
-            if name in keep:
-                continue
-            if parse_version(name) is None and not name.startswith(STAGING_PREFIX):
+            stale_staging = name.startswith(STAGING_PREFIX)
+            old_version = numbered and parse_version(name) is not None and name not in keep
+            if not (stale_staging or old_version):
                 continue
             try:
                 shutil.rmtree(folder / name)
                 log.debug("deleted %s", folder / name)
             except OSError as err:
-                log.warning("could not delete old version %s: %s", folder / name, err)
+                log.warning("could not delete %s: %s", folder / name, err)
 
 
 def check_base_compatible(
