@@ -14,7 +14,8 @@ Schema (``CATALOG_SCHEMA_VERSION`` 1)::
 Vector ids come from the ``next_vector_id`` counter in ``meta``, so they only grow and
 are unique across both modalities, even after deletions. A published catalog is opened
 read-only with ``immutable=1`` (no locks, no journal files): published versions never
-change. A writable catalog belongs to one updater and is written in one transaction.
+change. A writable catalog belongs to one updater, is written in one transaction and
+is not fsynced by SQLite: the store fsyncs it before publishing the version.
 """
 
 from __future__ import annotations
@@ -161,8 +162,11 @@ class Catalog:
         return catalog
 
     def _configure_writer(self) -> None:
-        # One writer, private file: a rollback journal (no WAL side files to copy) is enough.
+        # One writer, private file: a rollback journal (no WAL side files to copy) is enough,
+        # and no fsync per commit: a staging catalog only matters once the store fsyncs and
+        # publishes it, and a crash before that discards it anyway.
         self._conn.execute("PRAGMA journal_mode=DELETE")
+        self._conn.execute("PRAGMA synchronous=OFF")
         self._conn.execute("PRAGMA foreign_keys=ON")
 
     def _begin(self) -> None:
