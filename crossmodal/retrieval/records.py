@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from crossmodal.retrieval.checksum import file_checksum
 
@@ -89,11 +89,11 @@ class Window:
     end: float
 
 
-@dataclass(frozen=True)
-class Hit:
+class Hit(NamedTuple):
     """One search result: ``item`` with cosine ``score`` of its window ``[start, end]``.
 
     With per-item search the window is the item's best-scoring window for the query.
+    (A named tuple: a search builds k of these per query, and they are cheap to make.)
     """
 
     item: Item

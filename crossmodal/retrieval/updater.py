@@ -91,6 +91,7 @@ class StoreUpdater:
         }
         self._removed: dict[str, list[np.ndarray]] = {m: [] for m in MODALITIES}
         self._touched: set[str] = set()
+        self._reindex: set[str] = set()
         self.added: list[Item] = []
         self.removed: list[Item] = []
         if self._base_dir is not None:
@@ -200,6 +201,18 @@ class StoreUpdater:
         for item in gone:
             self._forget(item, self._catalog.delete_item(item.item_id))
         return gone
+
+    def reindex(self, modality: str | None = None) -> None:
+        """Re-choose ``modality``'s (or both) index kind at commit even if nothing changed.
+
+        With ``params`` passed to ``begin_update`` this switches an existing store to
+        another kind (e.g. flat → hnsw), rebuilding from the stored vectors; an HNSW
+        graph with tombstones is compacted. IVF-PQ cannot be converted (lossy codes).
+        """
+        self._check_open()
+        chosen = [check_modality(modality)] if modality else list(MODALITIES)
+        self._touched.update(chosen)
+        self._reindex.update(chosen)
 
     def _forget(self, item: Item, vector_ids: np.ndarray) -> None:
         """Drop a deleted item's vectors: from this update's buffer, else from the base index."""
@@ -314,7 +327,7 @@ class StoreUpdater:
         if base is not None and base.kind == kind:
             index = base
             index.add(new_rows, new_ids)
-            if index.needs_compaction():
+            if index.needs_compaction() or (modality in self._reindex and index.num_tombstones):
                 log.info(
                     "rebuilding the %s HNSW graph without its %d removed vectors",
                     modality,
@@ -331,8 +344,12 @@ class StoreUpdater:
                     total,
                 )
                 old_ids, old_rows = base.vectors()
-                new_ids = np.concatenate([old_ids, new_ids])
-                new_rows = np.concatenate([old_rows, new_rows])
+                # Free the old index before building the new one (peak memory at 1M+ vectors).
+                self._indexes[modality] = base = None
+                if len(new_ids):
+                    old_ids = np.concatenate([old_ids, new_ids])
+                    old_rows = np.concatenate([old_rows, new_rows])
+                new_ids, new_rows = old_ids, old_rows
             index = VectorIndex.build(new_rows, new_ids, self.params.with_kind(kind), dim=self.dim)
         expected = self._catalog.window_table(modality).vector_ids
         if not np.array_equal(index.ids(), expected):

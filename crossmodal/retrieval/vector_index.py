@@ -269,13 +269,12 @@ class VectorIndex:
         kk = min(k, len(self))
         if kk == 0 or len(rows) == 0:
             return np.zeros((len(rows), kk), np.float32), np.zeros((len(rows), kk), np.int64)
-        scores, ids = self._index.search(
-            rows, kk, params=self._search_params(kk, nprobe, ef_search)
-        )
+        scores, ids = self._index.search(rows, kk, params=self.search_params(kk, nprobe, ef_search))
         scores[ids < 0] = -np.inf
         return scores, ids
 
-    def _search_params(self, k: int, nprobe: int | None, ef_search: int | None) -> Any:
+    def search_params(self, k: int, nprobe: int | None = None, ef_search: int | None = None) -> Any:
+        """The faiss ``SearchParameters`` a k-search uses (None for flat): efSearch, nprobe, tombstone filter."""
         faiss = _faiss()
         if self.kind == "hnsw":
             ef = max(int(ef_search or self.params.hnsw_ef_search), k)

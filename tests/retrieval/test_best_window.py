@@ -17,11 +17,16 @@ def _naive(items: list[int], k: int) -> list[int]:
 
 def test_matches_a_naive_first_occurrence_loop() -> None:
     rng = np.random.default_rng(0)
-    for _ in range(200):
-        row = rng.integers(-1, 6, size=rng.integers(0, 30))
+    for _ in range(100):
+        rows = rng.integers(-1, 6, size=(int(rng.integers(1, 5)), int(rng.integers(0, 30))))
         k = int(rng.integers(1, 8))
-        assert first_per_item(row, k).tolist() == _naive(row.tolist(), k)
+        mask = first_per_item(rows, k)
+        assert mask.shape == rows.shape
+        for row, row_mask in zip(rows, mask, strict=True):
+            assert np.flatnonzero(row_mask).tolist() == _naive(row.tolist(), k)
 
 
 def test_all_windows_of_one_item_count_once() -> None:
-    assert first_per_item(np.array([7, 7, 7, 7, 3, 7, 5]), 10).tolist() == [0, 4, 6]
+    mask = first_per_item(np.array([7, 7, 7, 7, 3, 7, 5]), 10)
+    assert np.flatnonzero(mask[0]).tolist() == [0, 4, 6]
+    assert np.flatnonzero(first_per_item(np.array([7, 7, 3, 5]), 2)[0]).tolist() == [0, 2]

@@ -359,3 +359,32 @@ def test_explicit_ivfpq_with_too_few_vectors_fails_the_commit_cleanly(
         _fill(root, meta, ["b.wav"], params=IndexParams(kind="ivfpq"))
     assert _versions(root) == ["000001"]
     assert _paths(IndexStore.open(root)) == ["a.wav"]
+
+
+def test_reindex_switches_kind_of_an_unchanged_store(
+    tmp_path: Path, meta: Callable, clustered: Callable
+) -> None:
+    root = tmp_path / "index"
+    vectors = clustered(300, DIM)
+    with IndexStore(root).begin_update(FP, DIM) as update:
+        for i in range(100):
+            update.add_item(
+                "music", f"{i}.wav", meta(), [(0, 1), (1, 2), (2, 3)], vectors[3 * i : 3 * i + 3]
+            )
+    flat = IndexStore.open(root)
+    queries = clustered(5, DIM, seed=1)
+    exact = [[h.item.path for h in hits] for hits in flat.search("music", queries, k=5)]
+    with IndexStore(root).begin_update(
+        FP, DIM, params=IndexParams(kind="hnsw", hnsw_ef_search=300)
+    ) as update:
+        update.reindex("music")
+    store = IndexStore.open(root)
+    assert store.info().index_kinds == {"music": "hnsw", "video": "flat"}
+    # A small graph searched with a wide beam finds the exact answer.
+    assert [[h.item.path for h in hits] for hits in store.search("music", queries, k=5)] == exact
+    with IndexStore(root).begin_update(FP, DIM) as update:  # the new policy was stored
+        update.remove_item("0.wav")
+        update.reindex("music")  # compacts the graph now rather than at 10 % dead
+    store.refresh()
+    assert store.snapshot.index("music").num_tombstones == 0
+    assert store.info().index_kinds["music"] == "hnsw"
