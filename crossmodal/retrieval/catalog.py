@@ -1,0 +1,436 @@
+"""The SQLite catalog: items, their embedded windows (vector ids) and the store's metadata.
+
+Schema (``CATALOG_SCHEMA_VERSION`` 1)::
+
+    meta(key TEXT PRIMARY KEY, value TEXT)            -- JSON values
+    items(item_id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused
+          modality, path, resolved_path, size, mtime, checksum,
+          duration, label, extra JSON, added_at,
+          UNIQUE(modality, resolved_path))
+    windows(vector_id INTEGER PRIMARY KEY,            -- the id the faiss index stores
+            item_id REFERENCES items ON DELETE CASCADE,
+            modality, start_s, end_s)
+
+Vector ids come from the ``next_vector_id`` counter in ``meta``, so they only grow and
+are unique across both modalities, even after deletions. A published catalog is opened
+read-only with ``immutable=1`` (no locks, no journal files): published versions never
+change. A writable catalog belongs to one updater, is written in one transaction and
+is not fsynced by SQLite: the store fsyncs it before publishing the version.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import numpy as np
+
+from crossmodal.retrieval.errors import StoreCorruptError
+from crossmodal.retrieval.records import Item, ItemMeta, Window, check_modality
+
+CATALOG_SCHEMA_VERSION = 1
+
+# SQLite limits host parameters per statement (999 in old builds): chunk IN (...) lists.
+_MAX_PARAMS = 900
+
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE items (
+    item_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    modality TEXT NOT NULL CHECK (modality IN ('music', 'video')),
+    path TEXT NOT NULL,
+    resolved_path TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime REAL NOT NULL,
+    checksum TEXT NOT NULL,
+    duration REAL,
+    label TEXT,
+    extra TEXT NOT NULL DEFAULT '{}',
+    added_at TEXT NOT NULL,
+    UNIQUE (modality, resolved_path)
+);
+CREATE TABLE windows (
+    vector_id INTEGER PRIMARY KEY,
+    item_id INTEGER NOT NULL REFERENCES items(item_id) ON DELETE CASCADE,
+    modality TEXT NOT NULL,
+    start_s REAL NOT NULL,
+    end_s REAL NOT NULL,
+    CHECK (end_s >= start_s)
+);
+CREATE INDEX windows_by_item ON windows(item_id);
+CREATE INDEX windows_by_modality ON windows(modality, vector_id);
+"""
+
+_ITEM_COLUMNS = "item_id, modality, path, resolved_path, size, mtime, checksum, duration, label, extra, added_at"
+
+
+def now_iso() -> str:
+    """Current UTC time, ISO 8601 with seconds."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def resolve_path(path: str | os.PathLike[str]) -> str:
+    """The key a path is catalogued under: absolute, symlinks resolved (need not exist)."""
+    return str(Path(path).expanduser().resolve())
+
+
+class WindowTable:
+    """The windows of one modality as sorted numpy arrays, for vector-id → item lookups.
+
+    ``vector_ids`` (sorted), ``item_ids``, ``starts``, ``ends``: all (N,).
+    """
+
+    def __init__(
+        self, vector_ids: np.ndarray, item_ids: np.ndarray, starts: np.ndarray, ends: np.ndarray
+    ) -> None:
+        self.vector_ids = vector_ids
+        self.item_ids = item_ids
+        self.starts = starts
+        self.ends = ends
+
+    def __len__(self) -> int:
+        return len(self.vector_ids)
+
+    def positions(self, vector_ids: np.ndarray) -> np.ndarray:
+        """Row of each id in this table, -1 where the id is unknown (any shape)."""
+        if len(self.vector_ids) == 0:
+            return np.full(np.shape(vector_ids), -1, dtype=np.int64)
+        pos = np.searchsorted(self.vector_ids, vector_ids)
+        pos = np.minimum(pos, len(self.vector_ids) - 1)
+        return np.where(self.vector_ids[pos] == vector_ids, pos, -1)
+
+
+class Catalog:
+    """Items and windows of a store in one SQLite file. Open with :meth:`create` or :meth:`open`."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path, readonly: bool) -> None:
+        self._conn = conn
+        self.path = path
+        self.readonly = readonly
+        # Readers may share one snapshot between threads; sqlite3 objects are not thread-safe.
+        self._lock = threading.RLock()
+        self._closed = False
+
+    # ---------------------------------------------------------------- opening
+    @classmethod
+    def create(cls, path: str | os.PathLike[str]) -> Catalog:
+        """Create a new, empty catalog file (fails if ``path`` exists)."""
+        path = Path(path)
+        if path.exists():
+            raise FileExistsError(f"catalog already exists: {path}")
+        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        catalog = cls(conn, path, readonly=False)
+        catalog._configure_writer()
+        conn.executescript(_SCHEMA)
+        catalog._begin()
+        catalog.set_meta(schema=CATALOG_SCHEMA_VERSION, next_vector_id=0)
+        return catalog
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], *, readonly: bool = True) -> Catalog:
+        """Open an existing catalog; damaged or foreign files raise :class:`StoreCorruptError`."""
+        path = Path(path)
+        if not path.is_file():
+            raise StoreCorruptError(f"catalog file is missing: {path}")
+        if readonly:
+            uri = f"file:{quote(str(path.resolve()))}?mode=ro&immutable=1"
+            conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        else:
+            conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        catalog = cls(conn, path, readonly)
+        try:
+            schema = catalog.get_meta("schema")
+        except sqlite3.DatabaseError as err:
+            conn.close()
+            raise StoreCorruptError(f"cannot read catalog {path}: {err}") from err
+        if schema != CATALOG_SCHEMA_VERSION:
+            conn.close()
+            raise StoreCorruptError(
+                f"catalog {path} has schema {schema!r}; this crossmodal reads schema {CATALOG_SCHEMA_VERSION}"
+            )
+        if not readonly:
+            catalog._configure_writer()
+            catalog._begin()
+        return catalog
+
+    def _configure_writer(self) -> None:
+        # One writer, private file: a rollback journal (no WAL side files to copy) is enough,
+        # and no fsync per commit: a staging catalog only matters once the store fsyncs and
+        # publishes it, and a crash before that discards it anyway.
+        self._conn.execute("PRAGMA journal_mode=DELETE")
+        self._conn.execute("PRAGMA synchronous=OFF")
+        self._conn.execute("PRAGMA foreign_keys=ON")
+
+    def _begin(self) -> None:
+        self._conn.execute("BEGIN")
+
+    def commit(self) -> None:
+        """Commit the writer's transaction (and start the next one)."""
+        with self._lock:
+            self._conn.execute("COMMIT")
+            self._begin()
+
+    def close(self) -> None:
+        """Close the connection (idempotent); a writer's uncommitted changes are rolled back."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            if not self.readonly and self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            self._conn.close()
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """All-or-nothing block inside the writer's transaction (nestable)."""
+        self._require_writer()
+        with self._lock:
+            self._conn.execute("SAVEPOINT item")
+            try:
+                yield
+            except BaseException:
+                self._conn.execute("ROLLBACK TO item")
+                self._conn.execute("RELEASE item")
+                raise
+            self._conn.execute("RELEASE item")
+
+    def _require_writer(self) -> None:
+        if self.readonly:
+            raise PermissionError(f"catalog {self.path} is open read-only")
+
+    # ---------------------------------------------------------------- metadata
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return default if row is None else json.loads(row[0])
+
+    def all_meta(self) -> dict[str, Any]:
+        with self._lock:
+            rows = self._conn.execute("SELECT key, value FROM meta").fetchall()
+        return {key: json.loads(value) for key, value in rows}
+
+    def set_meta(self, **values: Any) -> None:
+        """Set metadata entries (JSON-serialisable values)."""
+        self._require_writer()
+        with self._lock:
+            self._conn.executemany(
+                "INSERT INTO meta(key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [(key, json.dumps(value)) for key, value in values.items()],
+            )
+
+    # ---------------------------------------------------------------- writing
+    def add_item(
+        self,
+        modality: str,
+        path: str | os.PathLike[str],
+        meta: ItemMeta,
+        windows: Sequence[tuple[float, float]],
+    ) -> tuple[Item, np.ndarray]:
+        """Insert an item and its windows; returns the item and the new vector ids (W,).
+
+        Fails (``sqlite3.IntegrityError``) if the resolved path is already catalogued
+        for this modality: remove the old item first.
+        """
+        self._require_writer()
+        check_modality(modality)
+        resolved = resolve_path(path)
+        extra = json.dumps(meta.extra or {}, sort_keys=True)
+        added_at = now_iso()
+        with self._lock, self.savepoint():
+            cursor = self._conn.execute(
+                "INSERT INTO items(modality, path, resolved_path, size, mtime, checksum, duration, "
+                "label, extra, added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    modality,
+                    os.fspath(path),
+                    resolved,
+                    int(meta.size),
+                    float(meta.mtime),
+                    meta.checksum,
+                    None if meta.duration is None else float(meta.duration),
+                    meta.label,
+                    extra,
+                    added_at,
+                ),
+            )
+            item_id = int(cursor.lastrowid)
+            first = int(self.get_meta("next_vector_id"))
+            vector_ids = np.arange(first, first + len(windows), dtype=np.int64)
+            self._conn.executemany(
+                "INSERT INTO windows(vector_id, item_id, modality, start_s, end_s) VALUES (?, ?, ?, ?, ?)",
+                [
+                    (int(vid), item_id, modality, float(start), float(end))
+                    for vid, (start, end) in zip(vector_ids, windows, strict=True)
+                ],
+            )
+            self.set_meta(next_vector_id=first + len(windows))
+        item = Item(
+            item_id=item_id,
+            modality=modality,
+            path=os.fspath(path),
+            resolved_path=resolved,
+            size=int(meta.size),
+            mtime=float(meta.mtime),
+            checksum=meta.checksum,
+            duration=meta.duration,
+            label=meta.label,
+            extra=json.loads(extra),
+            added_at=added_at,
+        )
+        return item, vector_ids
+
+    def delete_item(self, item_id: int) -> np.ndarray:
+        """Delete an item and its windows; returns the freed vector ids (empty if unknown)."""
+        self._require_writer()
+        with self._lock, self.savepoint():
+            vector_ids = self.vector_ids_of(item_id)
+            self._conn.execute("DELETE FROM windows WHERE item_id = ?", (int(item_id),))
+            self._conn.execute("DELETE FROM items WHERE item_id = ?", (int(item_id),))
+        return vector_ids
+
+    # ---------------------------------------------------------------- queries
+    def items_by_path(
+        self, path: str | os.PathLike[str], modality: str | None = None
+    ) -> list[Item]:
+        """Items catalogued under ``path`` (resolved), one per modality at most."""
+        sql = f"SELECT {_ITEM_COLUMNS} FROM items WHERE resolved_path = ?"
+        args: list[Any] = [resolve_path(path)]
+        if modality is not None:
+            sql += " AND modality = ?"
+            args.append(check_modality(modality))
+        with self._lock:
+            rows = self._conn.execute(sql + " ORDER BY modality", args).fetchall()
+        return [_item(row) for row in rows]
+
+    def is_unchanged(
+        self,
+        path: str | os.PathLike[str],
+        size: int,
+        mtime: float,
+        checksum: str | None,
+        modality: str | None = None,
+    ) -> bool:
+        """True when ``path`` is catalogued with this size, mtime and checksum.
+
+        ``checksum=None`` compares size and mtime only (lets an indexer skip hashing).
+        With ``modality=None`` every catalogued modality of the path must match.
+        """
+        items = self.items_by_path(path, modality)
+        return bool(items) and all(
+            item.size == int(size)
+            and item.mtime == float(mtime)
+            and (checksum is None or item.checksum == checksum)
+            for item in items
+        )
+
+    def items(self, modality: str | None = None) -> list[Item]:
+        """All items (of one modality), by item id."""
+        sql = f"SELECT {_ITEM_COLUMNS} FROM items"
+        args: tuple[Any, ...] = ()
+        if modality is not None:
+            sql += " WHERE modality = ?"
+            args = (check_modality(modality),)
+        with self._lock:
+            rows = self._conn.execute(sql + " ORDER BY item_id", args).fetchall()
+        return [_item(row) for row in rows]
+
+    def items_by_ids(self, item_ids: Iterable[int]) -> dict[int, Item]:
+        """Items for ``item_ids`` (unknown ids are absent from the result)."""
+        wanted = sorted({int(i) for i in item_ids})
+        found: dict[int, Item] = {}
+        with self._lock:
+            for lo in range(0, len(wanted), _MAX_PARAMS):
+                chunk = wanted[lo : lo + _MAX_PARAMS]
+                marks = ",".join("?" * len(chunk))
+                for row in self._conn.execute(
+                    f"SELECT {_ITEM_COLUMNS} FROM items WHERE item_id IN ({marks})", chunk
+                ):
+                    item = _item(row)
+                    found[item.item_id] = item
+        return found
+
+    def vector_ids_of(self, item_id: int) -> np.ndarray:
+        """Vector ids of one item's windows, ascending."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT vector_id FROM windows WHERE item_id = ? ORDER BY vector_id",
+                (int(item_id),),
+            ).fetchall()
+        return np.array([r[0] for r in rows], dtype=np.int64)
+
+    def windows_for(self, vector_ids: Iterable[int]) -> list[Window]:
+        """Windows of the given vector ids, in the order asked (unknown ids are skipped)."""
+        wanted = [int(v) for v in vector_ids]
+        found: dict[int, Window] = {}
+        unique = sorted(set(wanted))
+        with self._lock:
+            for lo in range(0, len(unique), _MAX_PARAMS):
+                chunk = unique[lo : lo + _MAX_PARAMS]
+                marks = ",".join("?" * len(chunk))
+                for vid, item_id, start, end in self._conn.execute(
+                    f"SELECT vector_id, item_id, start_s, end_s FROM windows WHERE vector_id IN ({marks})",
+                    chunk,
+                ):
+                    found[vid] = Window(vid, item_id, start, end)
+        return [found[v] for v in wanted if v in found]
+
+    def window_table(self, modality: str) -> WindowTable:
+        """All windows of ``modality`` as a :class:`WindowTable` (sorted by vector id)."""
+        check_modality(modality)
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT vector_id, item_id, start_s, end_s FROM windows WHERE modality = ? "
+                "ORDER BY vector_id",
+                (modality,),
+            ).fetchall()
+        if not rows:
+            empty_i, empty_f = np.zeros(0, np.int64), np.zeros(0, np.float64)
+            return WindowTable(empty_i, empty_i.copy(), empty_f, empty_f.copy())
+        vids, item_ids, starts, ends = zip(*rows, strict=True)
+        return WindowTable(
+            np.array(vids, dtype=np.int64),
+            np.array(item_ids, dtype=np.int64),
+            np.array(starts, dtype=np.float64),
+            np.array(ends, dtype=np.float64),
+        )
+
+    def count_items(self, modality: str | None = None) -> int:
+        return self._count("items", modality)
+
+    def count_windows(self, modality: str | None = None) -> int:
+        return self._count("windows", modality)
+
+    def _count(self, table: str, modality: str | None) -> int:
+        sql = f"SELECT COUNT(*) FROM {table}"
+        args: tuple[Any, ...] = ()
+        if modality is not None:
+            sql += " WHERE modality = ?"
+            args = (check_modality(modality),)
+        with self._lock:
+            return int(self._conn.execute(sql, args).fetchone()[0])
+
+
+def _item(row: Sequence[Any]) -> Item:
+    item_id, modality, path, resolved, size, mtime, checksum, duration, label, extra, added_at = row
+    return Item(
+        item_id=int(item_id),
+        modality=modality,
+        path=path,
+        resolved_path=resolved,
+        size=int(size),
+        mtime=float(mtime),
+        checksum=checksum,
+        duration=duration,
+        label=label,
+        extra=json.loads(extra) if extra else {},
+        added_at=added_at,
+    )
