@@ -1,0 +1,82 @@
+"""`crossmodal index`: embed music and video libraries into a searchable index."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "index",
+        help="embed music and/or video libraries into an index folder",
+        description=(
+            "Cut every file into windows of the model's clip length, embed them, and store a "
+            "faiss index per modality plus a SQLite catalog in --out. Running it again adds new "
+            "files and re-embeds changed ones; --prune drops files no longer in the library. "
+            "Each run publishes a new version atomically: readers keep working, and an "
+            "interrupted run leaves the previous index intact."
+        ),
+    )
+    parser.add_argument(
+        "--checkpoint", required=True, help="run folder, model.pt or a .pt checkpoint"
+    )
+    parser.add_argument("--music", help="music library: folder (audio and video files) or manifest")
+    parser.add_argument("--videos", help="video library: folder or manifest")
+    parser.add_argument("--out", required=True, help="index folder (created)")
+    parser.add_argument("--split", help="only this split of manifest libraries (e.g. test)")
+    parser.add_argument(
+        "--hop", type=float, help="seconds between window starts (default: half a window)"
+    )
+    parser.add_argument(
+        "--kind",
+        default="auto",
+        choices=("auto", "flat", "hnsw", "ivfpq"),
+        help="faiss index type (auto: exact below 50k vectors, HNSW above)",
+    )
+    parser.add_argument(
+        "--rebuild", action="store_true", help="start from empty (e.g. after retraining)"
+    )
+    parser.add_argument(
+        "--prune", action="store_true", help="drop catalogued files missing from the libraries"
+    )
+    parser.add_argument("--batch-size", type=int, default=32, help="windows embedded at a time")
+    parser.add_argument("--device", default="auto")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+
+    from crossmodal.errors import CrossmodalError
+    from crossmodal.inference import load_trained_model
+    from crossmodal.retrieval.index_params import IndexParams
+    from crossmodal.retrieval.indexer import Indexer, describe_failures, library_files
+    from crossmodal.training.trainer import resolve_device
+
+    if not args.music and not args.videos:
+        raise CrossmodalError("nothing to index: pass --music and/or --videos")
+    device = resolve_device(args.device)
+    model = load_trained_model(args.checkpoint, map_location=device)
+    libraries = {}
+    if args.music:
+        libraries["music"] = library_files(args.music, "music", args.split)
+    if args.videos:
+        libraries["video"] = library_files(args.videos, "video", args.split)
+    indexer = Indexer(model, args.out, hop=args.hop, batch_size=args.batch_size, device=device)
+    report = indexer.index(
+        libraries, rebuild=args.rebuild, prune=args.prune, params=IndexParams(kind=args.kind)
+    )
+    for modality in libraries:
+        print(
+            f"{modality}: {report.added[modality]} embedded, {report.unchanged[modality]} unchanged, "
+            f"{report.removed[modality]} removed"
+        )
+    print(f"index version {report.version} published in {args.out}")
+    if report.failed:
+        logging.getLogger(__name__).warning(
+            "%d file(s) could not be indexed:\n%s",
+            len(report.failed),
+            describe_failures(report.failed),
+        )
+        return 1
+    return 0
