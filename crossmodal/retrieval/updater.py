@@ -172,11 +172,10 @@ class StoreUpdater:
             )
         rows = as_unit_rows(array, self.dim, what=what)
         _check_meta(meta, what)
-        existing = self._catalog.items_by_path(path, modality)
-        with self._catalog.savepoint():
-            freed = [(old, self._catalog.delete_item(old.item_id)) for old in existing]
-            item, vector_ids = self._catalog.add_item(modality, path, meta, spans)
-        for old, old_ids in freed:
+        item, vector_ids, replaced = self._catalog.add_item(
+            modality, path, meta, spans, replace=True
+        )
+        for old, old_ids in replaced:
             self._forget(old, old_ids)
         self._pending[modality][item.item_id] = (vector_ids, rows)
         self._touched.add(modality)
