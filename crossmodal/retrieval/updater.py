@@ -94,12 +94,16 @@ class StoreUpdater:
         self._reindex: set[str] = set()
         self.added: list[Item] = []
         self.removed: list[Item] = []
-        if self._base_dir is not None:
-            shutil.copyfile(self._base_dir / CATALOG, self._staging / CATALOG)
-            self._catalog = Catalog.open(self._staging / CATALOG, readonly=False)
-        else:
-            self._catalog = Catalog.create(self._staging / CATALOG)
-            self._catalog.set_meta(created=now_iso())
+        try:
+            if self._base_dir is not None:
+                shutil.copyfile(self._base_dir / CATALOG, self._staging / CATALOG)
+                self._catalog = Catalog.open(self._staging / CATALOG, readonly=False)
+            else:
+                self._catalog = Catalog.create(self._staging / CATALOG)
+                self._catalog.set_meta(created=now_iso())
+        except BaseException:
+            shutil.rmtree(self._staging, ignore_errors=True)
+            raise
 
     # ---------------------------------------------------------------- context manager
     def __enter__(self) -> StoreUpdater:
