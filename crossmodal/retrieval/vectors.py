@@ -20,8 +20,8 @@ def as_unit_rows(vectors: object, dim: int, *, what: str = "vectors") -> np.ndar
 
     A 1-D input of length ``dim`` is one row. Raises :class:`InvalidVectorsError` naming
     ``what`` and the first offending row for a wrong shape, NaN/inf values or a zero row.
-    The input is never modified. Norms are taken in float64 (no overflow for large
-    finite values), in chunks of 65536 rows to bound the temporary memory.
+    The input is never modified. Rows whose squared norm overflows are rescaled first;
+    large inputs are processed in chunks of 65536 rows to bound temporary memory.
     """
     array = np.asarray(vectors)
     if array.ndim == 1:
@@ -41,14 +41,16 @@ def as_unit_rows(vectors: object, dim: int, *, what: str = "vectors") -> np.ndar
 
 
 def _unit_chunk(array: np.ndarray, offset: int, what: str) -> np.ndarray:
-    rows = array.astype(np.float64)
+    # float32 input is normalised in float32 (no cast round trip: this runs on every query);
+    # anything else in float64, so that values beyond float32's range are not turned into inf.
+    rows = array.astype(np.float32 if array.dtype == np.float32 else np.float64)
     squares = np.einsum("ij,ij->i", rows, rows)
-    # One test on the squared norms catches NaN/inf values (their norm is not finite) and
-    # zero rows; the precise diagnosis runs only when something is off.
+    # One test on the squared norms catches NaN/inf values (their norm is not finite),
+    # zero rows and overflowing squares; the precise diagnosis runs only then.
     if not (np.isfinite(squares).all() and (squares >= MIN_NORM * MIN_NORM).all()):
         squares = _diagnose(rows, squares, offset, what)
     rows /= np.sqrt(squares)[:, None]
-    return rows.astype(np.float32)
+    return rows if rows.dtype == np.float32 else rows.astype(np.float32)
 
 
 def _diagnose(rows: np.ndarray, squares: np.ndarray, offset: int, what: str) -> np.ndarray:
@@ -61,7 +63,7 @@ def _diagnose(rows: np.ndarray, squares: np.ndarray, offset: int, what: str) -> 
             f"({int((~finite).sum())} bad row(s) in rows {offset}..{offset + len(rows) - 1})"
         )
     huge = ~np.isfinite(squares)
-    if huge.any():  # finite values beyond ~1e154: scale those rows down first
+    if huge.any():  # finite values whose squares overflow: scale those rows down first
         rows[huge] /= np.abs(rows[huge]).max(axis=1, keepdims=True)
         squares = np.einsum("ij,ij->i", rows, rows)
     if (squares < MIN_NORM * MIN_NORM).any():

@@ -64,3 +64,10 @@ def test_chunked_path_and_overflowing_squares() -> None:
     x[66_000, 2] = np.nan
     with pytest.raises(InvalidVectorsError, match="row 66000 contains NaN"):
         vectors.as_unit_rows(x, 4)
+
+
+def test_float32_rows_near_the_float32_limit() -> None:
+    x = np.array([[3e38, 4e38 / 2, 0.0], [1e-10, 0.0, 0.0]], dtype=np.float32)
+    rows = as_unit_rows(x, 3)
+    expected = x.astype(np.float64) / np.linalg.norm(x.astype(np.float64), axis=1, keepdims=True)
+    np.testing.assert_allclose(rows, expected, rtol=1e-6)
