@@ -334,7 +334,9 @@ def _fmt(p: tuple[float, float]) -> str:
 
 
 def _ratio(rows: dict[str, Any], variant: str, base: str) -> str:
-    return f"{rows[variant][0] / rows[base][0] - 1:+.0%}"
+    """Relative and absolute p50 difference, e.g. ``+12% (+35 µs)``."""
+    extra_us = (rows[variant][0] - rows[base][0]) * 1e3
+    return f"{rows[variant][0] / rows[base][0] - 1:+.0%} ({extra_us:+.0f} µs)"
 
 
 def render(rows: list[dict[str, Any]], cfg: dict[str, Any], wall_s: float) -> str:
