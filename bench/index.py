@@ -161,6 +161,7 @@ def stage_prepare(cfg: dict[str, Any]) -> dict[str, Any]:
         spans = [(2.0 * w, 2.0 * w + 4.0) for w in range(hi - lo)]
         update.add_item("music", f"lib/{item:07d}.wav", meta, spans, vectors[lo:hi])
     t_add = time.perf_counter() - t0
+    del vectors  # the updater holds its own (normalised) copy
     t0 = time.perf_counter()
     update.commit()
     t_commit = time.perf_counter() - t0

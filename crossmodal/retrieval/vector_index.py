@@ -117,8 +117,14 @@ class VectorIndex:
             if array.ndim != 2:
                 raise ValueError(f"vectors must be (N, D), got shape {array.shape}")
             dim = int(array.shape[1])
-        rows = as_unit_rows(array, dim)
-        id_array = as_ids(ids)
+        return cls._build_rows(as_unit_rows(array, dim), as_ids(ids), params, dim)
+
+    @classmethod
+    def _build_rows(
+        cls, rows: np.ndarray, id_array: np.ndarray, params: IndexParams, dim: int
+    ) -> VectorIndex:
+        """:meth:`build` on rows already checked by :func:`as_unit_rows` (package-internal:
+        the updater's buffered rows are validated once, and a 1M-vector copy is 1 GiB)."""
         if len(id_array) != len(rows):
             raise ValueError(f"{len(rows)} vectors but {len(id_array)} ids")
         kind = choose_kind(params, len(rows))
@@ -239,7 +245,7 @@ class VectorIndex:
         Used to compact an HNSW graph and to switch kinds as the library grows.
         """
         ids, rows = self.vectors()
-        return VectorIndex.build(rows, ids, params or self.params, dim=self.dim)
+        return VectorIndex._build_rows(rows, ids, params or self.params, self.dim)
 
     # ---------------------------------------------------------------- search
     def search(
