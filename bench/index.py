@@ -49,6 +49,8 @@ K = 10
 BATCH = 100
 FP = "bench-model"
 HERE = Path(__file__).resolve().parent
+# Search-knob values timed by --sweep (batched over the recall queries).
+SWEEP = {"ef_search": [16, 32, 64, 128, 256], "nprobe": [1, 4, 16, 64]}
 
 
 # ---------------------------------------------------------------------------- data
@@ -119,15 +121,13 @@ def _percentiles(seconds: list[float]) -> tuple[float, float]:
     return float(np.percentile(ms, 50)), float(np.percentile(ms, 95))
 
 
-def _recall(found: np.ndarray, exact: np.ndarray) -> float:
-    return float(
-        np.mean(
-            [
-                len(set(f.tolist()) & set(e.tolist())) / len(e)
-                for f, e in zip(found, exact, strict=True)
-            ]
-        )
-    )
+def _recall(found: Any, exact: np.ndarray) -> float:
+    """Mean share of each exact top-k row that ``found`` (rows of ids, possibly short) holds."""
+    shares = [
+        len(set(np.asarray(f).tolist()) & set(e.tolist())) / len(e)
+        for f, e in zip(found, exact, strict=True)
+    ]
+    return float(np.mean(shares))
 
 
 # ---------------------------------------------------------------------------- stages
@@ -255,7 +255,30 @@ def stage_measure(cfg: dict[str, Any]) -> dict[str, Any]:
     items = np.array(
         [[h.item.item_id for h in hits] for hits in snap.search("music", rows[:n_recall], K)]
     )
+    sweep = []
+    knob = {"hnsw": "ef_search", "ivfpq": "nprobe"}.get(index.kind)
+    if cfg.get("sweep") and knob:
+        for value in SWEEP[knob]:
+            setting = {knob: value}
+            t0 = time.perf_counter()
+            _, found_k = index.search(rows[:n_recall], K, **setting)
+            t_windows = (time.perf_counter() - t0) / n_recall
+            t0 = time.perf_counter()
+            hits = snap.search("music", rows[:n_recall], K, **setting)
+            t_items = (time.perf_counter() - t0) / n_recall
+            found_items = [[h.item.item_id for h in row] for row in hits]  # may be short
+            sweep.append(
+                {
+                    "knob": knob,
+                    "value": value,
+                    "recall": _recall(found_k, exact_windows),
+                    "item_recall": _recall(found_items, exact_items),
+                    "windows_ms": t_windows * 1e3,
+                    "items_ms": t_items * 1e3,
+                }
+            )
     return {
+        "sweep": sweep,
         "kind": index.kind,
         "reader_rss_mib": reader_rss,
         "index_mib": (work / "store" / "versions" / snap.version / "music.faiss").stat().st_size
@@ -407,6 +430,22 @@ def render(rows: list[dict[str, Any]], cfg: dict[str, Any], wall_s: float) -> st
             f"| {_ratio(b, 'wrapper', 'raw')} | {_ratio(b, 'windows', 'raw')} "
             f"| {_ratio(b, 'items', 'raw')} | {_ratio(b, 'items', 'raw_fetch')} |"
         )
+    swept = [r for r in rows if r.get("sweep")]
+    if swept:
+        lines += [
+            "",
+            f"## Search knobs (`--sweep`): recall@10 and time per query, all {rows[0]['recall_n']} "
+            "recall queries in one batch",
+            "",
+            "| N | kind | knob | value | recall@10 windows | recall@10 items | ms/query windows | ms/query items |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for r in swept:
+            for point in r["sweep"]:
+                lines.append(
+                    f"| {r['n']:,} | {r['kind']} | {point['knob']} | {point['value']} | {point['recall']:.3f} "
+                    f"| {point['item_recall']:.3f} | {point['windows_ms']:.3f} | {point['items_ms']:.3f} |"
+                )
     return "\n".join(lines) + "\n"
 
 
@@ -435,6 +474,11 @@ def main(argv: list[str] | None = None) -> int:
         help="faiss threads for the timed searches (default 1: on a shared 2-core machine a spinning "
         "second OpenMP thread made single flat queries ~7x slower)",
     )
+    parser.add_argument(
+        "--sweep",
+        action="store_true",
+        help="also time efSearch / nprobe values (recall vs latency)",
+    )
     parser.add_argument("--workdir", default=None, help="scratch folder (default: system temp)")
     parser.add_argument("--out", default=str(HERE / "results" / "index.md"))
     parser.add_argument("--stage", help=argparse.SUPPRESS)
@@ -462,6 +506,7 @@ def main(argv: list[str] | None = None) -> int:
                 "recall_queries": max(100, args.recall_queries // scale),
                 "build_threads": args.build_threads,
                 "search_threads": args.search_threads,
+                "sweep": args.sweep,
             }
             rows += bench_size(
                 n, cfg, args.kinds, lambda msg: print(msg, file=sys.stderr, flush=True)

@@ -179,7 +179,10 @@ class StoreSnapshot:
             pos = table.positions(vids)
             if per_item:
                 keep = first_per_item(np.where(pos >= 0, table.item_ids[pos], -1), k)
-                done = (keep.sum(axis=1) >= k) | (fetch >= live)
+                # Stop growing when k items were found, everything was fetched, or an
+                # approximate index returned fewer windows than asked (it has no more to give).
+                exhausted = (vids >= 0).sum(axis=1) < vids.shape[1]
+                done = (keep.sum(axis=1) >= k) | (fetch >= live) | exhausted
             else:
                 keep = (pos >= 0) & (np.cumsum(pos >= 0, axis=1) <= k)
                 done = np.ones(len(pending), dtype=bool)
