@@ -28,7 +28,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 import numpy as np
@@ -79,7 +79,7 @@ def now_iso() -> str:
 
 def resolve_path(path: str | os.PathLike[str]) -> str:
     """The key a path is catalogued under: absolute, symlinks resolved (need not exist)."""
-    return str(Path(path).expanduser().resolve())
+    return os.path.realpath(os.path.expanduser(os.fspath(path)))
 
 
 class WindowTable:
@@ -108,6 +108,14 @@ class WindowTable:
         return np.where(self.vector_ids[pos] == vector_ids, pos, -1)
 
 
+class AddedItem(NamedTuple):
+    """Result of :meth:`Catalog.add_item`: the item, its vector ids, what it replaced."""
+
+    item: Item
+    vector_ids: np.ndarray
+    replaced: list[tuple[Item, np.ndarray]]
+
+
 class Catalog:
     """Items and windows of a store in one SQLite file. Open with :meth:`create` or :meth:`open`."""
 
@@ -118,6 +126,8 @@ class Catalog:
         # Readers may share one snapshot between threads; sqlite3 objects are not thread-safe.
         self._lock = threading.RLock()
         self._closed = False
+        # Writer only: the vector-id counter, kept in memory and stored in meta on commit.
+        self._next_vector_id = 0
 
     # ---------------------------------------------------------------- opening
     @classmethod
@@ -159,6 +169,7 @@ class Catalog:
         if not readonly:
             catalog._configure_writer()
             catalog._begin()
+            catalog._next_vector_id = int(catalog.get_meta("next_vector_id"))
         return catalog
 
     def _configure_writer(self) -> None:
@@ -174,7 +185,9 @@ class Catalog:
 
     def commit(self) -> None:
         """Commit the writer's transaction (and start the next one)."""
+        self._require_writer()
         with self._lock:
+            self.set_meta(next_vector_id=self._next_vector_id)
             self._conn.execute("COMMIT")
             self._begin()
 
@@ -234,18 +247,28 @@ class Catalog:
         path: str | os.PathLike[str],
         meta: ItemMeta,
         windows: Sequence[tuple[float, float]],
-    ) -> tuple[Item, np.ndarray]:
-        """Insert an item and its windows; returns the item and the new vector ids (W,).
+        *,
+        replace: bool = False,
+    ) -> AddedItem:
+        """Insert an item and its windows, all or nothing.
 
-        Fails (``sqlite3.IntegrityError``) if the resolved path is already catalogued
-        for this modality: remove the old item first.
+        Returns the new item, its vector ids (W,) and, with ``replace=True``, the items
+        previously catalogued under the same resolved path and modality (deleted here)
+        with their freed vector ids. Without ``replace`` such a path raises
+        ``sqlite3.IntegrityError``.
         """
         self._require_writer()
         check_modality(modality)
         resolved = resolve_path(path)
         extra = json.dumps(meta.extra or {}, sort_keys=True)
         added_at = now_iso()
+        first = self._next_vector_id
+        vector_ids = np.arange(first, first + len(windows), dtype=np.int64)
         with self._lock, self.savepoint():
+            replaced = []
+            if replace:
+                for old in self._items_by_resolved(resolved, modality):
+                    replaced.append((old, self.delete_item(old.item_id)))
             cursor = self._conn.execute(
                 "INSERT INTO items(modality, path, resolved_path, size, mtime, checksum, duration, "
                 "label, extra, added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -263,16 +286,14 @@ class Catalog:
                 ),
             )
             item_id = int(cursor.lastrowid)
-            first = int(self.get_meta("next_vector_id"))
-            vector_ids = np.arange(first, first + len(windows), dtype=np.int64)
             self._conn.executemany(
                 "INSERT INTO windows(vector_id, item_id, modality, start_s, end_s) VALUES (?, ?, ?, ?, ?)",
                 [
-                    (int(vid), item_id, modality, float(start), float(end))
-                    for vid, (start, end) in zip(vector_ids, windows, strict=True)
+                    (vid, item_id, modality, float(start), float(end))
+                    for vid, (start, end) in zip(vector_ids.tolist(), windows, strict=True)
                 ],
             )
-            self.set_meta(next_vector_id=first + len(windows))
+        self._next_vector_id = first + len(windows)
         item = Item(
             item_id=item_id,
             modality=modality,
@@ -286,7 +307,7 @@ class Catalog:
             extra=json.loads(extra),
             added_at=added_at,
         )
-        return item, vector_ids
+        return AddedItem(item, vector_ids, replaced)
 
     def delete_item(self, item_id: int) -> np.ndarray:
         """Delete an item and its windows; returns the freed vector ids (empty if unknown)."""
@@ -302,8 +323,11 @@ class Catalog:
         self, path: str | os.PathLike[str], modality: str | None = None
     ) -> list[Item]:
         """Items catalogued under ``path`` (resolved), one per modality at most."""
+        return self._items_by_resolved(resolve_path(path), modality)
+
+    def _items_by_resolved(self, resolved: str, modality: str | None) -> list[Item]:
         sql = f"SELECT {_ITEM_COLUMNS} FROM items WHERE resolved_path = ?"
-        args: list[Any] = [resolve_path(path)]
+        args: list[Any] = [resolved]
         if modality is not None:
             sql += " AND modality = ?"
             args.append(check_modality(modality))

@@ -179,26 +179,37 @@ class StoreSnapshot:
             pos = table.positions(vids)
             if per_item:
                 keep = first_per_item(np.where(pos >= 0, table.item_ids[pos], -1), k)
-                done = (keep.sum(axis=1) >= k) | (fetch >= live)
-            else:
-                keep = (pos >= 0) & (np.cumsum(pos >= 0, axis=1) <= k)
+                # Stop growing when k items were found, everything was fetched, or an
+                # approximate index returned fewer windows than asked (it has no more to give).
+                exhausted = (vids >= 0).sum(axis=1) < vids.shape[1]
+                done = (keep.sum(axis=1) >= k) | (fetch >= live) | exhausted
+                keep &= done[:, None]
+            else:  # fetch == k: every known window is a hit
+                keep = pos >= 0
                 done = np.ones(len(pending), dtype=bool)
-            hit_rows, hit_cols = np.nonzero(keep & done[:, None])
-            parts.append(
-                (
-                    pending[hit_rows],
-                    scores[hit_rows, hit_cols],
-                    vids[hit_rows, hit_cols],
-                    pos[hit_rows, hit_cols],
+            if keep.all():  # the common case: no gather needed
+                hit_query = np.repeat(pending, keep.shape[1])
+                parts.append((hit_query, scores.ravel(), vids.ravel(), pos.ravel()))
+            else:
+                hit_rows, hit_cols = np.nonzero(keep)
+                parts.append(
+                    (
+                        pending[hit_rows],
+                        scores[hit_rows, hit_cols],
+                        vids[hit_rows, hit_cols],
+                        pos[hit_rows, hit_cols],
+                    )
                 )
-            )
             pending = pending[~done]
             fetch = min(live, fetch * _FETCH_GROWTH)
-        query_of, scores, vids, pos = (
-            np.concatenate(column) for column in zip(*parts, strict=True)
-        )
-        order = np.argsort(query_of, kind="stable")  # group by query, rank order kept
-        query_of, scores, vids, pos = query_of[order], scores[order], vids[order], pos[order]
+        if len(parts) == 1:  # one round: already grouped by query, best first
+            query_of, scores, vids, pos = parts[0]
+        else:
+            query_of, scores, vids, pos = (
+                np.concatenate(column) for column in zip(*parts, strict=True)
+            )
+            order = np.argsort(query_of, kind="stable")  # group by query, rank order kept
+            query_of, scores, vids, pos = query_of[order], scores[order], vids[order], pos[order]
         # One tolist() per column: element-wise numpy scalars would cost ~5 µs a hit.
         item_ids = table.item_ids[pos].tolist()
         items = self._items(set(item_ids))
@@ -215,6 +226,15 @@ class StoreSnapshot:
         ]
         bounds = np.cumsum(np.bincount(query_of, minlength=len(rows))).tolist()
         return [hits[lo:hi] for lo, hi in zip([0, *bounds[:-1]], bounds, strict=True)]
+
+    def preload_items(self) -> int:
+        """Read every item of the loaded modalities into the item cache; returns how many.
+
+        Searches otherwise fetch unseen items from SQLite (one query per search); a
+        long-running server can pay that once at start (~1 s per 100k items).
+        """
+        ids = {i for table in self._tables.values() for i in table.item_ids.tolist()}
+        return len(self._items(ids))
 
     def _items(self, item_ids: set[int]) -> dict[int, Item]:
         """Items by id through a cache (published catalogs never change)."""

@@ -128,9 +128,9 @@ class IndexStore:
             except BaseException:
                 snapshot.close()
                 raise
-            old, self._snapshot = self._snapshot, snapshot
-            if old is not None:
-                old.close()
+            # The old snapshot is not closed here: another thread may still be searching it;
+            # it closes when the last reference goes.
+            self._snapshot = snapshot
             return True
         raise StoreError(
             f"{self.root} changed {_OPEN_ATTEMPTS} times while being opened: {last_error}"

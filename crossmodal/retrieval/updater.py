@@ -94,12 +94,16 @@ class StoreUpdater:
         self._reindex: set[str] = set()
         self.added: list[Item] = []
         self.removed: list[Item] = []
-        if self._base_dir is not None:
-            shutil.copyfile(self._base_dir / CATALOG, self._staging / CATALOG)
-            self._catalog = Catalog.open(self._staging / CATALOG, readonly=False)
-        else:
-            self._catalog = Catalog.create(self._staging / CATALOG)
-            self._catalog.set_meta(created=now_iso())
+        try:
+            if self._base_dir is not None:
+                shutil.copyfile(self._base_dir / CATALOG, self._staging / CATALOG)
+                self._catalog = Catalog.open(self._staging / CATALOG, readonly=False)
+            else:
+                self._catalog = Catalog.create(self._staging / CATALOG)
+                self._catalog.set_meta(created=now_iso())
+        except BaseException:
+            shutil.rmtree(self._staging, ignore_errors=True)
+            raise
 
     # ---------------------------------------------------------------- context manager
     def __enter__(self) -> StoreUpdater:
@@ -172,11 +176,10 @@ class StoreUpdater:
             )
         rows = as_unit_rows(array, self.dim, what=what)
         _check_meta(meta, what)
-        existing = self._catalog.items_by_path(path, modality)
-        with self._catalog.savepoint():
-            freed = [(old, self._catalog.delete_item(old.item_id)) for old in existing]
-            item, vector_ids = self._catalog.add_item(modality, path, meta, spans)
-        for old, old_ids in freed:
+        item, vector_ids, replaced = self._catalog.add_item(
+            modality, path, meta, spans, replace=True
+        )
+        for old, old_ids in replaced:
             self._forget(old, old_ids)
         self._pending[modality][item.item_id] = (vector_ids, rows)
         self._touched.add(modality)
@@ -316,6 +319,8 @@ class StoreUpdater:
         if base is not None and self._removed[modality]:
             base.remove(np.concatenate(self._removed[modality]))
         pending = list(self._pending[modality].values())
+        # The buffers are concatenated below; dropping them now halves the peak memory.
+        self._pending[modality] = {}
         new_ids = np.concatenate([ids for ids, _ in pending]) if pending else np.zeros(0, np.int64)
         new_rows = (
             np.concatenate([rows for _, rows in pending])
@@ -326,7 +331,7 @@ class StoreUpdater:
         kind = self._target_kind(modality, base.kind if base is not None else None, total)
         if base is not None and base.kind == kind:
             index = base
-            index.add(new_rows, new_ids)
+            index._add_rows(new_rows, new_ids)
             if index.needs_compaction() or (modality in self._reindex and index.num_tombstones):
                 log.info(
                     "rebuilding the %s HNSW graph without its %d removed vectors",
@@ -350,7 +355,9 @@ class StoreUpdater:
                     old_ids = np.concatenate([old_ids, new_ids])
                     old_rows = np.concatenate([old_rows, new_rows])
                 new_ids, new_rows = old_ids, old_rows
-            index = VectorIndex.build(new_rows, new_ids, self.params.with_kind(kind), dim=self.dim)
+            index = VectorIndex._build_rows(
+                new_rows, new_ids, self.params.with_kind(kind), self.dim
+            )
         expected = self._catalog.window_table(modality).vector_ids
         if not np.array_equal(index.ids(), expected):
             raise StoreError(

@@ -86,6 +86,7 @@ class VectorIndex:
         stored = _stored_ids(faiss_index, kind)
         self._live = np.setdiff1d(stored, self._tombstones)
         self._selector: Any = None
+        self._params_cache: dict[tuple[str, int], Any] = {}
 
     # ---------------------------------------------------------------- construction
     @classmethod
@@ -116,8 +117,14 @@ class VectorIndex:
             if array.ndim != 2:
                 raise ValueError(f"vectors must be (N, D), got shape {array.shape}")
             dim = int(array.shape[1])
-        rows = as_unit_rows(array, dim)
-        id_array = as_ids(ids)
+        return cls._build_rows(as_unit_rows(array, dim), as_ids(ids), params, dim)
+
+    @classmethod
+    def _build_rows(
+        cls, rows: np.ndarray, id_array: np.ndarray, params: IndexParams, dim: int
+    ) -> VectorIndex:
+        """:meth:`build` on rows already checked by :func:`as_unit_rows` (package-internal:
+        the updater's buffered rows are validated once, and a 1M-vector copy is 1 GiB)."""
         if len(id_array) != len(rows):
             raise ValueError(f"{len(rows)} vectors but {len(id_array)} ids")
         kind = choose_kind(params, len(rows))
@@ -192,6 +199,7 @@ class VectorIndex:
         if self.kind == "hnsw":
             self._tombstones = np.union1d(self._tombstones, present)
             self._selector = None
+            self._params_cache.clear()
         else:
             faiss = _faiss()
             removed = int(self._index.remove_ids(faiss.IDSelectorBatch(present)))
@@ -237,7 +245,7 @@ class VectorIndex:
         Used to compact an HNSW graph and to switch kinds as the library grows.
         """
         ids, rows = self.vectors()
-        return VectorIndex.build(rows, ids, params or self.params, dim=self.dim)
+        return VectorIndex._build_rows(rows, ids, params or self.params, self.dim)
 
     # ---------------------------------------------------------------- search
     def search(
@@ -274,20 +282,34 @@ class VectorIndex:
         return scores, ids
 
     def search_params(self, k: int, nprobe: int | None = None, ef_search: int | None = None) -> Any:
-        """The faiss ``SearchParameters`` a k-search uses (None for flat): efSearch, nprobe, tombstone filter."""
-        faiss = _faiss()
+        """The faiss ``SearchParameters`` of a k-search (None for flat), cached per setting.
+
+        HNSW: efSearch = max(ef_search or params.hnsw_ef_search, k), plus the tombstone
+        filter; IVF-PQ: nprobe or params.ivf_nprobe. Searches only read these objects,
+        so one can serve concurrent searches.
+        """
+        if self.kind == "flat":
+            return None
         if self.kind == "hnsw":
-            ef = max(int(ef_search or self.params.hnsw_ef_search), k)
-            if len(self._tombstones) == 0:
-                return faiss.SearchParametersHNSW(efSearch=ef)
-            if self._selector is None:
-                batch = faiss.IDSelectorBatch(self._tombstones)
-                # Keep the inner selector alive as long as the outer one (faiss holds raw pointers).
-                self._selector = (faiss.IDSelectorNot(batch), batch)
-            return faiss.SearchParametersHNSW(efSearch=ef, sel=self._selector[0])
-        if self.kind == "ivfpq":
-            return faiss.SearchParametersIVF(nprobe=int(nprobe or self.params.ivf_nprobe))
-        return None
+            key: tuple[str, int] = ("ef", max(int(ef_search or self.params.hnsw_ef_search), k))
+        else:
+            key = ("nprobe", int(nprobe or self.params.ivf_nprobe))
+        cached = self._params_cache.get(key)
+        if cached is None:
+            cached = self._params_cache[key] = self._make_search_params(*key)
+        return cached
+
+    def _make_search_params(self, knob: str, value: int) -> Any:
+        faiss = _faiss()
+        if knob == "nprobe":
+            return faiss.SearchParametersIVF(nprobe=value)
+        if len(self._tombstones) == 0:
+            return faiss.SearchParametersHNSW(efSearch=value)
+        if self._selector is None:
+            batch = faiss.IDSelectorBatch(self._tombstones)
+            # Keep the inner selector alive as long as the outer one (faiss holds raw pointers).
+            self._selector = (faiss.IDSelectorNot(batch), batch)
+        return faiss.SearchParametersHNSW(efSearch=value, sel=self._selector[0])
 
     # ---------------------------------------------------------------- persistence
     def save(self, stem: str | os.PathLike[str]) -> list[str]:

@@ -17,10 +17,10 @@ def catalog(tmp_path: Path) -> Catalog:
 
 
 def test_items_windows_and_vector_ids(catalog: Catalog, meta: Callable, tmp_path: Path) -> None:
-    song, ids_song = catalog.add_item(
+    song, ids_song, _ = catalog.add_item(
         "music", "a/song.wav", meta(duration=12.0, label="calm"), [(0, 4), (4, 8), (8, 12)]
     )
-    clip, ids_clip = catalog.add_item("video", "b/clip.mp4", meta(extra={"fps": 25}), [(0, 2)])
+    clip, ids_clip, _ = catalog.add_item("video", "b/clip.mp4", meta(extra={"fps": 25}), [(0, 2)])
     assert ids_song.tolist() == [0, 1, 2]
     assert ids_clip.tolist() == [3]
     assert song.path == "a/song.wav"
@@ -44,11 +44,11 @@ def test_items_windows_and_vector_ids(catalog: Catalog, meta: Callable, tmp_path
 
 
 def test_deleted_ids_are_never_reused(catalog: Catalog, meta: Callable) -> None:
-    first, ids = catalog.add_item("music", "x.wav", meta(), [(0, 1), (1, 2)])
+    first, ids, _ = catalog.add_item("music", "x.wav", meta(), [(0, 1), (1, 2)])
     assert catalog.delete_item(first.item_id).tolist() == ids.tolist()
     assert catalog.windows_for(ids) == []
     assert catalog.items() == []
-    again, new_ids = catalog.add_item("music", "x.wav", meta(), [(0, 1)])
+    again, new_ids, _ = catalog.add_item("music", "x.wav", meta(), [(0, 1)])
     assert again.item_id > first.item_id
     assert new_ids.tolist() == [2]
     assert catalog.delete_item(12345).tolist() == []
@@ -105,3 +105,24 @@ def test_garbage_and_foreign_files_are_refused(tmp_path: Path) -> None:
         Catalog.open(tmp_path / "other.sqlite")
     with pytest.raises(StoreCorruptError, match="missing"):
         Catalog.open(tmp_path / "nope.sqlite")
+
+
+def test_replace_and_ids_after_reopening(tmp_path: Path, meta: Callable) -> None:
+    path = tmp_path / "c.sqlite"
+    catalog = Catalog.create(path)
+    old, old_ids, replaced = catalog.add_item("music", "a.wav", meta(), [(0, 1), (1, 2)])
+    assert replaced == []
+    _new, new_ids, replaced = catalog.add_item(
+        "music", "./a.wav", meta(size=7), [(0, 3)], replace=True
+    )
+    assert [(item.item_id, ids.tolist()) for item, ids in replaced] == [
+        (old.item_id, old_ids.tolist())
+    ]
+    assert [i.size for i in catalog.items_by_path("a.wav")] == [7]
+    catalog.commit()
+    catalog.close()
+    writer = Catalog.open(path, readonly=False)
+    assert writer.add_item("video", "v.mp4", meta(), [(0, 1)]).vector_ids.tolist() == [
+        new_ids[-1] + 1
+    ]
+    writer.close()

@@ -126,3 +126,12 @@ def test_reader_limited_to_one_modality(library_store: tuple, tmp_path: Path) ->
     assert len(store.search("music", np.ones(DIM), k=2)[0]) == 2
     with pytest.raises(ValueError, match="without the video index"):
         store.search("video", np.ones(DIM), k=2)
+
+
+def test_preloaded_items_answer_without_the_catalog(library_store: tuple) -> None:
+    store, items = library_store
+    snap = store.snapshot
+    assert snap.preload_items() == len(items)
+    snap.catalog.close()  # every answer now comes from the cache
+    hits = store.search("music", items[0][2][0], k=3)[0]
+    assert hits[0].item.path == items[0][0]

@@ -388,3 +388,33 @@ def test_reindex_switches_kind_of_an_unchanged_store(
     store.refresh()
     assert store.snapshot.index("music").num_tombstones == 0
     assert store.info().index_kinds["music"] == "hnsw"
+
+
+def test_ivfpq_store_cannot_be_converted(
+    tmp_path: Path, meta: Callable, clustered: Callable
+) -> None:
+    root = tmp_path / "index"
+    params = IndexParams(kind="ivfpq", ivf_nlist=16, pq_m=4, pq_nbits=4)  # trains on >= 624 vectors
+    vectors = clustered(700, DIM)
+    with IndexStore(root).begin_update(FP, DIM, params=params) as update:
+        for i in range(140):
+            update.add_item(
+                "music",
+                f"{i}.wav",
+                meta(),
+                [(w, w + 1.0) for w in range(5)],
+                vectors[5 * i : 5 * i + 5],
+            )
+    store = IndexStore.open(root)
+    assert store.info().index_kinds == {"music": "ivfpq", "video": "flat"}
+    assert store.search("music", vectors[0], k=3)[0][0].item.path == "0.wav"
+    with pytest.raises(
+        IncompatibleStoreError, match=r"music index is ivfpq.*cannot be converted to flat"
+    ):
+        IndexStore(root).begin_update(FP, DIM, params=IndexParams(kind="flat"))
+    with IndexStore(root).begin_update(FP, DIM, params=IndexParams()) as update:  # auto keeps it
+        update.remove_item("0.wav")
+        update.reindex("music")
+    store.refresh()
+    assert store.info().index_kinds["music"] == "ivfpq"
+    assert store.info().windows["music"] == 695

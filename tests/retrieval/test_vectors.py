@@ -50,3 +50,24 @@ def test_ids_are_int64_and_non_negative() -> None:
         as_ids([1, -1])
     with pytest.raises(ValueError, match="integers"):
         as_ids([1.5])
+
+
+def test_chunked_path_and_overflowing_squares() -> None:
+    from crossmodal.retrieval import vectors
+
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((70_000, 4))
+    x[69_999] = [1e200, -3e200, 0.0, 2e200]  # finite, but its squares overflow float64
+    rows = vectors.as_unit_rows(x, 4)
+    np.testing.assert_allclose(np.linalg.norm(rows, axis=1), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(rows[69_999], np.array([1, -3, 0, 2]) / np.sqrt(14), rtol=1e-6)
+    x[66_000, 2] = np.nan
+    with pytest.raises(InvalidVectorsError, match="row 66000 contains NaN"):
+        vectors.as_unit_rows(x, 4)
+
+
+def test_float32_rows_near_the_float32_limit() -> None:
+    x = np.array([[3e38, 4e38 / 2, 0.0], [1e-10, 0.0, 0.0]], dtype=np.float32)
+    rows = as_unit_rows(x, 3)
+    expected = x.astype(np.float64) / np.linalg.norm(x.astype(np.float64), axis=1, keepdims=True)
+    np.testing.assert_allclose(rows, expected, rtol=1e-6)
