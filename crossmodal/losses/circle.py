@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from crossmodal.losses.base import PairwiseLoss, masked_logsumexp, mean_over
+from crossmodal.losses.base import PairwiseLoss
+from crossmodal.losses.blockwise import finite_or_zero, lse_rows
 from crossmodal.losses.pairs import PairBatch
 
 
@@ -36,15 +38,46 @@ class CircleLoss(PairwiseLoss):
         self.m = m
         self.gamma = gamma
 
-    def _rows(self, pairs: PairBatch) -> tuple[Tensor, Tensor]:
-        sim = pairs.sim
-        fixed = sim.detach()
-        pos, neg = pairs.pos, pairs.neg
-        pos_logits = (-self.gamma * (1.0 + self.m - fixed).clamp_min(0.0)) * (sim - (1.0 - self.m))
-        neg_logits = (self.gamma * (fixed + self.m).clamp_min(0.0)) * (sim - self.m)
-        lse_p = masked_logsumexp(pos_logits, pos)
-        lse_n = masked_logsumexp(neg_logits, neg)
-        return F.softplus(lse_p + lse_n), pos.any(1) & neg.any(1)
+    def _logits(self, sim: Tensor, pos: Tensor) -> tuple[Tensor, Tensor]:
+        """Circle logits (positives: −γ α_p (s − Δ_p), negatives: γ α_n (s − Δ_n)) and
+        the weights' derivative factors (−γ α_p, γ α_n) as one matrix each."""
+        alpha = torch.where(pos, (1.0 + self.m) - sim, sim + self.m).clamp_min_(0.0)
+        factor = torch.where(pos, alpha * -self.gamma, alpha * self.gamma)
+        logits = torch.where(pos, sim - (1.0 - self.m), sim - self.m).mul_(factor)
+        return logits, factor
 
-    def compute(self, pairs: PairBatch) -> Tensor:
-        return mean_over(*self.rowwise(pairs, self._rows), pairs)
+    def block_forward(self, pairs: PairBatch) -> tuple[Tensor, dict]:
+        losses, valids, lse_ps, lse_ns = [], [], [], []
+        for block in self.blocks(pairs):
+            pos, neg = block.pos, block.neg
+            logits, _ = self._logits(block.sim, pos)
+            lse_p, lse_n = lse_rows(logits, pos), lse_rows(logits, neg)
+            losses.append(F.softplus(lse_p + lse_n))
+            valids.append(pos.any(1) & neg.any(1))
+            lse_ps.append(lse_p)
+            lse_ns.append(lse_n)
+        loss, valid = torch.cat(losses), torch.cat(valids)
+        n_valid = int(valid.sum())
+        value = torch.where(valid, loss, 0.0).sum() / max(n_valid, 1)
+        lse_p, lse_n = torch.cat(lse_ps), torch.cat(lse_ns)
+        state = {"lse_p": lse_p, "lse_n": lse_n, "valid": valid, "n_valid": n_valid}
+        return value, state
+
+    def block_backward(self, pairs: PairBatch, state: dict, grad: Tensor) -> tuple:
+        grad_sim = torch.zeros_like(pairs.sim)
+        if state["n_valid"]:
+            # ℓ = softplus(L_p + L_n): dℓ/ds_j = σ(L_p + L_n) · softmax_side(logits)_j · factor_j
+            valid = state["valid"]
+            lse_p = finite_or_zero(state["lse_p"])
+            lse_n = finite_or_zero(state["lse_n"])
+            weight = torch.sigmoid(lse_p + lse_n) * valid * (grad / state["n_valid"])
+            start = 0
+            for block in self.blocks(pairs):
+                rows = slice(start, start + block.sim.shape[0])
+                start = rows.stop
+                pos, neg = block.pos, block.neg
+                logits, factor = self._logits(block.sim, pos)
+                shift = torch.where(pos, lse_p[rows, None], lse_n[rows, None])
+                out = logits.sub_(shift).exp_().mul_(factor).masked_fill_(~(pos | neg), 0.0)
+                torch.mul(out, weight[rows, None], out=grad_sim[rows])
+        return (grad_sim,)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from crossmodal.losses.base import PairwiseLoss, ratio_or_zero
+from crossmodal.losses.base import PairwiseLoss
+from crossmodal.losses.blockwise import distance_backward
 from crossmodal.losses.pairs import PairBatch
 
 
@@ -41,17 +42,46 @@ class ContrastiveLoss(PairwiseLoss):
         self.neg_margin = neg_margin
         self.power = power
 
-    def _rows(self, pairs: PairBatch) -> tuple[Tensor, ...]:
+    def _terms(self, pairs: PairBatch) -> tuple[Tensor, Tensor]:
+        """Hinges [d − pos_margin]_+ on positives and [neg_margin − d]_+ on negatives."""
         dist = pairs.distance()
-        pos_terms = torch.where(pairs.pos, (dist - self.pos_margin).clamp_min(0.0), 0.0)
-        neg_terms = torch.where(pairs.neg, (self.neg_margin - dist).clamp_min(0.0), 0.0)
-        pos_count, neg_count = (pos_terms > 0).sum(1), (neg_terms > 0).sum(1)
-        if self.power != 1:
-            pos_terms, neg_terms = pos_terms.pow(self.power), neg_terms.pow(self.power)
-        return pos_terms.sum(1), pos_count, neg_terms.sum(1), neg_count
+        pos_terms = torch.where(pairs.pos, (dist - self.pos_margin).clamp_min_(0.0), 0.0)
+        neg_terms = torch.where(pairs.neg, (self.neg_margin - dist).clamp_min_(0.0), 0.0)
+        return pos_terms, neg_terms
 
-    def compute(self, pairs: PairBatch) -> Tensor:
-        pos_sum, pos_count, neg_sum, neg_count = self.rowwise(pairs, self._rows)
-        return ratio_or_zero(pos_sum.sum(), pos_count.sum(), pairs) + ratio_or_zero(
-            neg_sum.sum(), neg_count.sum(), pairs
-        )
+    def _slope(self, hinge: Tensor) -> Tensor:
+        """d(hinge^power)/d(hinge), 0 where the hinge is inactive."""
+        if self.power == 1:
+            return (hinge > 0).to(hinge.dtype)
+        return hinge.pow(self.power - 1).mul_(self.power)
+
+    def block_forward(self, pairs: PairBatch) -> tuple[Tensor, dict]:
+        sums = pairs.sim.new_zeros(2)
+        counts = torch.zeros(2, dtype=torch.long, device=pairs.sim.device)
+        for block in self.blocks(pairs):
+            for side, terms in enumerate(self._terms(block)):
+                counts[side] += (terms > 0).sum()
+                sums[side] += (terms if self.power == 1 else terms.pow(self.power)).sum()
+        value = pairs.sim.new_zeros(())
+        for side in range(2):
+            if counts[side]:
+                value = value + sums[side] / counts[side]
+        return value, {"counts": counts}
+
+    def block_backward(self, pairs: PairBatch, state: dict, grad: Tensor) -> tuple:
+        pos_count, neg_count = (int(c) for c in state["counts"])
+        pos_weight = grad / pos_count if pos_count else grad * 0.0
+        neg_weight = grad / neg_count if neg_count else grad * 0.0
+        grad_sim = torch.empty_like(pairs.sim)
+        grad_query = torch.empty_like(pairs.query_sqnorm)
+        grad_ref = torch.zeros_like(pairs.ref_sqnorm)
+        start = 0
+        for block in self.blocks(pairs):
+            rows = slice(start, start + block.sim.shape[0])
+            start = rows.stop
+            pos_terms, neg_terms = self._terms(block)
+            grad_dist = self._slope(pos_terms).mul_(pos_weight)
+            grad_dist -= self._slope(neg_terms).mul_(neg_weight)
+            grad_sim[rows], grad_query[rows], ref_part = distance_backward(block, grad_dist, False)
+            grad_ref += ref_part
+        return grad_sim, grad_query, grad_ref

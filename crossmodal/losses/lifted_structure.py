@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from crossmodal.losses.base import PairwiseLoss, masked_logsumexp, ratio_or_zero
+from crossmodal.losses.base import PairwiseLoss
+from crossmodal.losses.blockwise import distance_backward, lse_rows
 from crossmodal.losses.pairs import PairBatch
 
 
@@ -41,31 +42,66 @@ class LiftedStructureLoss(PairwiseLoss):
         self.neg_margin = neg_margin
         self.pos_margin = pos_margin
 
-    def _column_lse(self, pairs: PairBatch) -> Tensor:
-        return masked_logsumexp(self.neg_margin - pairs.distance(), pairs.neg, dim=0)
-
-    def _rows(self, pairs: PairBatch, col: Tensor) -> tuple[Tensor, Tensor]:
-        dist = pairs.distance()
-        row = masked_logsumexp(self.neg_margin - dist, pairs.neg, dim=1)
-        # Empty sides are -inf; a finite stand-in keeps logaddexp's gradient finite.
+    def _pair_terms(self, block: PairBatch, row: Tensor, col: Tensor):
+        """(J, valid, neg exponent α − D, row/col stand-ins) for one block."""
+        dist = block.distance()
+        exponent = self.neg_margin - dist
+        # Empty sides are -inf; a very negative stand-in keeps logaddexp finite.
         floor = torch.finfo(dist.dtype).min / 4
-        row_has, col_has = torch.isfinite(row), torch.isfinite(col)
-        row = torch.where(row_has, row, floor)
-        col = torch.where(col_has, col, floor)
-        j = torch.logaddexp(row[:, None], col[None, :]) + dist - self.pos_margin
-        valid = pairs.pos & (row_has[:, None] | col_has[None, :])
-        terms = torch.where(valid, j.clamp_min(0.0).pow(2) / 2, 0.0)
-        return terms.sum(1), valid.sum(1)
+        row_f = torch.where(torch.isfinite(row), row, floor)
+        col_f = torch.where(torch.isfinite(col), col, floor)
+        j = torch.logaddexp(row_f[:, None], col_f[None, :]) + dist - self.pos_margin
+        valid = block.pos & (torch.isfinite(row)[:, None] | torch.isfinite(col)[None, :])
+        return j, valid, exponent, row_f, col_f
 
-    def compute(self, pairs: PairBatch) -> Tensor:
-        # N(j) spans every query row: a first pass over the row blocks builds the column
-        # log-sum-exps (with gradient), the second pass uses them.
-        partial = self.map_rows(pairs, self._column_lse)
-        col = partial[0] if len(partial) == 1 else _combine_lse(torch.stack(partial))
-        total, count = self.rowwise(pairs, lambda block: self._rows(block, col))
-        return ratio_or_zero(total.sum(), count.sum(), pairs)
+    def block_forward(self, pairs: PairBatch) -> tuple[Tensor, dict]:
+        blocks = self.blocks(pairs)
+        # N(j) spans every query row: a first pass builds the column log-sum-exps.
+        col = pairs.sim.new_full((pairs.sim.shape[1],), float("-inf"))
+        for block in blocks:
+            exponent = (self.neg_margin - block.distance()).masked_fill_(~block.neg, float("-inf"))
+            col = torch.logaddexp(col, torch.logsumexp(exponent, dim=0))
+        rows, total, count = [], pairs.sim.new_zeros(()), 0
+        for block in blocks:
+            row = lse_rows(self.neg_margin - block.distance(), block.neg)
+            j, valid, _, _, _ = self._pair_terms(block, row, col)
+            total += torch.where(valid, j.clamp_min(0.0).pow(2), 0.0).sum() / 2
+            count += int(valid.sum())
+            rows.append(row)
+        value = total / count if count else total * 0.0
+        return value, {"row": torch.cat(rows), "col": col, "count": count}
 
-
-def _combine_lse(parts: Tensor) -> Tensor:
-    """Log-sum-exp over dim 0 of per-block log-sum-exps that may be -inf."""
-    return masked_logsumexp(parts, torch.isfinite(parts), dim=0)
+    def block_backward(self, pairs: PairBatch, state: dict, grad: Tensor) -> tuple:
+        weight = grad / state["count"] if state["count"] else grad * 0.0
+        row_all, col = state["row"], state["col"]
+        blocks = self.blocks(pairs)
+        grad_dist = torch.empty_like(pairs.sim)
+        grad_col = torch.zeros_like(col)
+        # Pass 1: dJ terms through D_ij and the row sums; collect dL/dC_j over all rows.
+        start = 0
+        for block in blocks:
+            rows = slice(start, start + block.sim.shape[0])
+            start = rows.stop
+            row = row_all[rows]
+            j, valid, exponent, row_f, col_f = self._pair_terms(block, row, col)
+            slope = torch.where(valid, j.clamp_min(0.0), 0.0).mul_(weight)  # d(½J₊²)/dJ
+            to_row = torch.sigmoid(row_f[:, None] - col_f[None, :])  # dlogaddexp/dR
+            grad_row = (slope * to_row).sum(1)
+            grad_col += (slope * (1.0 - to_row)).sum(0)
+            row_softmax = torch.where(block.neg, (exponent - row_f[:, None]).exp_(), 0.0)
+            grad_dist[rows] = slope - row_softmax.mul_(grad_row[:, None])
+        # Pass 2: the column sums' share, then through the distances.
+        grad_sim = grad_dist
+        grad_query = torch.empty_like(pairs.query_sqnorm)
+        grad_ref = torch.zeros_like(pairs.ref_sqnorm)
+        col_f = torch.where(torch.isfinite(col), col, 0.0)
+        start = 0
+        for block in blocks:
+            rows = slice(start, start + block.sim.shape[0])
+            start = rows.stop
+            exponent = self.neg_margin - block.distance()
+            col_softmax = torch.where(block.neg, (exponent - col_f[None, :]).exp_(), 0.0)
+            block_grad = grad_dist[rows] - col_softmax.mul_(grad_col[None, :])
+            grad_sim[rows], grad_query[rows], ref_part = distance_backward(block, block_grad, False)
+            grad_ref += ref_part
+        return grad_sim, grad_query, grad_ref

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
-from crossmodal.losses.base import PairwiseLoss, masked_logsumexp, mean_over
+from crossmodal.losses.base import PairwiseLoss
+from crossmodal.losses.blockwise import lse_rows
 from crossmodal.losses.pairs import PairBatch
 
 
@@ -35,12 +38,46 @@ class MultiSimilarityLoss(PairwiseLoss):
         self.beta = beta
         self.base = base
 
-    def _rows(self, pairs: PairBatch) -> tuple[Tensor, Tensor]:
-        shifted = pairs.sim - self.base
-        pos, neg = pairs.pos, pairs.neg
-        pos_part = masked_logsumexp(-self.alpha * shifted, pos, add_one=True) / self.alpha
-        neg_part = masked_logsumexp(self.beta * shifted, neg, add_one=True) / self.beta
-        return pos_part + neg_part, pos.any(1) | neg.any(1)
+    def block_forward(self, pairs: PairBatch) -> tuple[Tensor, dict]:
+        losses, valids, pos_parts, neg_parts = [], [], [], []
+        for block in self.blocks(pairs):
+            shifted = block.sim - self.base
+            pos, neg = block.pos, block.neg
+            # log(1 + Σ exp(x)) = softplus(LSE(x)); 0 for an empty set.
+            pos_part = F.softplus(lse_rows(shifted * -self.alpha, pos))
+            neg_part = F.softplus(lse_rows(shifted * self.beta, neg))
+            losses.append(pos_part / self.alpha + neg_part / self.beta)
+            valids.append(pos.any(1) | neg.any(1))
+            pos_parts.append(pos_part)
+            neg_parts.append(neg_part)
+        loss, valid = torch.cat(losses), torch.cat(valids)
+        n_valid = int(valid.sum())
+        value = torch.where(valid, loss, 0.0).sum() / max(n_valid, 1)
+        state = {
+            "pos_part": torch.cat(pos_parts),
+            "neg_part": torch.cat(neg_parts),
+            "valid": valid,
+            "n_valid": n_valid,
+        }
+        return value, state
 
-    def compute(self, pairs: PairBatch) -> Tensor:
-        return mean_over(*self.rowwise(pairs, self._rows), pairs)
+    def block_backward(self, pairs: PairBatch, state: dict, grad: Tensor) -> tuple:
+        grad_sim = torch.zeros_like(pairs.sim)
+        if state["n_valid"]:
+            # d/dS_ip = −exp(x_ip) / (1 + Σ_P exp(x)), d/dS_in = exp(x_in) / (1 + Σ_N exp(x)).
+            weight = (grad / state["n_valid"]) * state["valid"]
+            start = 0
+            for block in self.blocks(pairs):
+                rows = slice(start, start + block.sim.shape[0])
+                start = rows.stop
+                shifted = block.sim - self.base
+                pos, neg = block.pos, block.neg
+                exponent = torch.where(
+                    pos,
+                    shifted * -self.alpha - state["pos_part"][rows, None],
+                    shifted * self.beta - state["neg_part"][rows, None],
+                )
+                terms = exponent.exp_()
+                out = torch.where(pos, -terms, terms).masked_fill_(~(pos | neg), 0.0)
+                torch.mul(out, weight[rows, None], out=grad_sim[rows])
+        return (grad_sim,)

@@ -18,7 +18,7 @@ from torch import Tensor
 
 # Below this squared distance a pair counts as coincident: its distance is 0 and carries
 # no gradient (sqrt has an infinite slope at 0, which would turn into NaN).
-_SQDIST_EPS = 1e-12
+SQDIST_EPS = 1e-12
 
 
 def _check_embeddings(name: str, emb: Tensor) -> None:
@@ -113,9 +113,7 @@ class PairBatch:
         row_start: index of the first row in the full query set (locates the diagonal).
         masks: extra (pos_mask, neg_mask) pairs (n, N_r) ANDed into :attr:`pos`/:attr:`neg`.
 
-    Masks and distances are computed on first use and cached on the object; the loss
-    base hands each checkpointed block a :meth:`fresh` copy so that recomputation in the
-    backward pass rebuilds them.
+    Masks, norms and distances are computed on first use and cached on the object.
     """
 
     sim: Tensor
@@ -195,27 +193,18 @@ class PairBatch:
             if squared:
                 self._cache[key] = sq
             else:
-                far = sq > _SQDIST_EPS
-                self._cache[key] = torch.where(far, sq.clamp_min(_SQDIST_EPS).sqrt(), 0.0)
+                far = sq > SQDIST_EPS
+                self._cache[key] = torch.where(far, sq.clamp_min(SQDIST_EPS).sqrt(), 0.0)
         return self._cache[key]
 
-    def zero(self) -> Tensor:
-        """A 0 connected to the inputs' graph (backward and DDP see every parameter)."""
-        return self.sim.sum() * 0.0
-
-    def fresh(self) -> PairBatch:
-        """The same rows without cached masks/distances."""
-        return replace(self, _cache={})
-
-    def split(self, rows: int, with_norms: bool = False) -> list[PairBatch]:
+    def split(self, rows: int) -> list[PairBatch]:
         """Row blocks of at most ``rows`` rows, sharing the references.
 
-        One ``split`` of :attr:`sim` backs all blocks, so the backward pass assembles
-        their gradients with a single concatenation. ``with_norms`` computes the shared
-        reference norms once, before splitting.
+        Blocks are views; query norms already computed are sliced along and reference
+        norms already computed are shared.
         """
-        if with_norms:
-            self.ref_sqnorm  # noqa: B018 - computed once here, shared by the blocks
+        norms = self._cache.get("query_sqnorm")
+        norm_parts = norms.split(rows) if norms is not None else None
         sims = self.sim.split(rows)
         labels = self.labels.split(rows)
         queries = self.query.split(rows)
@@ -230,7 +219,7 @@ class PairBatch:
                     query=queries[k],
                     row_start=self.row_start + k * rows,
                     masks=tuple((pos[k], neg[k]) for pos, neg in masks),
-                    _cache={},
+                    _cache={} if norm_parts is None else {"query_sqnorm": norm_parts[k]},
                 )
             )
         return blocks
