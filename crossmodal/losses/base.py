@@ -2,16 +2,15 @@
 
 A pairwise loss subclasses :class:`PairwiseLoss` and writes only the math on one
 :class:`~crossmodal.losses.pairs.PairBatch` (similarity matrix + boolean
-positive/negative masks): ``block_forward`` (value over row blocks) and
-``block_backward`` (its closed-form gradient), run by
+positive/negative masks): ``evaluate`` returns the value over row blocks and its
+closed-form gradient, run as one autograd node by
 :class:`~crossmodal.losses.blockwise.BlockwiseLoss`. Nothing here materialises index
 tuples of pairs or triplets.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
+import torch
 from torch import Tensor, nn
 
 from crossmodal.losses.blockwise import BlockwiseLoss, block_rows
@@ -38,8 +37,7 @@ class PairwiseLoss(nn.Module):
     work. Bad input raises ``ValueError`` naming the problem (see
     :func:`crossmodal.losses.pairs.check_inputs`).
 
-    Subclasses implement ``block_forward(pairs) -> (value, state)`` and
-    ``block_backward(pairs, state, grad) -> gradients of grad_inputs(pairs)``, walking
+    Subclasses implement ``evaluate(pairs, with_grad) -> (value, gradients)``, walking
     the matrix in row blocks of about ``chunk_elements`` entries (:meth:`blocks`).
     """
 
@@ -84,10 +82,14 @@ class PairwiseLoss(nn.Module):
         """Row blocks of about ``chunk_elements`` entries (one block when small)."""
         return pairs.split(block_rows(pairs, self.chunk_elements))
 
-    def block_forward(self, pairs: PairBatch) -> tuple[Tensor, Any]:
-        """(value, state for the backward pass), computed without autograd."""
+    def evaluate(self, pairs: PairBatch, with_grad: bool) -> tuple[Tensor, tuple]:
+        """The value and, if ``with_grad``, ``d value / d x`` for each of :meth:`grad_inputs`
+        (else an empty tuple). Runs without autograd."""
         raise NotImplementedError
 
-    def block_backward(self, pairs: PairBatch, state: Any, grad: Tensor) -> tuple:
-        """Gradients of ``grad * value`` w.r.t. each of :meth:`grad_inputs`."""
-        raise NotImplementedError
+    def grad_buffers(self, pairs: PairBatch) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """Zeroed gradient buffers for the similarities and (distance losses) the norms."""
+        grad_sim = torch.zeros_like(pairs.sim)
+        if not self.uses_distance:
+            return grad_sim, None, None
+        return grad_sim, torch.zeros_like(pairs.query_sqnorm), torch.zeros_like(pairs.ref_sqnorm)

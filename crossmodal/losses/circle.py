@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from crossmodal.losses.base import PairwiseLoss
-from crossmodal.losses.blockwise import finite_or_zero, lse_rows
+from crossmodal.losses.blockwise import log_total, masked_exp, safe_div
 from crossmodal.losses.pairs import PairBatch
 
 
@@ -46,38 +46,28 @@ class CircleLoss(PairwiseLoss):
         logits = torch.where(pos, sim - (1.0 - self.m), sim - self.m).mul_(factor)
         return logits, factor
 
-    def block_forward(self, pairs: PairBatch) -> tuple[Tensor, dict]:
-        losses, valids, lse_ps, lse_ns = [], [], [], []
+    def evaluate(self, pairs: PairBatch, with_grad: bool) -> tuple[Tensor, tuple]:
+        grad_sim = torch.zeros_like(pairs.sim) if with_grad else None
+        total, n_valid, start = pairs.sim.new_zeros(()), 0, 0
         for block in self.blocks(pairs):
+            rows = slice(start, start + block.sim.shape[0])
+            start = rows.stop
             pos, neg = block.pos, block.neg
-            logits, _ = self._logits(block.sim, pos)
-            lse_p, lse_n = lse_rows(logits, pos), lse_rows(logits, neg)
-            losses.append(F.softplus(lse_p + lse_n))
-            valids.append(pos.any(1) & neg.any(1))
-            lse_ps.append(lse_p)
-            lse_ns.append(lse_n)
-        loss, valid = torch.cat(losses), torch.cat(valids)
-        n_valid = int(valid.sum())
-        value = torch.where(valid, loss, 0.0).sum() / max(n_valid, 1)
-        lse_p, lse_n = torch.cat(lse_ps), torch.cat(lse_ns)
-        state = {"lse_p": lse_p, "lse_n": lse_n, "valid": valid, "n_valid": n_valid}
-        return value, state
-
-    def block_backward(self, pairs: PairBatch, state: dict, grad: Tensor) -> tuple:
-        grad_sim = torch.zeros_like(pairs.sim)
-        if state["n_valid"]:
-            # ℓ = softplus(L_p + L_n): dℓ/ds_j = σ(L_p + L_n) · softmax_side(logits)_j · factor_j
-            valid = state["valid"]
-            lse_p = finite_or_zero(state["lse_p"])
-            lse_n = finite_or_zero(state["lse_n"])
-            weight = torch.sigmoid(lse_p + lse_n) * valid * (grad / state["n_valid"])
-            start = 0
-            for block in self.blocks(pairs):
-                rows = slice(start, start + block.sim.shape[0])
-                start = rows.stop
-                pos, neg = block.pos, block.neg
-                logits, factor = self._logits(block.sim, pos)
-                shift = torch.where(pos, lse_p[rows, None], lse_n[rows, None])
-                out = logits.sub_(shift).exp_().mul_(factor).masked_fill_(~(pos | neg), 0.0)
-                torch.mul(out, weight[rows, None], out=grad_sim[rows])
-        return (grad_sim,)
+            logits, factor = self._logits(block.sim, pos)
+            pos_e, pos_total, pos_shift = masked_exp(logits, pos)
+            neg_e, neg_total, neg_shift = masked_exp(logits, neg)
+            both = log_total(pos_total, pos_shift) + log_total(neg_total, neg_shift)
+            valid = pos.any(1) & neg.any(1)
+            total += torch.where(valid, F.softplus(both), 0.0).sum()
+            n_valid += int(valid.sum())
+            if with_grad:
+                # ℓ = softplus(L_p + L_n): dℓ/ds_j = σ(L_p + L_n) · softmax_side(logits)_j · factor_j
+                weight = torch.where(valid, torch.sigmoid(both), 0.0)[:, None]
+                grad = safe_div(pos_e, pos_total).add_(safe_div(neg_e, neg_total))
+                grad_sim[rows] = grad.mul_(factor).mul_(weight)
+        value = total / max(n_valid, 1)
+        if not with_grad:
+            return value, ()
+        if n_valid:
+            grad_sim.div_(n_valid)
+        return value, (grad_sim,)

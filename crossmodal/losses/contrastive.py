@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from crossmodal.losses.base import PairwiseLoss
-from crossmodal.losses.blockwise import distance_backward
+from crossmodal.losses.blockwise import distance_chain
 from crossmodal.losses.pairs import PairBatch
 
 
@@ -55,33 +55,27 @@ class ContrastiveLoss(PairwiseLoss):
             return (hinge > 0).to(hinge.dtype)
         return hinge.pow(self.power - 1).mul_(self.power)
 
-    def block_forward(self, pairs: PairBatch) -> tuple[Tensor, dict]:
+    def evaluate(self, pairs: PairBatch, with_grad: bool) -> tuple[Tensor, tuple]:
         sums = pairs.sim.new_zeros(2)
         counts = torch.zeros(2, dtype=torch.long, device=pairs.sim.device)
         for block in self.blocks(pairs):
             for side, terms in enumerate(self._terms(block)):
                 counts[side] += (terms > 0).sum()
                 sums[side] += (terms if self.power == 1 else terms.pow(self.power)).sum()
-        value = pairs.sim.new_zeros(())
-        for side in range(2):
-            if counts[side]:
-                value = value + sums[side] / counts[side]
-        return value, {"counts": counts}
-
-    def block_backward(self, pairs: PairBatch, state: dict, grad: Tensor) -> tuple:
-        pos_count, neg_count = (int(c) for c in state["counts"])
-        pos_weight = grad / pos_count if pos_count else grad * 0.0
-        neg_weight = grad / neg_count if neg_count else grad * 0.0
-        grad_sim = torch.empty_like(pairs.sim)
-        grad_query = torch.empty_like(pairs.query_sqnorm)
-        grad_ref = torch.zeros_like(pairs.ref_sqnorm)
+        weights = [1.0 / int(c) if int(c) else 0.0 for c in counts]
+        value = sums[0] * weights[0] + sums[1] * weights[1]
+        if not with_grad:
+            return value, ()
+        # The normalisers (non-zero counts) are known only now: a second pass writes the
+        # gradient, d/dd = power · hinge^(power−1) / count on each side.
+        grad_sim, grad_query, grad_ref = self.grad_buffers(pairs)
         start = 0
         for block in self.blocks(pairs):
             rows = slice(start, start + block.sim.shape[0])
             start = rows.stop
             pos_terms, neg_terms = self._terms(block)
-            grad_dist = self._slope(pos_terms).mul_(pos_weight)
-            grad_dist -= self._slope(neg_terms).mul_(neg_weight)
-            grad_sim[rows], grad_query[rows], ref_part = distance_backward(block, grad_dist, False)
+            grad_dist = self._slope(pos_terms).mul_(weights[0])
+            grad_dist.sub_(self._slope(neg_terms).mul_(weights[1]))
+            grad_query[rows], ref_part = distance_chain(block, grad_dist, False, grad_sim[rows])
             grad_ref += ref_part
-        return grad_sim, grad_query, grad_ref
+        return value, (grad_sim, grad_query, grad_ref)

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from crossmodal.losses.base import PairwiseLoss
-from crossmodal.losses.blockwise import finite_or_zero, lse_rows
+from crossmodal.losses.blockwise import log_total, masked_exp, safe_div
 from crossmodal.losses.pairs import PairBatch
 
 
@@ -71,52 +71,40 @@ class InfoNCELoss(PairwiseLoss):
     def _scale_value(self) -> float:
         return float(self.scale.detach()) if self.learnable else self.fixed_scale
 
-    def block_forward(self, pairs: PairBatch) -> tuple[Tensor, dict]:
+    def evaluate(self, pairs: PairBatch, with_grad: bool) -> tuple[Tensor, tuple]:
         scale = self._scale_value()
-        losses, log_norms, counts = [], [], []
+        grad_sim = torch.zeros_like(pairs.sim) if with_grad else None
+        grad_scale = pairs.sim.new_zeros(())
+        total, n_valid, start = pairs.sim.new_zeros(()), 0, 0
         for block in self.blocks(pairs):
+            rows = slice(start, start + block.sim.shape[0])
+            start = rows.stop
             logits = block.sim * scale
             pos = block.pos
-            candidates = pos | block.neg
-            if bool(candidates.all()):
-                log_norm = torch.logsumexp(logits, dim=1)
-            else:
-                log_norm = lse_rows(logits, candidates)
-            num_pos = pos.sum(1)
-            pos_mean = torch.where(pos, logits, 0.0).sum(1) / num_pos.clamp_min(1)
-            losses.append(log_norm - pos_mean)
-            log_norms.append(finite_or_zero(log_norm))
-            counts.append(num_pos)
-        loss, num_pos = torch.cat(losses), torch.cat(counts)
-        valid = num_pos > 0
-        n_valid = int(valid.sum())
-        value = torch.where(valid, loss, 0.0).sum() / max(n_valid, 1)
-        return value, {"log_norm": torch.cat(log_norms), "num_pos": num_pos, "n_valid": n_valid}
-
-    def block_backward(self, pairs: PairBatch, state: dict, grad: Tensor) -> tuple:
-        scale = self._scale_value()
-        grad_sim = torch.zeros_like(pairs.sim)
-        grad_scale = pairs.sim.new_zeros(())
-        if state["n_valid"]:
-            # dℓ_i/dz_ij = softmax over A_i − [j ∈ P_i] / |P_i|, for anchors with positives.
-            weight = (grad / state["n_valid"]) * (state["num_pos"] > 0)
-            inv_pos = 1.0 / state["num_pos"].clamp_min(1).to(pairs.sim.dtype)
-            start = 0
-            for block in self.blocks(pairs):
-                rows = slice(start, start + block.sim.shape[0])
-                start = rows.stop
-                logits = block.sim * scale
-                pos = block.pos
-                probs = (logits - state["log_norm"][rows, None]).exp_()
-                candidates = pos | block.neg
-                if not bool(candidates.all()):
-                    probs.masked_fill_(~candidates, 0.0)
-                grad_logits = torch.where(pos, probs - inv_pos[rows, None], probs)
-                grad_logits.mul_(weight[rows, None])
+            exps, norm, shift = masked_exp(logits, pos | block.neg)
+            num_pos = pos.sum(1, keepdim=True)
+            inv_pos = 1.0 / num_pos.clamp_min(1).to(logits.dtype)
+            valid = num_pos > 0
+            pos_mean = torch.where(pos, logits, 0.0).sum(1, keepdim=True) * inv_pos
+            loss = log_total(norm, shift) - pos_mean.squeeze(1)
+            total += torch.where(valid.squeeze(1), loss, 0.0).sum()
+            n_valid += int(valid.sum())
+            if with_grad:
+                # dℓ_i/dz_ij = softmax over A_i − [j ∈ P_i] / |P_i|, for anchors with positives.
+                probs = safe_div(exps, norm)
+                grad_logits = torch.where(pos, probs - inv_pos, probs)
+                grad_logits.mul_(valid)
                 grad_scale += (grad_logits * block.sim).sum()
                 torch.mul(grad_logits, scale, out=grad_sim[rows])
+        value = total / max(n_valid, 1)
+        if not with_grad:
+            return value, ()
+        if n_valid:
+            grad_sim.div_(n_valid)
+            grad_scale /= n_valid
         if not self.learnable:
-            return (grad_sim,)
+            return value, (grad_sim,)
+        # d/d log_scale = d/d scale · scale, unless the clamp is active.
         unclamped = bool(self.log_scale.detach().exp() <= self.max_scale)
         grad_log_scale = grad_scale * scale if unclamped else grad_scale * 0.0
-        return grad_sim, grad_log_scale.to(self.log_scale.dtype)
+        return value, (grad_sim, grad_log_scale.to(self.log_scale.dtype))

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from crossmodal.losses.base import PairwiseLoss
-from crossmodal.losses.blockwise import distance_backward, lse_rows
+from crossmodal.losses.blockwise import distance_chain, log_total, masked_exp, safe_div
 from crossmodal.losses.pairs import PairBatch
 
 
@@ -42,66 +42,57 @@ class LiftedStructureLoss(PairwiseLoss):
         self.neg_margin = neg_margin
         self.pos_margin = pos_margin
 
-    def _pair_terms(self, block: PairBatch, row: Tensor, col: Tensor):
-        """(J, valid, neg exponent α − D, row/col stand-ins) for one block."""
+    def _pair_terms(self, block: PairBatch, col: Tensor):
+        """(J, valid, exp(α − D − row LSE) on negatives, row/col stand-ins) for one block."""
         dist = block.distance()
-        exponent = self.neg_margin - dist
+        exps, total, shift = masked_exp(self.neg_margin - dist, block.neg)
+        row = log_total(total, shift)
         # Empty sides are -inf; a very negative stand-in keeps logaddexp finite.
         floor = torch.finfo(dist.dtype).min / 4
         row_f = torch.where(torch.isfinite(row), row, floor)
         col_f = torch.where(torch.isfinite(col), col, floor)
         j = torch.logaddexp(row_f[:, None], col_f[None, :]) + dist - self.pos_margin
         valid = block.pos & (torch.isfinite(row)[:, None] | torch.isfinite(col)[None, :])
-        return j, valid, exponent, row_f, col_f
+        return j, valid, safe_div(exps, total), row_f, col_f
 
-    def block_forward(self, pairs: PairBatch) -> tuple[Tensor, dict]:
+    def evaluate(self, pairs: PairBatch, with_grad: bool) -> tuple[Tensor, tuple]:
         blocks = self.blocks(pairs)
         # N(j) spans every query row: a first pass builds the column log-sum-exps.
         col = pairs.sim.new_full((pairs.sim.shape[1],), float("-inf"))
         for block in blocks:
             exponent = (self.neg_margin - block.distance()).masked_fill_(~block.neg, float("-inf"))
             col = torch.logaddexp(col, torch.logsumexp(exponent, dim=0))
-        rows, total, count = [], pairs.sim.new_zeros(()), 0
-        for block in blocks:
-            row = lse_rows(self.neg_margin - block.distance(), block.neg)
-            j, valid, _, _, _ = self._pair_terms(block, row, col)
-            total += torch.where(valid, j.clamp_min(0.0).pow(2), 0.0).sum() / 2
-            count += int(valid.sum())
-            rows.append(row)
-        value = total / count if count else total * 0.0
-        return value, {"row": torch.cat(rows), "col": col, "count": count}
-
-    def block_backward(self, pairs: PairBatch, state: dict, grad: Tensor) -> tuple:
-        weight = grad / state["count"] if state["count"] else grad * 0.0
-        row_all, col = state["row"], state["col"]
-        blocks = self.blocks(pairs)
-        grad_dist = torch.empty_like(pairs.sim)
+        grad_sim, grad_query, grad_ref = self.grad_buffers(pairs) if with_grad else (None,) * 3
         grad_col = torch.zeros_like(col)
-        # Pass 1: dJ terms through D_ij and the row sums; collect dL/dC_j over all rows.
-        start = 0
+        total, count, start = pairs.sim.new_zeros(()), 0, 0
         for block in blocks:
             rows = slice(start, start + block.sim.shape[0])
             start = rows.stop
-            row = row_all[rows]
-            j, valid, exponent, row_f, col_f = self._pair_terms(block, row, col)
-            slope = torch.where(valid, j.clamp_min(0.0), 0.0).mul_(weight)  # d(½J₊²)/dJ
-            to_row = torch.sigmoid(row_f[:, None] - col_f[None, :])  # dlogaddexp/dR
-            grad_row = (slope * to_row).sum(1)
-            grad_col += (slope * (1.0 - to_row)).sum(0)
-            row_softmax = torch.where(block.neg, (exponent - row_f[:, None]).exp_(), 0.0)
-            grad_dist[rows] = slope - row_softmax.mul_(grad_row[:, None])
-        # Pass 2: the column sums' share, then through the distances.
-        grad_sim = grad_dist
-        grad_query = torch.empty_like(pairs.query_sqnorm)
-        grad_ref = torch.zeros_like(pairs.ref_sqnorm)
+            j, valid, row_softmax, row_f, col_f = self._pair_terms(block, col)
+            slope = torch.where(valid, j.clamp_min(0.0), 0.0)  # d(½ J₊²)/dJ
+            total += slope.pow(2).sum() / 2
+            count += int(valid.sum())
+            if with_grad:
+                # J = logaddexp(R_i, C_j) + D_ij: the row part now, the column part once
+                # dL/dC_j has been summed over all rows.
+                to_row = torch.sigmoid(row_f[:, None] - col_f[None, :])
+                grad_row = (slope * to_row).sum(1, keepdim=True)
+                grad_col += (slope * to_row.neg_().add_(1.0)).sum(0)
+                grad_sim[rows] = slope.sub_(row_softmax.mul_(grad_row))
+        value = total / count if count else total
+        if not with_grad:
+            return value, ()
         col_f = torch.where(torch.isfinite(col), col, 0.0)
         start = 0
         for block in blocks:
             rows = slice(start, start + block.sim.shape[0])
             start = rows.stop
             exponent = self.neg_margin - block.distance()
-            col_softmax = torch.where(block.neg, (exponent - col_f[None, :]).exp_(), 0.0)
-            block_grad = grad_dist[rows] - col_softmax.mul_(grad_col[None, :])
-            grad_sim[rows], grad_query[rows], ref_part = distance_backward(block, block_grad, False)
+            col_softmax = torch.where(block.neg, exponent.sub_(col_f).exp_(), 0.0)
+            grad_dist = grad_sim[rows] - col_softmax.mul_(grad_col)
+            grad_query[rows], ref_part = distance_chain(block, grad_dist, False, grad_sim[rows])
             grad_ref += ref_part
-        return grad_sim, grad_query, grad_ref
+        if count:
+            for grad in (grad_sim, grad_query, grad_ref):
+                grad.div_(count)
+        return value, (grad_sim, grad_query, grad_ref)

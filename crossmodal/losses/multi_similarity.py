@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from crossmodal.losses.base import PairwiseLoss
-from crossmodal.losses.blockwise import lse_rows
+from crossmodal.losses.blockwise import log_total, masked_exp
 from crossmodal.losses.pairs import PairBatch
 
 
@@ -38,46 +37,37 @@ class MultiSimilarityLoss(PairwiseLoss):
         self.beta = beta
         self.base = base
 
-    def block_forward(self, pairs: PairBatch) -> tuple[Tensor, dict]:
-        losses, valids, pos_parts, neg_parts = [], [], [], []
+    def evaluate(self, pairs: PairBatch, with_grad: bool) -> tuple[Tensor, tuple]:
+        grad_sim = torch.zeros_like(pairs.sim) if with_grad else None
+        total, n_valid, start = pairs.sim.new_zeros(()), 0, 0
         for block in self.blocks(pairs):
+            rows = slice(start, start + block.sim.shape[0])
+            start = rows.stop
             shifted = block.sim - self.base
             pos, neg = block.pos, block.neg
-            # log(1 + Σ exp(x)) = softplus(LSE(x)); 0 for an empty set.
-            pos_part = F.softplus(lse_rows(shifted * -self.alpha, pos))
-            neg_part = F.softplus(lse_rows(shifted * self.beta, neg))
-            losses.append(pos_part / self.alpha + neg_part / self.beta)
-            valids.append(pos.any(1) | neg.any(1))
-            pos_parts.append(pos_part)
-            neg_parts.append(neg_part)
-        loss, valid = torch.cat(losses), torch.cat(valids)
-        n_valid = int(valid.sum())
-        value = torch.where(valid, loss, 0.0).sum() / max(n_valid, 1)
-        state = {
-            "pos_part": torch.cat(pos_parts),
-            "neg_part": torch.cat(neg_parts),
-            "valid": valid,
-            "n_valid": n_valid,
-        }
-        return value, state
+            # log(1 + Σ exp(x)) with the 1 as an extra exp(0) term.
+            pos_e, pos_total, pos_shift = _one_plus(shifted * -self.alpha, pos)
+            neg_e, neg_total, neg_shift = _one_plus(shifted * self.beta, neg)
+            loss = log_total(pos_total, pos_shift) / self.alpha
+            loss += log_total(neg_total, neg_shift) / self.beta
+            valid = pos.any(1, keepdim=True) | neg.any(1, keepdim=True)
+            total += torch.where(valid.squeeze(1), loss, 0.0).sum()
+            n_valid += int(valid.sum())
+            if with_grad:
+                # dℓ/dS_ip = −exp(x_ip) / (1 + Σ_P exp x), dℓ/dS_in = exp(x_in) / (1 + Σ_N exp x)
+                grad = neg_e.div_(neg_total).sub_(pos_e.div_(pos_total)).mul_(valid)
+                grad_sim[rows] = grad
+        value = total / max(n_valid, 1)
+        if not with_grad:
+            return value, ()
+        if n_valid:
+            grad_sim.div_(n_valid)
+        return value, (grad_sim,)
 
-    def block_backward(self, pairs: PairBatch, state: dict, grad: Tensor) -> tuple:
-        grad_sim = torch.zeros_like(pairs.sim)
-        if state["n_valid"]:
-            # d/dS_ip = −exp(x_ip) / (1 + Σ_P exp(x)), d/dS_in = exp(x_in) / (1 + Σ_N exp(x)).
-            weight = (grad / state["n_valid"]) * state["valid"]
-            start = 0
-            for block in self.blocks(pairs):
-                rows = slice(start, start + block.sim.shape[0])
-                start = rows.stop
-                shifted = block.sim - self.base
-                pos, neg = block.pos, block.neg
-                exponent = torch.where(
-                    pos,
-                    shifted * -self.alpha - state["pos_part"][rows, None],
-                    shifted * self.beta - state["neg_part"][rows, None],
-                )
-                terms = exponent.exp_()
-                out = torch.where(pos, -terms, terms).masked_fill_(~(pos | neg), 0.0)
-                torch.mul(out, weight[rows, None], out=grad_sim[rows])
-        return (grad_sim,)
+
+def _one_plus(x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`masked_exp` of ``x`` with an extra ``exp(0)`` term in every row's total."""
+    e, total, shift = masked_exp(x, mask)
+    new_shift = shift.clamp_min(0.0)
+    rescale = (shift - new_shift).exp_()
+    return e.mul_(rescale), total.mul_(rescale).add_((-new_shift).exp_()), new_shift

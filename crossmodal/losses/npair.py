@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from crossmodal.losses.base import PairwiseLoss
-from crossmodal.losses.blockwise import finite_or_zero, lse_rows
+from crossmodal.losses.blockwise import log_total, masked_exp, safe_div
 from crossmodal.losses.pairs import PairBatch
 
 
@@ -48,43 +48,34 @@ class NPairLoss(PairwiseLoss):
         self.scale = scale
         self.reg_weight = reg_weight
 
-    def block_forward(self, pairs: PairBatch) -> tuple[Tensor, dict]:
-        losses, neg_lses, counts = [], [], []
+    def evaluate(self, pairs: PairBatch, with_grad: bool) -> tuple[Tensor, tuple]:
+        grad_sim = torch.zeros_like(pairs.sim) if with_grad else None
+        total, n_valid, start = pairs.sim.new_zeros(()), 0, 0
         for block in self.blocks(pairs):
+            rows = slice(start, start + block.sim.shape[0])
+            start = rows.stop
             logits = block.sim * self.scale
             pos = block.pos
-            neg_lse = lse_rows(logits, block.neg)
+            exps, norm, shift = masked_exp(logits, block.neg)
+            neg_lse = log_total(norm, shift)[:, None]
             # softplus(-inf) = 0: an anchor without negatives has log(1 + 0) = 0 per positive.
-            per_pair = torch.where(pos, F.softplus(neg_lse[:, None] - logits), 0.0)
-            num_pos = pos.sum(1)
-            losses.append(per_pair.sum(1) / num_pos.clamp_min(1))
-            neg_lses.append(neg_lse)
-            counts.append(num_pos)
-        loss, num_pos = torch.cat(losses), torch.cat(counts)
-        n_valid = int((num_pos > 0).sum())
-        value = torch.where(num_pos > 0, loss, 0.0).sum() / max(n_valid, 1)
-        return value, {"neg_lse": torch.cat(neg_lses), "num_pos": num_pos, "n_valid": n_valid}
-
-    def block_backward(self, pairs: PairBatch, state: dict, grad: Tensor) -> tuple:
-        grad_sim = torch.zeros_like(pairs.sim)
-        if state["n_valid"]:
-            # ℓ_ip = softplus(R_i − z_ip), R_i = LSE_N(z):  dℓ_ip/dz_ip = −σ(R_i − z_ip),
-            # dℓ_ip/dz_in = σ(R_i − z_ip) · softmax_N(z)_n.
-            weight = (grad / state["n_valid"]) / state["num_pos"].clamp_min(1)
-            weight = weight * (state["num_pos"] > 0) * self.scale
-            neg_lse = state["neg_lse"]
-            start = 0
-            for block in self.blocks(pairs):
-                rows = slice(start, start + block.sim.shape[0])
-                start = rows.stop
-                logits = block.sim * self.scale
-                pos, neg = block.pos, block.neg
-                lse = neg_lse[rows, None]
-                sig = torch.where(pos, torch.sigmoid(lse - logits), 0.0)
-                neg_prob = torch.where(neg, (logits - finite_or_zero(lse)).exp_(), 0.0)
-                out = neg_prob.mul_(sig.sum(1, keepdim=True)).sub_(sig)
-                torch.mul(out, weight[rows, None], out=grad_sim[rows])
-        return (grad_sim,)
+            per_pair = torch.where(pos, F.softplus(neg_lse - logits), 0.0)
+            num_pos = pos.sum(1, keepdim=True)
+            inv_pos = 1.0 / num_pos.clamp_min(1).to(logits.dtype)
+            total += (per_pair.sum(1, keepdim=True) * inv_pos).sum()
+            n_valid += int((num_pos > 0).sum())
+            if with_grad:
+                # ℓ_ip = softplus(R_i − z_ip), R_i = LSE_N(z): dℓ_ip/dz_ip = −σ(R_i − z_ip),
+                # dℓ_ip/dz_in = σ(R_i − z_ip) · softmax_N(z)_n.
+                sig = torch.where(pos, torch.sigmoid(neg_lse - logits), 0.0)
+                grad = safe_div(exps, norm).mul_(sig.sum(1, keepdim=True)).sub_(sig)
+                torch.mul(grad, inv_pos * self.scale, out=grad_sim[rows])
+        value = total / max(n_valid, 1)
+        if not with_grad:
+            return value, ()
+        if n_valid:
+            grad_sim.div_(n_valid)
+        return value, (grad_sim,)
 
     def compute(self, pairs: PairBatch) -> Tensor:
         loss = super().compute(pairs)

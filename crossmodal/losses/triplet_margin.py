@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from crossmodal.losses.base import PairwiseLoss
-from crossmodal.losses.blockwise import distance_backward
+from crossmodal.losses.blockwise import distance_chain
 from crossmodal.losses.pairs import PairBatch
 
 
@@ -55,24 +55,31 @@ class TripletMarginLoss(PairwiseLoss):
         self.margin = margin
         self.squared = squared
 
-    def _block_sums(self, block: PairBatch) -> tuple[Tensor, Tensor]:
-        """Σ and count of the non-zero hinges of one block."""
+    def _block(self, block: PairBatch, grad_dist: Tensor | None) -> tuple[Tensor, int]:
+        """Σ and count of the non-zero hinges of one block; with ``grad_dist``, adds
+        ∂(Σ hinges)/∂d to it: +#violating negatives at each positive, −#violating
+        positives at each negative."""
         pos, neg = block.pos, block.neg
         total = block.sim.new_zeros(())
-        count = torch.zeros((), dtype=torch.long, device=pos.device)
         max_pos = int(pos.sum(1).max())
         if max_pos == 0:
-            return total, count
+            return total, 0
         dist = block.distance(squared=self.squared)
         if max_pos <= self.slot_limit:
-            pos_dist, _, used = _positive_slots(dist, pos, max_pos)
+            count = 0
+            pos_dist, index, used = _positive_slots(dist, pos, max_pos)
             thresholds = torch.where(used, pos_dist + self.margin, float("-inf"))
-            not_neg = ~neg
             for slot in range(max_pos):
-                hinge = (thresholds[:, slot : slot + 1] - dist).masked_fill_(not_neg, 0.0)
-                hinge.clamp_min_(0.0)
-                total += hinge.sum()
-                count += (hinge > 0).sum()
+                threshold = thresholds[:, slot : slot + 1]
+                active = (threshold > dist).logical_and_(neg)
+                total += torch.where(active, threshold - dist, 0.0).sum()
+                per_positive = active.sum(1, keepdim=True)
+                count += int(per_positive.sum())
+                if grad_dist is not None:
+                    grad_dist.sub_(active.to(grad_dist.dtype))
+                    grad_dist.scatter_add_(
+                        1, index[:, slot : slot + 1], per_positive.to(grad_dist.dtype)
+                    )
             return total, count
         neg_sorted = _sorted_negatives(dist, neg, self.margin)
         thresholds = dist + self.margin
@@ -84,60 +91,32 @@ class TripletMarginLoss(PairwiseLoss):
         ).gather(1, below)
         hinge = below.double() * thresholds.double() - prefix
         total += torch.where(pos, hinge, 0.0).sum().to(total.dtype)
-        count += torch.where(pos, below, 0).sum()
-        return total, count
+        if grad_dist is not None:
+            sorted_thresholds = torch.where(pos, thresholds, float("-inf")).sort(dim=1).values
+            above = dist.shape[1] - torch.searchsorted(sorted_thresholds, dist, right=True)
+            grad_dist += torch.where(pos, below, 0).to(grad_dist.dtype)
+            grad_dist -= torch.where(neg, above, 0).to(grad_dist.dtype)
+        return total, int(torch.where(pos, below, 0).sum())
 
-    def _block_grad_dist(self, block: PairBatch) -> Tensor:
-        """∂(Σ hinges)/∂d for one block: +#violated negatives at each positive,
-        −#violating positives at each negative."""
-        pos, neg = block.pos, block.neg
-        dist = block.distance(squared=self.squared)
-        grad = torch.zeros_like(dist)
-        max_pos = int(pos.sum(1).max())
-        if max_pos == 0:
-            return grad
-        if max_pos <= self.slot_limit:
-            pos_dist, index, used = _positive_slots(dist, pos, max_pos)
-            for slot in range(max_pos):
-                threshold = torch.where(
-                    used[:, slot], pos_dist[:, slot] + self.margin, float("-inf")
-                )
-                active = (threshold[:, None] > dist) & neg
-                grad -= active.to(grad.dtype)
-                per_positive = active.sum(1, keepdim=True).to(grad.dtype)
-                grad.scatter_add_(1, index[:, slot : slot + 1], per_positive)
-            return grad
-        neg_sorted = _sorted_negatives(dist, neg, self.margin)
-        below = torch.searchsorted(neg_sorted, dist + self.margin)
-        thresholds_sorted = torch.where(pos, dist + self.margin, float("-inf")).sort(dim=1).values
-        at_or_below = torch.searchsorted(thresholds_sorted, dist, right=True)
-        above = dist.shape[1] - at_or_below
-        grad += torch.where(pos, below, 0).to(grad.dtype)
-        grad -= torch.where(neg, above, 0).to(grad.dtype)
-        return grad
-
-    def block_forward(self, pairs: PairBatch) -> tuple[Tensor, dict]:
-        total = pairs.sim.new_zeros(())
-        count = 0
-        for block in self.blocks(pairs):
-            block_total, block_count = self._block_sums(block)
-            total += block_total
-            count += int(block_count)
-        value = total / count if count else total * 0.0
-        return value, {"count": count}
-
-    def block_backward(self, pairs: PairBatch, state: dict, grad: Tensor) -> tuple:
-        weight = grad / state["count"] if state["count"] else grad * 0.0
-        grad_sim = torch.empty_like(pairs.sim)
-        grad_query = torch.empty_like(pairs.query_sqnorm)
-        grad_ref = torch.zeros_like(pairs.ref_sqnorm)
-        start = 0
+    def evaluate(self, pairs: PairBatch, with_grad: bool) -> tuple[Tensor, tuple]:
+        grad_sim, grad_query, grad_ref = self.grad_buffers(pairs) if with_grad else (None,) * 3
+        total, count, start = pairs.sim.new_zeros(()), 0, 0
         for block in self.blocks(pairs):
             rows = slice(start, start + block.sim.shape[0])
             start = rows.stop
-            grad_dist = self._block_grad_dist(block).mul_(weight)
-            grad_sim[rows], grad_query[rows], ref_part = distance_backward(
-                block, grad_dist, self.squared
-            )
-            grad_ref += ref_part
-        return grad_sim, grad_query, grad_ref
+            grad_dist = torch.zeros_like(block.sim) if with_grad else None
+            block_total, block_count = self._block(block, grad_dist)
+            total += block_total
+            count += block_count
+            if grad_dist is not None:
+                grad_query[rows], ref_part = distance_chain(
+                    block, grad_dist, self.squared, grad_sim[rows]
+                )
+                grad_ref += ref_part
+        value = total / count if count else total
+        if not with_grad:
+            return value, ()
+        if count:
+            for grad in (grad_sim, grad_query, grad_ref):
+                grad.div_(count)
+        return value, (grad_sim, grad_query, grad_ref)
