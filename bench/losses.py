@@ -109,7 +109,7 @@ class CaseTimeout(Exception):
     pass
 
 
-def _alarm(signum, frame):  # noqa: ARG001 - signal handler signature
+def _alarm(signum, frame):
     raise CaseTimeout
 
 
@@ -354,7 +354,7 @@ def header(opts: Options, seconds: float) -> str:
         from importlib.metadata import version
 
         pml_version = version("pytorch-metric-learning")
-    except Exception:  # noqa: BLE001 - report only
+    except Exception:
         pml_version = "not installed"
     return (
         "# Loss benchmark: crossmodal vs pytorch-metric-learning\n\n"

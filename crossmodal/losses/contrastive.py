@@ -6,7 +6,6 @@ import torch
 from torch import Tensor, nn
 
 from crossmodal.losses.base import PairwiseLoss
-from crossmodal.losses.blockwise import distance_chain
 from crossmodal.losses.pairs import PairBatch
 
 
@@ -58,24 +57,40 @@ class ContrastiveLoss(PairwiseLoss):
     def evaluate(self, pairs: PairBatch, with_grad: bool) -> tuple[Tensor, tuple]:
         sums = pairs.sim.new_zeros(2)
         counts = torch.zeros(2, dtype=torch.long, device=pairs.sim.device)
-        for block in self.blocks(pairs):
-            for side, terms in enumerate(self._terms(block)):
-                counts[side] += (terms > 0).sum()
-                sums[side] += (terms if self.power == 1 else terms.pow(self.power)).sum()
-        weights = [1.0 / int(c) if int(c) else 0.0 for c in counts]
-        value = sums[0] * weights[0] + sums[1] * weights[1]
-        if not with_grad:
-            return value, ()
-        # The normalisers (non-zero counts) are known only now: a second pass writes the
-        # gradient, d/dd = power · hinge^(power−1) / count on each side.
-        grad_sim, grad_query, grad_ref = self.grad_buffers(pairs)
+        grad_sim, _, _ = self.grad_buffers(pairs) if with_grad else (None,) * 3
+        # Per side (positive, negative): row and column sums of d value/d d², unnormalised.
+        side_rows = [pairs.sim.new_zeros(pairs.sim.shape[0]) for _ in range(2)]
+        side_cols = [pairs.sim.new_zeros(pairs.sim.shape[1]) for _ in range(2)]
         start = 0
         for block in self.blocks(pairs):
             rows = slice(start, start + block.sim.shape[0])
             start = rows.stop
-            pos_terms, neg_terms = self._terms(block)
-            grad_dist = self._slope(pos_terms).mul_(weights[0])
-            grad_dist.sub_(self._slope(neg_terms).mul_(weights[1]))
-            grad_query[rows], ref_part = distance_chain(block, grad_dist, False, grad_sim[rows])
-            grad_ref += ref_part
+            terms = self._terms(block)
+            for side, hinge in enumerate(terms):
+                counts[side] += (hinge > 0).sum()
+                sums[side] += (hinge if self.power == 1 else hinge.pow(self.power)).sum()
+            if with_grad:
+                # d hinge/d d is +slope for positives and −slope for negatives; through
+                # d = sqrt(d²): × 1/(2d), and d²/ds = −2. Sides are disjoint, so one
+                # buffer holds both until their normalisers are known.
+                dist = block.distance()
+                half_inv = dist.reciprocal().masked_fill_(dist == 0, 0.0).mul_(0.5)
+                pos_sq = self._slope(terms[0]).mul_(half_inv)
+                neg_sq = self._slope(terms[1]).mul_(half_inv).neg_()
+                for side, grad_sq in enumerate((pos_sq, neg_sq)):
+                    side_rows[side][rows] = grad_sq.sum(1)
+                    side_cols[side] += grad_sq.sum(0)
+                torch.add(pos_sq, neg_sq, out=grad_sim[rows]).mul_(-2.0)
+        weights = [1.0 / int(c) if int(c) else 0.0 for c in counts]
+        value = sums[0] * weights[0] + sums[1] * weights[1]
+        if not with_grad:
+            return value, ()
+        side_weight = pairs.sim.new_tensor(weights)
+        start = 0
+        for block in self.blocks(pairs):
+            rows = slice(start, start + block.sim.shape[0])
+            start = rows.stop
+            grad_sim[rows].mul_(torch.where(block.pos, side_weight[0], side_weight[1]))
+        grad_query = side_rows[0] * weights[0] + side_rows[1] * weights[1]
+        grad_ref = side_cols[0] * weights[0] + side_cols[1] * weights[1]
         return value, (grad_sim, grad_query, grad_ref)

@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 from crossmodal.losses.base import PairwiseLoss
 from crossmodal.losses.blockwise import distance_chain, log_total, masked_exp, safe_div
-from crossmodal.losses.pairs import PairBatch
+from crossmodal.losses.pairs import PairBatch, positive_slots
 
 
 class LiftedStructureLoss(PairwiseLoss):
@@ -42,19 +42,6 @@ class LiftedStructureLoss(PairwiseLoss):
         self.neg_margin = neg_margin
         self.pos_margin = pos_margin
 
-    def _pair_terms(self, block: PairBatch, col: Tensor):
-        """(J, valid, exp(α − D − row LSE) on negatives, row/col stand-ins) for one block."""
-        dist = block.distance()
-        exps, total, shift = masked_exp(self.neg_margin - dist, block.neg)
-        row = log_total(total, shift)
-        # Empty sides are -inf; a very negative stand-in keeps logaddexp finite.
-        floor = torch.finfo(dist.dtype).min / 4
-        row_f = torch.where(torch.isfinite(row), row, floor)
-        col_f = torch.where(torch.isfinite(col), col, floor)
-        j = torch.logaddexp(row_f[:, None], col_f[None, :]) + dist - self.pos_margin
-        valid = block.pos & (torch.isfinite(row)[:, None] | torch.isfinite(col)[None, :])
-        return j, valid, safe_div(exps, total), row_f, col_f
-
     def evaluate(self, pairs: PairBatch, with_grad: bool) -> tuple[Tensor, tuple]:
         blocks = self.blocks(pairs)
         # N(j) spans every query row: a first pass builds the column log-sum-exps.
@@ -62,27 +49,47 @@ class LiftedStructureLoss(PairwiseLoss):
         for block in blocks:
             exponent = (self.neg_margin - block.distance()).masked_fill_(~block.neg, float("-inf"))
             col = torch.logaddexp(col, torch.logsumexp(exponent, dim=0))
+        # Empty sides are -inf; a very negative stand-in keeps logaddexp finite.
+        floor = torch.finfo(col.dtype).min / 4
+        col_has = torch.isfinite(col)
+        col_f = torch.where(col_has, col, floor)
         grad_sim, grad_query, grad_ref = self.grad_buffers(pairs) if with_grad else (None,) * 3
         grad_col = torch.zeros_like(col)
         total, count, start = pairs.sim.new_zeros(()), 0, 0
         for block in blocks:
             rows = slice(start, start + block.sim.shape[0])
             start = rows.stop
-            j, valid, row_softmax, row_f, col_f = self._pair_terms(block, col)
+            pos = block.pos
+            max_pos = int(pos.sum(1).max())
+            if max_pos == 0:
+                if with_grad:
+                    grad_sim[rows] = 0.0
+                continue
+            dist = block.distance()
+            exps, norm, shift = masked_exp(self.neg_margin - dist, block.neg)
+            row = log_total(norm, shift)
+            row_has = torch.isfinite(row)
+            row_f = torch.where(row_has, row, floor)[:, None]
+            # J only matters at the positives: evaluate it on each row's positive slots.
+            pos_dist, index, used = positive_slots(dist, pos, max_pos)
+            slot_col = col_f[index]
+            j = torch.logaddexp(row_f, slot_col) + pos_dist - self.pos_margin
+            valid = used & (row_has[:, None] | col_has[index])
             slope = torch.where(valid, j.clamp_min(0.0), 0.0)  # d(½ J₊²)/dJ
             total += slope.pow(2).sum() / 2
             count += int(valid.sum())
             if with_grad:
                 # J = logaddexp(R_i, C_j) + D_ij: the row part now, the column part once
                 # dL/dC_j has been summed over all rows.
-                to_row = torch.sigmoid(row_f[:, None] - col_f[None, :])
+                to_row = torch.sigmoid(row_f - slot_col)
+                grad_col.scatter_add_(0, index.flatten(), (slope * (1.0 - to_row)).flatten())
                 grad_row = (slope * to_row).sum(1, keepdim=True)
-                grad_col += (slope * to_row.neg_().add_(1.0)).sum(0)
-                grad_sim[rows] = slope.sub_(row_softmax.mul_(grad_row))
+                grad_dist = safe_div(exps, norm).mul_(grad_row).neg_()
+                grad_sim[rows] = grad_dist.scatter_add_(1, index, slope)
         value = total / count if count else total
         if not with_grad:
             return value, ()
-        col_f = torch.where(torch.isfinite(col), col, 0.0)
+        col_f = torch.where(col_has, col, 0.0)
         start = 0
         for block in blocks:
             rows = slice(start, start + block.sim.shape[0])

@@ -225,6 +225,19 @@ class PairBatch:
         return blocks
 
 
+def positive_slots(values: Tensor, pos: Tensor, max_pos: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Each row's positives as ``max_pos`` slots, largest ``values`` first.
+
+    Returns ``(values at the slots, column indices, slot used)``, each (n, max_pos); a
+    row with fewer positives has unused slots (value ``-inf``, ``used`` False). The
+    positives are few per row in class-balanced batches, so per-positive terms cost
+    O(n · max_pos) instead of O(n · N_r).
+    """
+    slot_values, index = torch.where(pos, values, float("-inf")).topk(max_pos, dim=1)
+    used = torch.arange(max_pos, device=pos.device)[None, :] < pos.sum(1, keepdim=True)
+    return slot_values, index, used
+
+
 def build_pairs(
     embeddings: Tensor,
     labels: Tensor,

@@ -7,14 +7,7 @@ from torch import Tensor, nn
 
 from crossmodal.losses.base import PairwiseLoss
 from crossmodal.losses.blockwise import distance_chain
-from crossmodal.losses.pairs import PairBatch
-
-
-def _positive_slots(dist: Tensor, pos: Tensor, max_pos: int) -> tuple[Tensor, Tensor, Tensor]:
-    """Each row's positives as ``max_pos`` slots: (distances, column indices, slot used)."""
-    values, index = torch.where(pos, dist, float("-inf")).topk(max_pos, dim=1)
-    used = torch.arange(max_pos, device=dist.device)[None, :] < pos.sum(1, keepdim=True)
-    return values, index, used
+from crossmodal.losses.pairs import PairBatch, positive_slots
 
 
 def _sorted_negatives(dist: Tensor, neg: Tensor, margin: float) -> Tensor:
@@ -67,7 +60,7 @@ class TripletMarginLoss(PairwiseLoss):
         dist = block.distance(squared=self.squared)
         if max_pos <= self.slot_limit:
             count = 0
-            pos_dist, index, used = _positive_slots(dist, pos, max_pos)
+            pos_dist, index, used = positive_slots(dist, pos, max_pos)
             thresholds = torch.where(used, pos_dist + self.margin, float("-inf"))
             for slot in range(max_pos):
                 threshold = thresholds[:, slot : slot + 1]
