@@ -54,24 +54,29 @@ class BlockwiseLoss(torch.autograd.Function):
         return (None, None, *(None if g is None else g * scale for g in grads))
 
 
-def masked_exp(x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Row-stable exponentials of ``x`` where ``mask``.
+def masked_exp(x: Tensor, mask: Tensor, count: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Row-stable exponentials of ``x`` where the 0/1 float ``mask`` is 1.
 
-    Returns ``(e, total, shift)``: ``e = exp(x − shift)`` (0 outside the mask),
-    ``total = Σ_j e_ij`` and ``shift`` the row maximum over the mask (0 for rows without
-    a True entry, whose ``total`` is 0). ``log(total) + shift`` is the masked
-    log-sum-exp and ``e / total`` the masked softmax.
+    ``count`` (n, 1) is the number of ones per row. Returns ``(e, total, shift)``:
+    ``e = exp(x − shift)`` (0 outside the mask), ``total = Σ_j e_ij`` (n, 1) and
+    ``shift`` (n, 1) the row maximum over the mask (0 for rows without a one, whose
+    ``total`` is 0). ``log(total) + shift`` is the masked log-sum-exp and ``e / total``
+    the masked softmax.
     """
-    masked = x.masked_fill(~mask, float("-inf"))
-    shift = masked.amax(dim=1, keepdim=True)
-    shift.masked_fill_(~torch.isfinite(shift), 0.0)
+    if bool((count == x.shape[1]).all()):
+        shift = x.amax(dim=1, keepdim=True)
+        e = (x - shift).exp_()
+        return e, e.sum(dim=1, keepdim=True), shift
+    # Masked-out entries sit far below any real value, so their exp underflows to 0.
+    masked = (mask - 1.0).mul_(torch.finfo(x.dtype).max / 4).add_(x)
+    shift = torch.where(count > 0, masked.amax(dim=1, keepdim=True), 0.0)
     e = masked.sub_(shift).exp_()
     return e, e.sum(dim=1, keepdim=True), shift
 
 
 def log_total(total: Tensor, shift: Tensor) -> Tensor:
-    """``log(total) + shift`` as a row vector (``-inf`` where ``total`` is 0)."""
-    return (total.log() + shift).squeeze(1)
+    """``log(total) + shift`` (``-inf`` where ``total`` is 0)."""
+    return total.log() + shift
 
 
 def safe_div(e: Tensor, total: Tensor) -> Tensor:
@@ -79,23 +84,51 @@ def safe_div(e: Tensor, total: Tensor) -> Tensor:
     return e.div_(total.clamp_min(torch.finfo(e.dtype).tiny))
 
 
+def slot_logsumexp(values: Tensor, used: Tensor) -> tuple[Tensor, Tensor]:
+    """Row-wise log-sum-exp over the used slots, and the softmax over them (0 elsewhere).
+
+    ``values``/``used`` are (n, P); rows without a used slot give ``-inf`` and zeros.
+    """
+    masked = values.masked_fill(~used, float("-inf"))
+    lse = torch.logsumexp(masked, dim=1, keepdim=True)
+    softmax = (masked - torch.where(torch.isfinite(lse), lse, 0.0)).exp_()
+    return lse, softmax
+
+
 def distance_chain(
     pairs: PairBatch, grad_dist: Tensor, squared: bool, out: Tensor
 ) -> tuple[Tensor, Tensor]:
     """Chain rule through ``d² = |q|² + |r|² − 2 s`` (and ``d = sqrt(d²)``) for one block.
 
-    ``grad_dist`` (n, N_r) is ``d value / d distance``; the similarity gradient is written
-    to ``out`` and the gradients for the block's query squared norms (n,) and for the
-    reference squared norms (N_r,) are returned. Follows :meth:`PairBatch.distance`: no
-    gradient where ``d²`` was clamped at 0, or, for ``d``, where ``d`` is 0.
+    ``grad_dist`` (n, N_r) is ``d value / d distance`` (modified in place); the
+    similarity gradient is written to ``out`` and the gradients for the block's query
+    squared norms (n,) and for the reference squared norms (N_r,) are returned. Follows
+    :meth:`PairBatch.distance`: no gradient where ``d²`` was clamped at 0, or, for ``d``,
+    between coincident points.
     """
     if squared:
-        grad_sq = torch.where(pairs.distance(squared=True) > 0, grad_dist, 0.0)
+        grad_sq = grad_dist.mul_(pairs.distance(squared=True).sign())
     else:
-        dist = pairs.distance()
-        grad_sq = (grad_dist / dist).masked_fill_(dist == 0, 0.0).mul_(0.5)
+        grad_sq = grad_dist.mul_(pairs.apart()).div_(pairs.distance_floor()).mul_(0.5)
     torch.mul(grad_sq, -2.0, out=out)
     return grad_sq.sum(1), grad_sq.sum(0)
+
+
+def slot_distance_chain(
+    pairs: PairBatch, index: Tensor, grad_dist: Tensor, squared: bool
+) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`distance_chain` for gradients given at slots (``index``, (n, P)).
+
+    Returns (similarity gradient at the slots, query-norm gradient (n,), reference-norm
+    gradient (N_r,)); scatter the first into the similarity gradient with ``index``.
+    """
+    if squared:
+        grad_sq = grad_dist * pairs.distance(squared=True).gather(1, index).sign()
+    else:
+        grad_sq = grad_dist * pairs.apart().gather(1, index)
+        grad_sq = grad_sq.div_(pairs.distance_floor().gather(1, index)).mul_(0.5)
+    ref = grad_sq.new_zeros(pairs.sim.shape[1]).scatter_add_(0, index.flatten(), grad_sq.flatten())
+    return grad_sq * -2.0, grad_sq.sum(1), ref
 
 
 def block_rows(pairs: PairBatch, chunk_elements: int) -> int:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 from crossmodal.losses.base import PairwiseLoss
+from crossmodal.losses.blockwise import distance_chain, slot_distance_chain
 from crossmodal.losses.pairs import PairBatch
 
 
@@ -41,56 +41,53 @@ class ContrastiveLoss(PairwiseLoss):
         self.neg_margin = neg_margin
         self.power = power
 
-    def _terms(self, pairs: PairBatch) -> tuple[Tensor, Tensor]:
-        """Hinges [d − pos_margin]_+ on positives and [neg_margin − d]_+ on negatives."""
-        dist = pairs.distance()
-        pos_terms = torch.where(pairs.pos, (dist - self.pos_margin).clamp_min_(0.0), 0.0)
-        neg_terms = torch.where(pairs.neg, (self.neg_margin - dist).clamp_min_(0.0), 0.0)
-        return pos_terms, neg_terms
-
     def _slope(self, hinge: Tensor) -> Tensor:
         """d(hinge^power)/d(hinge), 0 where the hinge is inactive."""
         if self.power == 1:
-            return (hinge > 0).to(hinge.dtype)
+            return hinge.sign()
         return hinge.pow(self.power - 1).mul_(self.power)
 
+    def _sum(self, hinge: Tensor) -> Tensor:
+        return (hinge if self.power == 1 else hinge.pow(self.power)).sum()
+
     def evaluate(self, pairs: PairBatch, with_grad: bool) -> tuple[Tensor, tuple]:
-        sums = pairs.sim.new_zeros(2)
-        counts = torch.zeros(2, dtype=torch.long, device=pairs.sim.device)
+        sums, counts = [pairs.sim.new_zeros(()), pairs.sim.new_zeros(())], [0, 0]
         grad_sim, _, _ = self.grad_buffers(pairs) if with_grad else (None,) * 3
-        # Per side (positive, negative): row and column sums of d value/d d², unnormalised.
+        # Per side (positive, negative): gradients of the side's sum, before dividing by
+        # the side's non-zero count, which is known only at the end.
         side_rows = [pairs.sim.new_zeros(pairs.sim.shape[0]) for _ in range(2)]
         side_cols = [pairs.sim.new_zeros(pairs.sim.shape[1]) for _ in range(2)]
+        pos_slot_grads = []
         start = 0
         for block in self.blocks(pairs):
             rows = slice(start, start + block.sim.shape[0])
             start = rows.stop
-            terms = self._terms(block)
-            for side, hinge in enumerate(terms):
-                counts[side] += (hinge > 0).sum()
-                sums[side] += (hinge if self.power == 1 else hinge.pow(self.power)).sum()
+            dist = block.distance()
+            # Negatives over the row, positives (few) over their slots.
+            neg_hinge = (self.neg_margin - dist).clamp_min_(0.0).mul_(block.neg_f)
+            index, used = block.positive_slots()
+            pos_hinge = (dist.gather(1, index) - self.pos_margin).clamp_min_(0.0).mul_(used)
+            for side, hinge in enumerate((pos_hinge, neg_hinge)):
+                counts[side] += int(hinge.sign().sum())
+                sums[side] += self._sum(hinge)
             if with_grad:
-                # d hinge/d d is +slope for positives and −slope for negatives; through
-                # d = sqrt(d²): × 1/(2d), and d²/ds = −2. Sides are disjoint, so one
-                # buffer holds both until their normalisers are known.
-                dist = block.distance()
-                half_inv = dist.reciprocal().masked_fill_(dist == 0, 0.0).mul_(0.5)
-                pos_sq = self._slope(terms[0]).mul_(half_inv)
-                neg_sq = self._slope(terms[1]).mul_(half_inv).neg_()
-                for side, grad_sq in enumerate((pos_sq, neg_sq)):
-                    side_rows[side][rows] = grad_sq.sum(1)
-                    side_cols[side] += grad_sq.sum(0)
-                torch.add(pos_sq, neg_sq, out=grad_sim[rows]).mul_(-2.0)
-        weights = [1.0 / int(c) if int(c) else 0.0 for c in counts]
+                grad_dist = self._slope(neg_hinge).neg_()
+                side_rows[1][rows], cols = distance_chain(block, grad_dist, False, grad_sim[rows])
+                side_cols[1] += cols
+                slot_sim, side_rows[0][rows], cols = slot_distance_chain(
+                    block, index, self._slope(pos_hinge), False
+                )
+                side_cols[0] += cols
+                pos_slot_grads.append((rows, index, slot_sim))
+        weights = [1.0 / c if c else 0.0 for c in counts]
         value = sums[0] * weights[0] + sums[1] * weights[1]
         if not with_grad:
             return value, ()
-        side_weight = pairs.sim.new_tensor(weights)
-        start = 0
-        for block in self.blocks(pairs):
-            rows = slice(start, start + block.sim.shape[0])
-            start = rows.stop
-            grad_sim[rows].mul_(torch.where(block.pos, side_weight[0], side_weight[1]))
+        # Positives and negatives are disjoint entries: scale the negatives' gradient,
+        # then add the positives' at their slots.
+        grad_sim.mul_(weights[1])
+        for rows, index, slot_sim in pos_slot_grads:
+            grad_sim[rows].scatter_add_(1, index, slot_sim.mul_(weights[0]))
         grad_query = side_rows[0] * weights[0] + side_rows[1] * weights[1]
         grad_ref = side_cols[0] * weights[0] + side_cols[1] * weights[1]
         return value, (grad_sim, grad_query, grad_ref)

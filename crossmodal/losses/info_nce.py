@@ -80,20 +80,19 @@ class InfoNCELoss(PairwiseLoss):
             rows = slice(start, start + block.sim.shape[0])
             start = rows.stop
             logits = block.sim * scale
-            pos = block.pos
-            exps, norm, shift = masked_exp(logits, pos | block.neg)
-            num_pos = pos.sum(1, keepdim=True)
-            inv_pos = 1.0 / num_pos.clamp_min(1).to(logits.dtype)
-            valid = num_pos > 0
-            pos_mean = torch.where(pos, logits, 0.0).sum(1, keepdim=True) * inv_pos
-            loss = log_total(norm, shift) - pos_mean.squeeze(1)
-            total += torch.where(valid.squeeze(1), loss, 0.0).sum()
+            pos = block.pos_f
+            exps, norm, shift = masked_exp(
+                logits, pos + block.neg_f, block.pos_count + block.neg_count
+            )
+            valid = block.pos_count > 0
+            inv_pos = 1.0 / block.pos_count.clamp_min(1.0)
+            pos_mean = (logits * pos).sum(1, keepdim=True).mul_(inv_pos)
+            loss = log_total(norm, shift) - pos_mean
+            total += torch.where(valid, loss, 0.0).sum()
             n_valid += int(valid.sum())
             if with_grad:
                 # dℓ_i/dz_ij = softmax over A_i − [j ∈ P_i] / |P_i|, for anchors with positives.
-                probs = safe_div(exps, norm)
-                grad_logits = torch.where(pos, probs - inv_pos, probs)
-                grad_logits.mul_(valid)
+                grad_logits = safe_div(exps, norm).sub_(pos * inv_pos).mul_(valid)
                 grad_scale += (grad_logits * block.sim).sum()
                 torch.mul(grad_logits, scale, out=grad_sim[rows])
         value = total / max(n_valid, 1)

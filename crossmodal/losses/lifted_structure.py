@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 from crossmodal.losses.base import PairwiseLoss
 from crossmodal.losses.blockwise import distance_chain, log_total, masked_exp, safe_div
-from crossmodal.losses.pairs import PairBatch, positive_slots
+from crossmodal.losses.pairs import PairBatch
 
 
 class LiftedStructureLoss(PairwiseLoss):
@@ -42,13 +42,20 @@ class LiftedStructureLoss(PairwiseLoss):
         self.neg_margin = neg_margin
         self.pos_margin = pos_margin
 
+    def _exponent(self, block: PairBatch) -> Tensor:
+        """α − D for one block (a fresh tensor)."""
+        return torch.sub(self.neg_margin, block.distance())
+
     def evaluate(self, pairs: PairBatch, with_grad: bool) -> tuple[Tensor, tuple]:
         blocks = self.blocks(pairs)
         # N(j) spans every query row: a first pass builds the column log-sum-exps.
-        col = pairs.sim.new_full((pairs.sim.shape[1],), float("-inf"))
+        big = torch.finfo(pairs.sim.dtype).max / 4
+        col = pairs.sim.new_full((1, pairs.sim.shape[1]), float("-inf"))
         for block in blocks:
-            exponent = (self.neg_margin - block.distance()).masked_fill_(~block.neg, float("-inf"))
-            col = torch.logaddexp(col, torch.logsumexp(exponent, dim=0))
+            masked = (block.neg_f - 1.0).mul_(big).add_(self._exponent(block))
+            shift = masked.amax(dim=0, keepdim=True)
+            part = masked.sub_(shift).exp_().sum(dim=0, keepdim=True).log_().add_(shift)
+            col = torch.logaddexp(col, part.masked_fill_(shift < -big / 2, float("-inf")))
         # Empty sides are -inf; a very negative stand-in keeps logaddexp finite.
         floor = torch.finfo(col.dtype).min / 4
         col_has = torch.isfinite(col)
@@ -59,43 +66,35 @@ class LiftedStructureLoss(PairwiseLoss):
         for block in blocks:
             rows = slice(start, start + block.sim.shape[0])
             start = rows.stop
-            pos = block.pos
-            max_pos = int(pos.sum(1).max())
-            if max_pos == 0:
-                if with_grad:
-                    grad_sim[rows] = 0.0
-                continue
-            dist = block.distance()
-            exps, norm, shift = masked_exp(self.neg_margin - dist, block.neg)
+            exps, norm, shift = masked_exp(self._exponent(block), block.neg_f, block.neg_count)
             row = log_total(norm, shift)
             row_has = torch.isfinite(row)
-            row_f = torch.where(row_has, row, floor)[:, None]
+            row_f = torch.where(row_has, row, floor)
             # J only matters at the positives: evaluate it on each row's positive slots.
-            pos_dist, index, used = positive_slots(dist, pos, max_pos)
-            slot_col = col_f[index]
-            j = torch.logaddexp(row_f, slot_col) + pos_dist - self.pos_margin
-            valid = used & (row_has[:, None] | col_has[index])
-            slope = torch.where(valid, j.clamp_min(0.0), 0.0)  # d(½ J₊²)/dJ
+            index, used = block.positive_slots()
+            slot_col = col_f[0, index]
+            j = torch.logaddexp(row_f, slot_col) + block.distance().gather(1, index)
+            valid = used & (row_has | col_has[0, index])
+            slope = (j - self.pos_margin).clamp_min_(0.0).mul_(valid)  # d(½ J₊²)/dJ
             total += slope.pow(2).sum() / 2
             count += int(valid.sum())
             if with_grad:
                 # J = logaddexp(R_i, C_j) + D_ij: the row part now, the column part once
                 # dL/dC_j has been summed over all rows.
                 to_row = torch.sigmoid(row_f - slot_col)
-                grad_col.scatter_add_(0, index.flatten(), (slope * (1.0 - to_row)).flatten())
+                grad_col[0].scatter_add_(0, index.flatten(), (slope * (1.0 - to_row)).flatten())
                 grad_row = (slope * to_row).sum(1, keepdim=True)
                 grad_dist = safe_div(exps, norm).mul_(grad_row).neg_()
                 grad_sim[rows] = grad_dist.scatter_add_(1, index, slope)
         value = total / count if count else total
         if not with_grad:
             return value, ()
-        col_f = torch.where(col_has, col, 0.0)
+        col_shift = torch.where(col_has, col, 0.0)
         start = 0
         for block in blocks:
             rows = slice(start, start + block.sim.shape[0])
             start = rows.stop
-            exponent = self.neg_margin - block.distance()
-            col_softmax = torch.where(block.neg, exponent.sub_(col_f).exp_(), 0.0)
+            col_softmax = self._exponent(block).sub_(col_shift).exp_().mul_(block.neg_f)
             grad_dist = grad_sim[rows] - col_softmax.mul_(grad_col)
             grad_query[rows], ref_part = distance_chain(block, grad_dist, False, grad_sim[rows])
             grad_ref += ref_part

@@ -55,20 +55,20 @@ class NPairLoss(PairwiseLoss):
             rows = slice(start, start + block.sim.shape[0])
             start = rows.stop
             logits = block.sim * self.scale
-            pos = block.pos
-            exps, norm, shift = masked_exp(logits, block.neg)
-            neg_lse = log_total(norm, shift)[:, None]
-            # softplus(-inf) = 0: an anchor without negatives has log(1 + 0) = 0 per positive.
-            per_pair = torch.where(pos, F.softplus(neg_lse - logits), 0.0)
-            num_pos = pos.sum(1, keepdim=True)
-            inv_pos = 1.0 / num_pos.clamp_min(1).to(logits.dtype)
-            total += (per_pair.sum(1, keepdim=True) * inv_pos).sum()
-            n_valid += int((num_pos > 0).sum())
+            exps, norm, shift = masked_exp(logits, block.neg_f, block.neg_count)
+            neg_lse = log_total(norm, shift)
+            index, used = block.positive_slots()
+            # ℓ_ip = softplus(R_i − z_ip) at each positive slot; softplus(-inf) = 0 gives
+            # an anchor without negatives log(1 + 0) = 0.
+            gap = neg_lse - logits.gather(1, index)
+            inv_pos = 1.0 / block.pos_count.clamp_min(1.0)
+            total += (torch.where(used, F.softplus(gap), 0.0).sum(1, keepdim=True) * inv_pos).sum()
+            n_valid += int((block.pos_count > 0).sum())
             if with_grad:
-                # ℓ_ip = softplus(R_i − z_ip), R_i = LSE_N(z): dℓ_ip/dz_ip = −σ(R_i − z_ip),
-                # dℓ_ip/dz_in = σ(R_i − z_ip) · softmax_N(z)_n.
-                sig = torch.where(pos, torch.sigmoid(neg_lse - logits), 0.0)
-                grad = safe_div(exps, norm).mul_(sig.sum(1, keepdim=True)).sub_(sig)
+                # dℓ_ip/dz_ip = −σ(R_i − z_ip); dℓ_ip/dz_in = σ(R_i − z_ip) · softmax_N(z)_n.
+                sig = torch.where(used, torch.sigmoid(gap), 0.0)
+                grad = safe_div(exps, norm).mul_(sig.sum(1, keepdim=True))
+                grad.scatter_add_(1, index, -sig)
                 torch.mul(grad, inv_pos * self.scale, out=grad_sim[rows])
         value = total / max(n_valid, 1)
         if not with_grad:

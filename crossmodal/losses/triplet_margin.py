@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 from crossmodal.losses.base import PairwiseLoss
 from crossmodal.losses.blockwise import distance_chain
-from crossmodal.losses.pairs import PairBatch, positive_slots
+from crossmodal.losses.pairs import PairBatch
 
 
 def _sorted_negatives(dist: Tensor, neg: Tensor, margin: float) -> Tensor:
@@ -52,28 +52,26 @@ class TripletMarginLoss(PairwiseLoss):
         """Σ and count of the non-zero hinges of one block; with ``grad_dist``, adds
         ∂(Σ hinges)/∂d to it: +#violating negatives at each positive, −#violating
         positives at each negative."""
-        pos, neg = block.pos, block.neg
         total = block.sim.new_zeros(())
-        max_pos = int(pos.sum(1).max())
-        if max_pos == 0:
+        index, used = block.positive_slots()
+        if not bool(used.any()):
             return total, 0
         dist = block.distance(squared=self.squared)
-        if max_pos <= self.slot_limit:
-            count = 0
-            pos_dist, index, used = positive_slots(dist, pos, max_pos)
-            thresholds = torch.where(used, pos_dist + self.margin, float("-inf"))
-            for slot in range(max_pos):
-                threshold = thresholds[:, slot : slot + 1]
-                active = (threshold > dist).logical_and_(neg)
-                total += torch.where(active, threshold - dist, 0.0).sum()
-                per_positive = active.sum(1, keepdim=True)
-                count += int(per_positive.sum())
+        if index.shape[1] <= self.slot_limit:
+            thresholds = (dist.gather(1, index) + self.margin).masked_fill_(~used, float("-inf"))
+            per_positive = torch.zeros_like(thresholds)
+            neg = block.neg_f
+            for slot in range(index.shape[1]):
+                hinge = (thresholds[:, slot : slot + 1] - dist).clamp_min_(0.0).mul_(neg)
+                total += hinge.sum()
+                active = hinge.sign_()
+                per_positive[:, slot] = active.sum(1)
                 if grad_dist is not None:
-                    grad_dist.sub_(active.to(grad_dist.dtype))
-                    grad_dist.scatter_add_(
-                        1, index[:, slot : slot + 1], per_positive.to(grad_dist.dtype)
-                    )
-            return total, count
+                    grad_dist.sub_(active)
+            if grad_dist is not None:
+                grad_dist.scatter_add_(1, index, per_positive)
+            return total, int(per_positive.sum())
+        pos, neg = block.pos, block.neg
         neg_sorted = _sorted_negatives(dist, neg, self.margin)
         thresholds = dist + self.margin
         below = torch.searchsorted(neg_sorted, thresholds)
