@@ -109,7 +109,9 @@ def distance_chain(
     if squared:
         grad_sq = grad_dist.mul_(pairs.distance(squared=True).sign())
     else:
-        grad_sq = grad_dist.mul_(pairs.apart()).div_(pairs.distance_floor()).mul_(0.5)
+        apart = pairs.apart()
+        grad_sq = grad_dist if apart is None else grad_dist.mul_(apart)
+        grad_sq = grad_sq.div_(pairs.distance_floor()).mul_(0.5)
     torch.mul(grad_sq, -2.0, out=out)
     return grad_sq.sum(1), grad_sq.sum(0)
 
@@ -125,8 +127,9 @@ def slot_distance_chain(
     if squared:
         grad_sq = grad_dist * pairs.distance(squared=True).gather(1, index).sign()
     else:
-        grad_sq = grad_dist * pairs.apart().gather(1, index)
-        grad_sq = grad_sq.div_(pairs.distance_floor().gather(1, index)).mul_(0.5)
+        apart = pairs.apart()
+        grad_sq = grad_dist if apart is None else grad_dist * apart.gather(1, index)
+        grad_sq = grad_sq / pairs.distance_floor().gather(1, index) * 0.5
     ref = grad_sq.new_zeros(pairs.sim.shape[1]).scatter_add_(0, index.flatten(), grad_sq.flatten())
     return grad_sq * -2.0, grad_sq.sum(1), ref
 

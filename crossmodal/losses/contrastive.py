@@ -41,10 +41,10 @@ class ContrastiveLoss(PairwiseLoss):
         self.neg_margin = neg_margin
         self.power = power
 
-    def _slope(self, hinge: Tensor) -> Tensor:
-        """d(hinge^power)/d(hinge), 0 where the hinge is inactive."""
+    def _slope(self, hinge: Tensor, active: Tensor) -> Tensor:
+        """d(hinge^power)/d(hinge), 0 where the hinge is inactive (``active`` is 0/1)."""
         if self.power == 1:
-            return hinge.sign()
+            return active
         return hinge.pow(self.power - 1).mul_(self.power)
 
     def _sum(self, hinge: Tensor) -> Tensor:
@@ -67,15 +67,17 @@ class ContrastiveLoss(PairwiseLoss):
             neg_hinge = (self.neg_margin - dist).clamp_min_(0.0).mul_(block.neg_f)
             index, used = block.positive_slots()
             pos_hinge = (dist.gather(1, index) - self.pos_margin).clamp_min_(0.0).mul_(used)
+            actives = []
             for side, hinge in enumerate((pos_hinge, neg_hinge)):
-                counts[side] += int(hinge.sign().sum())
+                actives.append(hinge.sign())
+                counts[side] += int(actives[side].sum())
                 sums[side] += self._sum(hinge)
             if with_grad:
-                grad_dist = self._slope(neg_hinge).neg_()
+                grad_dist = self._slope(neg_hinge, actives[1]).neg_()
                 side_rows[1][rows], cols = distance_chain(block, grad_dist, False, grad_sim[rows])
                 side_cols[1] += cols
                 slot_sim, side_rows[0][rows], cols = slot_distance_chain(
-                    block, index, self._slope(pos_hinge), False
+                    block, index, self._slope(pos_hinge, actives[0]), False
                 )
                 side_cols[0] += cols
                 pos_slot_grads.append((rows, index, slot_sim))

@@ -130,7 +130,7 @@ class PairBatch:
     row_start: int = 0
     masks: tuple[tuple[Tensor, Tensor], ...] = ()
     shared: dict[str, Tensor] = field(default_factory=dict, repr=False)
-    _cache: dict[str, Tensor] = field(default_factory=dict, repr=False)
+    _cache: dict[str, Tensor | None] = field(default_factory=dict, repr=False)
 
     @property
     def dim(self) -> int:
@@ -172,11 +172,18 @@ class PairBatch:
             self._cache["neg"] = neg
         return self._cache["neg"]
 
+    def _same_f(self) -> Tensor:
+        if "same_f" not in self._cache:
+            self._cache["same_f"] = self._same().to(self.sim.dtype)
+        return self._cache["same_f"]
+
     @property
     def pos_f(self) -> Tensor:
         """:attr:`pos` as 0/1 in the similarities' dtype."""
         if "pos_f" not in self._cache:
-            pos = self._same().to(self.sim.dtype)
+            pos = self._same_f()
+            if self.self_ref or self.masks:
+                pos = pos.clone()
             if self.self_ref:
                 pos[self._diagonal()] = 0.0
             for mask, _ in self.masks:
@@ -188,7 +195,7 @@ class PairBatch:
     def neg_f(self) -> Tensor:
         """:attr:`neg` as 0/1 in the similarities' dtype."""
         if "neg_f" not in self._cache:
-            neg = 1.0 - self._same().to(self.sim.dtype)
+            neg = 1.0 - self._same_f()
             for _, mask in self.masks:
                 neg.mul_(mask.to(neg.dtype))
             self._cache["neg_f"] = neg
@@ -237,7 +244,9 @@ class PairBatch:
         if squared:
             return self._sq_distance()
         if "dist" not in self._cache:
-            self._cache["dist"] = self.distance_floor().mul(self.apart())
+            apart = self.apart()
+            floor = self.distance_floor()
+            self._cache["dist"] = floor if apart is None else floor * apart
         return self._cache["dist"]
 
     def distance_floor(self) -> Tensor:
@@ -246,10 +255,15 @@ class PairBatch:
             self._cache["dist_floor"] = self._sq_distance().clamp_min(SQDIST_EPS).sqrt_()
         return self._cache["dist_floor"]
 
-    def apart(self) -> Tensor:
-        """1.0 where ``d² > 1e-12`` (distinct points), 0.0 for coincident pairs."""
+    def apart(self) -> Tensor | None:
+        """1.0 where ``d² > 1e-12`` (distinct points), 0.0 for coincident pairs; ``None``
+        when no pair of the block coincides (the common case: nothing to mask)."""
         if "apart" not in self._cache:
-            self._cache["apart"] = self._sq_distance().sub(SQDIST_EPS).clamp_min_(0.0).sign_()
+            sq = self._sq_distance()
+            apart = None
+            if float(sq.amin()) <= SQDIST_EPS:
+                apart = sq.sub(SQDIST_EPS).clamp_min_(0.0).sign_()
+            self._cache["apart"] = apart
         return self._cache["apart"]
 
     def positive_slots(self) -> tuple[Tensor, Tensor]:

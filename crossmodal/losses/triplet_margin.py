@@ -60,9 +60,11 @@ class TripletMarginLoss(PairwiseLoss):
         if index.shape[1] <= self.slot_limit:
             thresholds = (dist.gather(1, index) + self.margin).masked_fill_(~used, float("-inf"))
             per_positive = torch.zeros_like(thresholds)
-            neg = block.neg_f
+            # Non-negatives moved beyond every threshold never violate a margin.
+            beyond = thresholds.max().clamp_min(0.0) + 1.0
+            neg_dist = (block.neg_f - 1.0).mul_(-beyond).add_(dist)
             for slot in range(index.shape[1]):
-                hinge = (thresholds[:, slot : slot + 1] - dist).clamp_min_(0.0).mul_(neg)
+                hinge = (thresholds[:, slot : slot + 1] - neg_dist).clamp_min_(0.0)
                 total += hinge.sum()
                 active = hinge.sign_()
                 per_positive[:, slot] = active.sum(1)
