@@ -31,6 +31,7 @@ to ``--threads`` threads in every subprocess.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import math
 import os
@@ -103,6 +104,8 @@ def rss_kib(field: str) -> int:
 
 
 def reset_peak() -> None:
+    """Return freed heap pages to the OS, then restart the RSS high-water mark."""
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
     with open("/proc/self/clear_refs", "w") as refs:
         refs.write("5")
 
@@ -186,15 +189,16 @@ def run_case(impl: str, name: str, batch: int, repeats: int, budget_s: float) ->
     step = make_step(impl, name, batch, (video, music, labels))
     family = "proxy" if name in PROXY or name in OURS_ONLY else "pairwise"
     floor = make_step("floor", family, batch, (video, music, labels))
-    before = rss_kib("VmRSS")
     reset_peak()
+    before = rss_kib("VmRSS")
     start = time.perf_counter()
     step()  # warm-up; its high-water mark is the case's peak memory
     first = time.perf_counter() - start
     peak = rss_kib("VmHWM") - before
     floor()
     # Alternating runs: load from other jobs hits both sides of the ratio alike.
-    count = max(1, min(repeats, int(budget_s / max(first, 1e-6))))
+    # Fast cases get more runs (at least `repeats`, up to 30) for a stable median.
+    count = max(1, min(max(repeats, 30), int(budget_s / max(first, 1e-6))))
     times, floor_times = [], []
     for _ in range(count):
         for fn, bucket in ((floor, floor_times), (step, times)):
@@ -208,7 +212,7 @@ def run_case(impl: str, name: str, batch: int, repeats: int, budget_s: float) ->
         "floor_s": floor_median,
         "over_floor": median / floor_median,
         "runs": count,
-        "peak_mib": peak / 1024,
+        "peak_mib": max(peak, 0) / 1024,
     }
 
 
@@ -324,16 +328,17 @@ def fmt_mem(record: dict | None) -> str:
 def table(results: dict, opts: Options) -> str:
     names = [n for n in PAIRWISE + PROXY + OURS_ONLY if any(k[2] == n for k in results)]
     lines = [
-        "| loss | B | ours | PML | floor | PML / ours | ours / floor | ours peak MiB | "
-        "PML peak MiB |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| loss | B | floor | ours | ours / floor | PML | PML / floor | PML / ours | "
+        "ours peak MiB | PML peak MiB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name in names:
         for batch in opts.sizes:
             ours = results.get(("ours", batch, name))
             pml = results.get(("pml", batch, name))
-            ok = ours is not None and ours.get("status") == "ok"
-            if ok and pml and pml.get("status") == "ok":
+            ours_ok = ours is not None and ours.get("status") == "ok"
+            pml_ok = pml is not None and pml.get("status") == "ok"
+            if ours_ok and pml_ok:
                 # Each side over the floor timed alongside it, so load drift between the
                 # two processes cancels.
                 speedup = pml["over_floor"] / ours["over_floor"]
@@ -342,11 +347,12 @@ def table(results: dict, opts: Options) -> str:
                 speedup_s = "PML failed"
             else:
                 speedup_s = "—"
-            floor_s = f"{ours['floor_s'] * 1e3:.1f} ms" if ok else "—"
-            over = f"{ours['over_floor']:.2f}×" if ok else "—"
+            floor_s = f"{ours['floor_s'] * 1e3:.1f} ms" if ours_ok else "—"
+            over = f"{ours['over_floor']:.2f}×" if ours_ok else "—"
+            pml_over = f"{pml['over_floor']:.1f}×" if pml_ok else "—"
             lines.append(
-                f"| {name} | {batch} | {fmt_time(ours)} | {fmt_time(pml)} | {floor_s} | "
-                f"{speedup_s} | {over} | {fmt_mem(ours)} | {fmt_mem(pml)} |"
+                f"| {name} | {batch} | {floor_s} | {fmt_time(ours)} | {over} | {fmt_time(pml)} | "
+                f"{pml_over} | {speedup_s} | {fmt_mem(ours)} | {fmt_mem(pml)} |"
             )
     return "\n".join(lines)
 
@@ -370,9 +376,11 @@ def header(opts: Options, seconds: float) -> str:
         "# Loss benchmark: crossmodal vs pytorch-metric-learning\n\n"
         f"Cross-modal, CPU ({cpu}, torch {torch.__version__}, {opts.threads} thread(s), "
         f"PML {pml_version}), D={DIM}, {K_PER_CLASS} items per class, forward+backward, "
-        f"median of up to {opts.repeats} runs after a warm-up, alternating with the floor "
-        "(normalise + one similarity matmul + backward: B×B pairwise, 2B×C proxies) in "
-        "the same process; PML / ours compares the two floor-relative times. PML capped "
+        f"median of {opts.repeats}-30 runs after a warm-up (fewer when one run exceeds the "
+        "time budget), alternating with the floor (normalise + one similarity matmul + "
+        "backward: B×B pairwise, 2B×C proxies) in the same process; the floor column is "
+        "the one timed next to ours, and PML / ours compares the two floor-relative times "
+        "(ours and PML run in different processes, minutes apart). PML capped "
         f"at {opts.cap_gib:g} GiB address space and {opts.timeout_s:g} s per case. Peak = "
         "RSS high-water mark of the first step above the RSS before it. "
         f"Whole run: {seconds:.0f} s.\n\n"
