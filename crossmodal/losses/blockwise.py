@@ -28,7 +28,8 @@ class BlockwiseLoss(torch.autograd.Function):
     """``loss.evaluate`` as one autograd node.
 
     The inputs after ``loss`` and ``pairs`` are ``loss.grad_inputs(pairs)``; ``evaluate``
-    returns the value and one unit gradient per input (``d value / d input``).
+    returns the value and one unit gradient per input (``d value / d input``). First
+    derivatives only: ``backward(create_graph=True)`` raises.
     """
 
     @staticmethod
@@ -41,6 +42,13 @@ class BlockwiseLoss(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        if torch.is_grad_enabled():
+            # create_graph=True: the stored gradients are constants, a graph through them
+            # would give silently wrong higher derivatives.
+            raise RuntimeError(
+                "crossmodal pairwise losses have first derivatives only; "
+                "backward with create_graph=True is not supported"
+            )
         grads = ctx.grads
         if ctx.applied is None and bool(grad != 0):
             # First backward: scale the stored gradients in place (no N×N copy).

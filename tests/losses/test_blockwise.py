@@ -87,3 +87,10 @@ def test_no_grad_value_and_repeated_or_scaled_backward(name: str) -> None:
     y.grad = None
     (3.0 * fresh).backward()
     torch.testing.assert_close(y.grad, first)
+
+
+def test_double_backward_is_refused() -> None:
+    x = torch.randn(6, 3, dtype=torch.float64, requires_grad=True)
+    value = create_loss("info_nce").double()(x, torch.tensor([0, 0, 1, 1, 2, 2]))
+    with pytest.raises(RuntimeError, match="first derivatives only"):
+        torch.autograd.grad(value, x, create_graph=True)
