@@ -44,7 +44,7 @@ class LiftedStructureLoss(PairwiseLoss):
 
     def _exponent(self, block: PairBatch) -> Tensor:
         """α − D for one block (a fresh tensor)."""
-        return torch.sub(self.neg_margin, block.distance())
+        return self.neg_margin - block.distance()
 
     def evaluate(self, pairs: PairBatch, with_grad: bool) -> tuple[Tensor, tuple]:
         blocks = self.blocks(pairs)
@@ -94,7 +94,9 @@ class LiftedStructureLoss(PairwiseLoss):
         for block in blocks:
             rows = slice(start, start + block.sim.shape[0])
             start = rows.stop
-            col_softmax = self._exponent(block).sub_(col_shift).exp_().mul_(block.neg_f)
+            # Zero the exponent off the negatives first: there α − D − C_j is unbounded.
+            exponent = self._exponent(block).sub_(col_shift).mul_(block.neg_f)
+            col_softmax = exponent.exp_().mul_(block.neg_f)
             grad_dist = grad_sim[rows] - col_softmax.mul_(grad_col)
             grad_query[rows], ref_part = distance_chain(block, grad_dist, False, grad_sim[rows])
             grad_ref += ref_part
