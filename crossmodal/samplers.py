@@ -21,12 +21,13 @@ class PKSampler(Sampler[list[int]]):
     * every batch has exactly ``p × k`` indices: ``p`` distinct classes, ``k`` per class,
       items of one class contiguous;
     * every item of every kept class appears at least once across the epoch's batches
-      (of all ranks). It appears exactly once unless (a) its class size is not a multiple
-      of ``k``: the last chunk is completed with other items of the class; (b) a batch is
-      short of classes at the end of the epoch (when class sizes are unbalanced or the
-      chunk count is not a multiple of ``p``): it is completed with chunks of other
-      classes, repeating items; (c) under DDP the batch count is not a multiple of
-      ``num_replicas``: extra batches of random classes fill the last round.
+      (of all ranks). Items repeat only where the sizes force it: (a) a class whose size
+      is not a multiple of ``k`` completes its last chunk with other items of the class;
+      (b) when the chunk count is not a multiple of ``p``, or one class has more chunks
+      than there are batches' worth of other classes, some batches get fewer than ``p``
+      chunks and are completed with random chunks of classes they lack; (c) under DDP,
+      when the batch count is not a multiple of ``num_replicas``, extra batches of random
+      classes fill the last round.
     * Classes with fewer than ``k`` items: ``small_classes="replace"`` (default) samples
       their chunk with replacement (all their items, topped up with repeats); ``"drop"``
       leaves them out.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from crossmodal.losses.am_softmax import AMSoftmaxLoss
 from crossmodal.losses.arcface import ArcFaceLoss
-from crossmodal.losses.base import PairwiseLoss, masked_logsumexp, mean_over
+from crossmodal.losses.base import PairwiseLoss
 from crossmodal.losses.circle import CircleLoss
 from crossmodal.losses.combine import WeightedSum, default_objective
 from crossmodal.losses.contrastive import ContrastiveLoss
@@ -57,7 +57,5 @@ __all__ = [
     "default_objective",
     "is_proxy_loss",
     "list_losses",
-    "masked_logsumexp",
-    "mean_over",
     "register_loss",
 ]

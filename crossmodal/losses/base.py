@@ -1,59 +1,20 @@
-"""Shared plumbing of the pairwise losses: input checks, masks, row blocks, reductions.
+"""Shared plumbing of the pairwise losses: input checks, masks, blocks, reductions.
 
-A pairwise loss subclasses :class:`PairwiseLoss` and writes only ``compute(pairs)``, the
-math on one :class:`~crossmodal.losses.pairs.PairBatch` (similarity matrix + boolean
-positive/negative masks). Nothing here materialises index tuples of pairs or triplets.
-
-Large matrices are processed in row blocks of about ``chunk_elements`` entries, each
-under activation checkpointing: the block's temporaries are freed right after its
-forward pass and recomputed during backward. Memory then stays O(N_q·N_r) for the
-similarity matrix and its gradient plus O(block) for everything else, and the
-temporaries stay small enough to be reused from the allocator's cache.
+A pairwise loss subclasses :class:`PairwiseLoss` and writes only the math on one
+:class:`~crossmodal.losses.pairs.PairBatch` (similarity matrix + boolean
+positive/negative masks): ``evaluate`` returns the value over row blocks and its
+closed-form gradient, run as one autograd node by
+:class:`~crossmodal.losses.blockwise.BlockwiseLoss`. Nothing here materialises index
+tuples of pairs or triplets.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 import torch
 from torch import Tensor, nn
-from torch.utils.checkpoint import checkpoint
 
+from crossmodal.losses.blockwise import BlockwiseLoss, block_rows
 from crossmodal.losses.pairs import PairBatch, build_pairs
-
-
-def masked_logsumexp(x: Tensor, mask: Tensor, dim: int = 1, add_one: bool = False) -> Tensor:
-    """``log Σ_{j: mask} exp(x_j)`` along ``dim`` (``log(1 + Σ …)`` when ``add_one``).
-
-    Rows with no True entry give ``-inf`` (or 0 with ``add_one``) and a zero gradient,
-    where ``torch.logsumexp`` of ``-inf`` fills alone would give a NaN gradient.
-    """
-    empty = ~mask.any(dim=dim)
-    if bool(empty.any()):
-        # Keep such rows finite inside logsumexp; their result is replaced below.
-        mask = mask | empty.unsqueeze(dim)
-    out = torch.logsumexp(x.masked_fill(~mask, float("-inf")), dim=dim)
-    out = out.masked_fill(empty, float("-inf"))
-    return torch.logaddexp(out, torch.zeros_like(out)) if add_one else out
-
-
-def mean_over(values: Tensor, valid: Tensor, pairs: PairBatch) -> Tensor:
-    """Mean of ``values`` where ``valid``; :meth:`PairBatch.zero` when nothing is valid.
-
-    ``values`` at invalid positions are ignored (they may be anything, even infinite).
-    """
-    count = valid.sum()
-    if int(count) == 0:
-        return pairs.zero()
-    return torch.where(valid, values, 0.0).sum() / count
-
-
-def ratio_or_zero(total: Tensor, count: Tensor, pairs: PairBatch) -> Tensor:
-    """``total / count``, or :meth:`PairBatch.zero` when ``count`` is 0."""
-    if int(count) == 0:
-        return pairs.zero()
-    return total / count
 
 
 class PairwiseLoss(nn.Module):
@@ -72,14 +33,17 @@ class PairwiseLoss(nn.Module):
 
     Embeddings are L2-normalised first unless ``normalize=False`` (similarity = cosine).
     Each subclass documents its reduction; when no anchor/pair has a valid term the loss
-    is ``0`` still connected to the graph (``sim.sum() * 0``), so ``backward`` and DDP work.
-    Bad input raises ``ValueError`` naming the problem (see
+    is ``0`` still connected to the graph (its gradient is zero), so ``backward`` and DDP
+    work. Bad input raises ``ValueError`` naming the problem (see
     :func:`crossmodal.losses.pairs.check_inputs`).
+
+    Subclasses implement ``evaluate(pairs, with_grad) -> (value, gradients)``, walking
+    the matrix in row blocks of about ``chunk_elements`` entries (:meth:`blocks`).
     """
 
-    #: Entries per row block above which the matrix is processed in checkpointed blocks.
+    #: Entries per row block (temporaries are block-sized).
     chunk_elements: int = 1 << 18
-    #: Whether ``compute`` uses :meth:`PairBatch.distance` (norms are then shared by blocks).
+    #: Whether the loss works on Euclidean distances (its gradient then reaches the norms).
     uses_distance: bool = False
 
     def __init__(self, normalize: bool = True, miner: nn.Module | None = None) -> None:
@@ -105,28 +69,27 @@ class PairwiseLoss(nn.Module):
         return self.compute(pairs)
 
     def compute(self, pairs: PairBatch) -> Tensor:
-        """The loss value from ``pairs`` (subclasses implement the paper's math here)."""
+        """The loss value from ``pairs``, differentiable through :meth:`grad_inputs`."""
+        return BlockwiseLoss.apply(self, pairs, *self.grad_inputs(pairs))
+
+    def grad_inputs(self, pairs: PairBatch) -> tuple[Tensor, ...]:
+        """Tensors the value is differentiated with respect to (one gradient each)."""
+        if self.uses_distance:
+            return pairs.sim, pairs.query_sqnorm, pairs.ref_sqnorm
+        return (pairs.sim,)
+
+    def blocks(self, pairs: PairBatch) -> list[PairBatch]:
+        """Row blocks of about ``chunk_elements`` entries (one block when small)."""
+        return pairs.split(block_rows(pairs, self.chunk_elements))
+
+    def evaluate(self, pairs: PairBatch, with_grad: bool) -> tuple[Tensor, tuple]:
+        """The value and, if ``with_grad``, ``d value / d x`` for each of :meth:`grad_inputs`
+        (else an empty tuple). Runs without autograd."""
         raise NotImplementedError
 
-    def map_rows(self, pairs: PairBatch, fn: Callable[[PairBatch], Any]) -> list[Any]:
-        """``fn`` on row blocks of ``pairs`` (one block when the matrix is small).
-
-        ``fn`` must depend only on its block (and on tensors computed before this call):
-        with several blocks each runs under activation checkpointing and is re-run in
-        the backward pass.
-        """
-        n_rows, n_cols = pairs.sim.shape
-        rows = max(1, self.chunk_elements // max(1, n_cols))
-        if rows >= n_rows:
-            return [fn(pairs)]
-        return [
-            checkpoint(lambda block=block: fn(block.fresh()), use_reentrant=False)
-            for block in pairs.split(rows, with_norms=self.uses_distance)
-        ]
-
-    def rowwise(self, pairs: PairBatch, fn: Callable[[PairBatch], tuple[Tensor, ...]]):
-        """:meth:`map_rows` for an ``fn`` returning per-row tensors; concatenated over blocks."""
-        parts = self.map_rows(pairs, fn)
-        if len(parts) == 1:
-            return parts[0]
-        return tuple(torch.cat(column) for column in zip(*parts, strict=True))
+    def grad_buffers(self, pairs: PairBatch) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """Zeroed gradient buffers for the similarities and (distance losses) the norms."""
+        grad_sim = torch.zeros_like(pairs.sim)
+        if not self.uses_distance:
+            return grad_sim, None, None
+        return grad_sim, torch.zeros_like(pairs.query_sqnorm), torch.zeros_like(pairs.ref_sqnorm)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from crossmodal.losses.base import PairwiseLoss, masked_logsumexp, mean_over
+from crossmodal.losses.base import PairwiseLoss
+from crossmodal.losses.blockwise import log_total, masked_exp, safe_div, slot_logsumexp
 from crossmodal.losses.pairs import PairBatch
 
 
@@ -36,15 +38,34 @@ class CircleLoss(PairwiseLoss):
         self.m = m
         self.gamma = gamma
 
-    def _rows(self, pairs: PairBatch) -> tuple[Tensor, Tensor]:
-        sim = pairs.sim
-        fixed = sim.detach()
-        pos, neg = pairs.pos, pairs.neg
-        pos_logits = (-self.gamma * (1.0 + self.m - fixed).clamp_min(0.0)) * (sim - (1.0 - self.m))
-        neg_logits = (self.gamma * (fixed + self.m).clamp_min(0.0)) * (sim - self.m)
-        lse_p = masked_logsumexp(pos_logits, pos)
-        lse_n = masked_logsumexp(neg_logits, neg)
-        return F.softplus(lse_p + lse_n), pos.any(1) & neg.any(1)
-
-    def compute(self, pairs: PairBatch) -> Tensor:
-        return mean_over(*self.rowwise(pairs, self._rows), pairs)
+    def evaluate(self, pairs: PairBatch, with_grad: bool) -> tuple[Tensor, tuple]:
+        grad_sim = torch.zeros_like(pairs.sim) if with_grad else None
+        total, n_valid, start = pairs.sim.new_zeros(()), 0, 0
+        for block in self.blocks(pairs):
+            rows = slice(start, start + block.sim.shape[0])
+            start = rows.stop
+            # Negatives over the row: γ α_n (s − Δ_n), α_n = [s + m]_+ held constant.
+            neg_factor = (block.sim + self.m).clamp_min_(0.0).mul_(self.gamma)
+            neg_logits = (block.sim - self.m).mul_(neg_factor)
+            neg_e, neg_total, neg_shift = masked_exp(neg_logits, block.neg_f, block.neg_count)
+            # Positives (few) over their slots: −γ α_p (s − Δ_p), α_p = [1 + m − s]_+.
+            index, used = block.positive_slots()
+            pos_sim = block.sim.gather(1, index)
+            pos_factor = (1.0 + self.m - pos_sim).clamp_min_(0.0).mul_(-self.gamma)
+            pos_lse, pos_softmax = slot_logsumexp((pos_sim - (1.0 - self.m)) * pos_factor, used)
+            both = pos_lse + log_total(neg_total, neg_shift)
+            valid = (block.pos_count > 0) & (block.neg_count > 0)
+            total += torch.where(valid, F.softplus(both), 0.0).sum()
+            n_valid += int(valid.sum())
+            if with_grad:
+                # ℓ = softplus(L_p + L_n): dℓ/ds_j = σ(L_p + L_n) · softmax_side_j · factor_j
+                weight = torch.where(valid, torch.sigmoid(both), 0.0)
+                grad = safe_div(neg_e, neg_total).mul_(neg_factor)
+                grad.scatter_add_(1, index, pos_softmax * pos_factor)
+                torch.mul(grad, weight, out=grad_sim[rows])
+        value = total / max(n_valid, 1)
+        if not with_grad:
+            return value, ()
+        if n_valid:
+            grad_sim.div_(n_valid)
+        return value, (grad_sim,)

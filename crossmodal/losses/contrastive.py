@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
-from crossmodal.losses.base import PairwiseLoss, ratio_or_zero
+from crossmodal.losses.base import PairwiseLoss
+from crossmodal.losses.blockwise import distance_chain, slot_distance_chain
 from crossmodal.losses.pairs import PairBatch
 
 
@@ -41,17 +41,55 @@ class ContrastiveLoss(PairwiseLoss):
         self.neg_margin = neg_margin
         self.power = power
 
-    def _rows(self, pairs: PairBatch) -> tuple[Tensor, ...]:
-        dist = pairs.distance()
-        pos_terms = torch.where(pairs.pos, (dist - self.pos_margin).clamp_min(0.0), 0.0)
-        neg_terms = torch.where(pairs.neg, (self.neg_margin - dist).clamp_min(0.0), 0.0)
-        pos_count, neg_count = (pos_terms > 0).sum(1), (neg_terms > 0).sum(1)
-        if self.power != 1:
-            pos_terms, neg_terms = pos_terms.pow(self.power), neg_terms.pow(self.power)
-        return pos_terms.sum(1), pos_count, neg_terms.sum(1), neg_count
+    def _slope(self, hinge: Tensor, active: Tensor) -> Tensor:
+        """d(hinge^power)/d(hinge), 0 where the hinge is inactive (``active`` is 0/1)."""
+        if self.power == 1:
+            return active
+        return hinge.pow(self.power - 1).mul_(self.power)
 
-    def compute(self, pairs: PairBatch) -> Tensor:
-        pos_sum, pos_count, neg_sum, neg_count = self.rowwise(pairs, self._rows)
-        return ratio_or_zero(pos_sum.sum(), pos_count.sum(), pairs) + ratio_or_zero(
-            neg_sum.sum(), neg_count.sum(), pairs
-        )
+    def _sum(self, hinge: Tensor) -> Tensor:
+        return (hinge if self.power == 1 else hinge.pow(self.power)).sum()
+
+    def evaluate(self, pairs: PairBatch, with_grad: bool) -> tuple[Tensor, tuple]:
+        sums, counts = [pairs.sim.new_zeros(()), pairs.sim.new_zeros(())], [0, 0]
+        grad_sim, _, _ = self.grad_buffers(pairs) if with_grad else (None,) * 3
+        # Per side (positive, negative): gradients of the side's sum, before dividing by
+        # the side's non-zero count, which is known only at the end.
+        side_rows = [pairs.sim.new_zeros(pairs.sim.shape[0]) for _ in range(2)]
+        side_cols = [pairs.sim.new_zeros(pairs.sim.shape[1]) for _ in range(2)]
+        pos_slot_grads = []
+        start = 0
+        for block in self.blocks(pairs):
+            rows = slice(start, start + block.sim.shape[0])
+            start = rows.stop
+            dist = block.distance()
+            # Negatives over the row, positives (few) over their slots.
+            neg_hinge = (self.neg_margin - dist).clamp_min_(0.0).mul_(block.neg_f)
+            index, used = block.positive_slots()
+            pos_hinge = (dist.gather(1, index) - self.pos_margin).clamp_min_(0.0).mul_(used)
+            actives = []
+            for side, hinge in enumerate((pos_hinge, neg_hinge)):
+                actives.append(hinge.sign())
+                counts[side] += int(actives[side].sum())
+                sums[side] += self._sum(hinge)
+            if with_grad:
+                grad_dist = self._slope(neg_hinge, actives[1]).neg_()
+                side_rows[1][rows], cols = distance_chain(block, grad_dist, False, grad_sim[rows])
+                side_cols[1] += cols
+                slot_sim, side_rows[0][rows], cols = slot_distance_chain(
+                    block, index, self._slope(pos_hinge, actives[0]), False
+                )
+                side_cols[0] += cols
+                pos_slot_grads.append((rows, index, slot_sim))
+        weights = [1.0 / c if c else 0.0 for c in counts]
+        value = sums[0] * weights[0] + sums[1] * weights[1]
+        if not with_grad:
+            return value, ()
+        # Positives and negatives are disjoint entries: scale the negatives' gradient,
+        # then add the positives' at their slots.
+        grad_sim.mul_(weights[1])
+        for rows, index, slot_sim in pos_slot_grads:
+            grad_sim[rows].scatter_add_(1, index, slot_sim.mul_(weights[0]))
+        grad_query = side_rows[0] * weights[0] + side_rows[1] * weights[1]
+        grad_ref = side_cols[0] * weights[0] + side_cols[1] * weights[1]
+        return value, (grad_sim, grad_query, grad_ref)

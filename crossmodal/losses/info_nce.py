@@ -7,7 +7,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-from crossmodal.losses.base import PairwiseLoss, masked_logsumexp, mean_over
+from crossmodal.losses.base import PairwiseLoss
+from crossmodal.losses.blockwise import log_total, masked_exp, safe_div
 from crossmodal.losses.pairs import PairBatch
 
 
@@ -28,8 +29,8 @@ class InfoNCELoss(PairwiseLoss):
     The logit scale ``s = exp(log_scale)`` starts at ``1 / temperature`` (default 0.07 →
     14.3) and is clamped to ``max_scale`` (100) in the forward pass, as in CLIP; when
     clamped it receives no gradient. ``learnable=False`` keeps it fixed at exactly
-    ``min(1 / temperature, max_scale)`` (no parameter).
-    Use :class:`~crossmodal.losses.SymmetricLoss` for both directions.
+    ``min(1 / temperature, max_scale)`` (no parameter). Use
+    :class:`~crossmodal.losses.SymmetricLoss` for both directions.
     """
 
     def __init__(
@@ -64,18 +65,45 @@ class InfoNCELoss(PairwiseLoss):
         """``1 / scale`` as a float (for logging)."""
         return float(1.0 / self.scale.detach())
 
-    def _rows(self, pairs: PairBatch) -> tuple[Tensor, Tensor]:
-        scale = self.scale.to(pairs.sim.dtype) if self.learnable else self.fixed_scale
-        logits = scale * pairs.sim
-        pos = pairs.pos
-        candidates = pos | pairs.neg
-        if bool(candidates.all()):
-            log_norm = torch.logsumexp(logits, dim=1)
-        else:
-            log_norm = masked_logsumexp(logits, candidates)
-        num_pos = pos.sum(1)
-        pos_mean = torch.where(pos, logits, 0.0).sum(1) / num_pos.clamp_min(1)
-        return log_norm - pos_mean, num_pos > 0
+    def grad_inputs(self, pairs: PairBatch) -> tuple[Tensor, ...]:
+        return (pairs.sim, self.log_scale) if self.learnable else (pairs.sim,)
 
-    def compute(self, pairs: PairBatch) -> Tensor:
-        return mean_over(*self.rowwise(pairs, self._rows), pairs)
+    def _scale_value(self) -> float:
+        return float(self.scale.detach()) if self.learnable else self.fixed_scale
+
+    def evaluate(self, pairs: PairBatch, with_grad: bool) -> tuple[Tensor, tuple]:
+        scale = self._scale_value()
+        grad_sim = torch.zeros_like(pairs.sim) if with_grad else None
+        grad_scale = pairs.sim.new_zeros(())
+        total, n_valid, start = pairs.sim.new_zeros(()), 0, 0
+        for block in self.blocks(pairs):
+            rows = slice(start, start + block.sim.shape[0])
+            start = rows.stop
+            logits = block.sim * scale
+            pos = block.pos_f
+            exps, norm, shift = masked_exp(
+                logits, pos + block.neg_f, block.pos_count + block.neg_count
+            )
+            valid = block.pos_count > 0
+            inv_pos = 1.0 / block.pos_count.clamp_min(1.0)
+            pos_mean = (logits * pos).sum(1, keepdim=True).mul_(inv_pos)
+            loss = log_total(norm, shift) - pos_mean
+            total += torch.where(valid, loss, 0.0).sum()
+            n_valid += int(valid.sum())
+            if with_grad:
+                # dℓ_i/dz_ij = softmax over A_i − [j ∈ P_i] / |P_i|, for anchors with positives.
+                grad_logits = safe_div(exps, norm).sub_(pos * inv_pos).mul_(valid)
+                grad_scale += (grad_logits * block.sim).sum()
+                torch.mul(grad_logits, scale, out=grad_sim[rows])
+        value = total / max(n_valid, 1)
+        if not with_grad:
+            return value, ()
+        if n_valid:
+            grad_sim.div_(n_valid)
+            grad_scale /= n_valid
+        if not self.learnable:
+            return value, (grad_sim,)
+        # d/d log_scale = d/d scale · scale, unless the clamp is active.
+        unclamped = bool(self.log_scale.detach().exp() <= self.max_scale)
+        grad_log_scale = grad_scale * scale if unclamped else grad_scale * 0.0
+        return value, (grad_sim, grad_log_scale.to(self.log_scale.dtype))

@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
-from crossmodal.losses.proxy_base import ProxyLoss, replace_target, target_of
+from crossmodal.losses.proxy_base import ProxyLoss, replace_target
 
 
 def chebyshev_cos_multiple(cos: Tensor, m: int) -> Tensor:
@@ -71,9 +72,10 @@ class LargeMarginSoftmaxLoss(ProxyLoss):
 
     def logits(self, embeddings: Tensor, labels: Tensor) -> Tensor:
         weight = self.proxies(embeddings.dtype)
-        raw = embeddings @ weight.T
-        cos = self.cosine(embeddings)
-        cos_y = target_of(cos, labels)
-        norms = embeddings.norm(dim=1) * weight.norm(dim=1)[labels]
+        raw = embeddings @ weight.T  # ‖w_j‖ ‖x‖ cos θ_j
+        target_weight = weight[labels]
+        norms = embeddings.norm(dim=1) * target_weight.norm(dim=1)
+        # Only the target's cosine is needed beyond the raw logits: O(N·D), no second matmul.
+        cos_y = (F.normalize(embeddings, dim=1) * F.normalize(target_weight, dim=1)).sum(1)
         psi_y = multiplicative_margin(cos_y, self.margin)
         return replace_target(raw, labels, norms * annealed_target(cos_y, psi_y, self.lambda_))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from crossmodal.losses.base import PairwiseLoss, masked_logsumexp, ratio_or_zero
+from crossmodal.losses.base import PairwiseLoss
+from crossmodal.losses.blockwise import distance_chain, log_total, masked_exp, safe_div
 from crossmodal.losses.pairs import PairBatch
 
 
@@ -41,31 +42,65 @@ class LiftedStructureLoss(PairwiseLoss):
         self.neg_margin = neg_margin
         self.pos_margin = pos_margin
 
-    def _column_lse(self, pairs: PairBatch) -> Tensor:
-        return masked_logsumexp(self.neg_margin - pairs.distance(), pairs.neg, dim=0)
+    def _exponent(self, block: PairBatch) -> Tensor:
+        """α − D for one block (a fresh tensor)."""
+        return self.neg_margin - block.distance()
 
-    def _rows(self, pairs: PairBatch, col: Tensor) -> tuple[Tensor, Tensor]:
-        dist = pairs.distance()
-        row = masked_logsumexp(self.neg_margin - dist, pairs.neg, dim=1)
-        # Empty sides are -inf; a finite stand-in keeps logaddexp's gradient finite.
-        floor = torch.finfo(dist.dtype).min / 4
-        row_has, col_has = torch.isfinite(row), torch.isfinite(col)
-        row = torch.where(row_has, row, floor)
-        col = torch.where(col_has, col, floor)
-        j = torch.logaddexp(row[:, None], col[None, :]) + dist - self.pos_margin
-        valid = pairs.pos & (row_has[:, None] | col_has[None, :])
-        terms = torch.where(valid, j.clamp_min(0.0).pow(2) / 2, 0.0)
-        return terms.sum(1), valid.sum(1)
-
-    def compute(self, pairs: PairBatch) -> Tensor:
-        # N(j) spans every query row: a first pass over the row blocks builds the column
-        # log-sum-exps (with gradient), the second pass uses them.
-        partial = self.map_rows(pairs, self._column_lse)
-        col = partial[0] if len(partial) == 1 else _combine_lse(torch.stack(partial))
-        total, count = self.rowwise(pairs, lambda block: self._rows(block, col))
-        return ratio_or_zero(total.sum(), count.sum(), pairs)
-
-
-def _combine_lse(parts: Tensor) -> Tensor:
-    """Log-sum-exp over dim 0 of per-block log-sum-exps that may be -inf."""
-    return masked_logsumexp(parts, torch.isfinite(parts), dim=0)
+    def evaluate(self, pairs: PairBatch, with_grad: bool) -> tuple[Tensor, tuple]:
+        blocks = self.blocks(pairs)
+        # N(j) spans every query row: a first pass builds the column log-sum-exps.
+        big = torch.finfo(pairs.sim.dtype).max / 4
+        col = pairs.sim.new_full((1, pairs.sim.shape[1]), float("-inf"))
+        for block in blocks:
+            masked = (block.neg_f - 1.0).mul_(big).add_(self._exponent(block))
+            shift = masked.amax(dim=0, keepdim=True)
+            part = masked.sub_(shift).exp_().sum(dim=0, keepdim=True).log_().add_(shift)
+            col = torch.logaddexp(col, part.masked_fill_(shift < -big / 2, float("-inf")))
+        # Empty sides are -inf; a very negative stand-in keeps logaddexp finite.
+        floor = torch.finfo(col.dtype).min / 4
+        col_has = torch.isfinite(col)
+        col_f = torch.where(col_has, col, floor)
+        grad_sim, grad_query, grad_ref = self.grad_buffers(pairs) if with_grad else (None,) * 3
+        grad_col = torch.zeros_like(col)
+        total, count, start = pairs.sim.new_zeros(()), 0, 0
+        for block in blocks:
+            rows = slice(start, start + block.sim.shape[0])
+            start = rows.stop
+            exps, norm, shift = masked_exp(self._exponent(block), block.neg_f, block.neg_count)
+            row = log_total(norm, shift)
+            row_has = torch.isfinite(row)
+            row_f = torch.where(row_has, row, floor)
+            # J only matters at the positives: evaluate it on each row's positive slots.
+            index, used = block.positive_slots()
+            slot_col = col_f[0, index]
+            j = torch.logaddexp(row_f, slot_col) + block.distance().gather(1, index)
+            valid = used & (row_has | col_has[0, index])
+            slope = (j - self.pos_margin).clamp_min_(0.0).mul_(valid)  # d(½ J₊²)/dJ
+            total += slope.pow(2).sum() / 2
+            count += int(valid.sum())
+            if with_grad:
+                # J = logaddexp(R_i, C_j) + D_ij: the row part now, the column part once
+                # dL/dC_j has been summed over all rows.
+                to_row = torch.sigmoid(row_f - slot_col)
+                grad_col[0].scatter_add_(0, index.flatten(), (slope * (1.0 - to_row)).flatten())
+                grad_row = (slope * to_row).sum(1, keepdim=True)
+                grad_dist = safe_div(exps, norm).mul_(grad_row).neg_()
+                grad_sim[rows] = grad_dist.scatter_add_(1, index, slope)
+        value = total / count if count else total
+        if not with_grad:
+            return value, ()
+        col_shift = torch.where(col_has, col, 0.0)
+        start = 0
+        for block in blocks:
+            rows = slice(start, start + block.sim.shape[0])
+            start = rows.stop
+            # Zero the exponent off the negatives first: there α − D − C_j is unbounded.
+            exponent = self._exponent(block).sub_(col_shift).mul_(block.neg_f)
+            col_softmax = exponent.exp_().mul_(block.neg_f)
+            grad_dist = grad_sim[rows] - col_softmax.mul_(grad_col)
+            grad_query[rows], ref_part = distance_chain(block, grad_dist, False, grad_sim[rows])
+            grad_ref += ref_part
+        if count:
+            for grad in (grad_sim, grad_query, grad_ref):
+                grad.div_(count)
+        return value, (grad_sim, grad_query, grad_ref)

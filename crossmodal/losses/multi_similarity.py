@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
-from crossmodal.losses.base import PairwiseLoss, masked_logsumexp, mean_over
+from crossmodal.losses.base import PairwiseLoss
+from crossmodal.losses.blockwise import log_total, masked_exp, safe_div
 from crossmodal.losses.pairs import PairBatch
 
 
@@ -35,12 +37,42 @@ class MultiSimilarityLoss(PairwiseLoss):
         self.beta = beta
         self.base = base
 
-    def _rows(self, pairs: PairBatch) -> tuple[Tensor, Tensor]:
-        shifted = pairs.sim - self.base
-        pos, neg = pairs.pos, pairs.neg
-        pos_part = masked_logsumexp(-self.alpha * shifted, pos, add_one=True) / self.alpha
-        neg_part = masked_logsumexp(self.beta * shifted, neg, add_one=True) / self.beta
-        return pos_part + neg_part, pos.any(1) | neg.any(1)
+    def evaluate(self, pairs: PairBatch, with_grad: bool) -> tuple[Tensor, tuple]:
+        grad_sim = torch.zeros_like(pairs.sim) if with_grad else None
+        total, n_valid, start = pairs.sim.new_zeros(()), 0, 0
+        for block in self.blocks(pairs):
+            rows = slice(start, start + block.sim.shape[0])
+            start = rows.stop
+            # Negatives over the row; positives (few) over their slots.
+            neg_e, neg_total, neg_shift = _one_plus(
+                (block.sim - self.base).mul_(self.beta), block.neg_f, block.neg_count
+            )
+            index, used = block.positive_slots()
+            pos_x = (block.sim.gather(1, index) - self.base) * -self.alpha
+            pos_x = pos_x.masked_fill_(~used, float("-inf"))
+            # log(1 + Σ exp(x)) = logaddexp(0, LSE(x)); 0 for an empty set.
+            pos_lse = torch.logsumexp(pos_x, dim=1, keepdim=True)
+            pos_part = torch.logaddexp(pos_lse, torch.zeros_like(pos_lse))
+            loss = pos_part / self.alpha + log_total(neg_total, neg_shift) / self.beta
+            valid = (block.pos_count > 0) | (block.neg_count > 0)
+            total += torch.where(valid, loss, 0.0).sum()
+            n_valid += int(valid.sum())
+            if with_grad:
+                # dℓ/dS_in = exp(x_in) / (1 + Σ_N exp x); dℓ/dS_ip = −exp(x_ip) / (1 + Σ_P exp x)
+                grad = safe_div(neg_e, neg_total)
+                grad.scatter_add_(1, index, -(pos_x - pos_part).exp_())
+                torch.mul(grad, valid, out=grad_sim[rows])
+        value = total / max(n_valid, 1)
+        if not with_grad:
+            return value, ()
+        if n_valid:
+            grad_sim.div_(n_valid)
+        return value, (grad_sim,)
 
-    def compute(self, pairs: PairBatch) -> Tensor:
-        return mean_over(*self.rowwise(pairs, self._rows), pairs)
+
+def _one_plus(x: Tensor, mask: Tensor, count: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`masked_exp` of ``x`` with an extra ``exp(0)`` term in every row's total."""
+    e, total, shift = masked_exp(x, mask, count)
+    new_shift = shift.clamp_min(0.0)
+    rescale = (shift - new_shift).exp_()
+    return e.mul_(rescale), total.mul_(rescale).add_((-new_shift).exp_()), new_shift

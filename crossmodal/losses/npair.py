@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from crossmodal.losses.base import PairwiseLoss, masked_logsumexp, mean_over
+from crossmodal.losses.base import PairwiseLoss
+from crossmodal.losses.blockwise import log_total, masked_exp, safe_div
 from crossmodal.losses.pairs import PairBatch
 
 
@@ -47,17 +48,37 @@ class NPairLoss(PairwiseLoss):
         self.scale = scale
         self.reg_weight = reg_weight
 
-    def _rows(self, pairs: PairBatch) -> tuple[Tensor, Tensor]:
-        logits = self.scale * pairs.sim
-        pos = pairs.pos
-        neg_lse = masked_logsumexp(logits, pairs.neg)
-        # softplus(-inf) = 0: an anchor without negatives has log(1 + 0) = 0 per positive.
-        per_pair = torch.where(pos, F.softplus(neg_lse[:, None] - logits), 0.0)
-        num_pos = pos.sum(1)
-        return per_pair.sum(1) / num_pos.clamp_min(1), num_pos > 0
+    def evaluate(self, pairs: PairBatch, with_grad: bool) -> tuple[Tensor, tuple]:
+        grad_sim = torch.zeros_like(pairs.sim) if with_grad else None
+        total, n_valid, start = pairs.sim.new_zeros(()), 0, 0
+        for block in self.blocks(pairs):
+            rows = slice(start, start + block.sim.shape[0])
+            start = rows.stop
+            logits = block.sim * self.scale
+            exps, norm, shift = masked_exp(logits, block.neg_f, block.neg_count)
+            neg_lse = log_total(norm, shift)
+            index, used = block.positive_slots()
+            # ℓ_ip = softplus(R_i − z_ip) at each positive slot; softplus(-inf) = 0 gives
+            # an anchor without negatives log(1 + 0) = 0.
+            gap = neg_lse - logits.gather(1, index)
+            inv_pos = 1.0 / block.pos_count.clamp_min(1.0)
+            total += (torch.where(used, F.softplus(gap), 0.0).sum(1, keepdim=True) * inv_pos).sum()
+            n_valid += int((block.pos_count > 0).sum())
+            if with_grad:
+                # dℓ_ip/dz_ip = −σ(R_i − z_ip); dℓ_ip/dz_in = σ(R_i − z_ip) · softmax_N(z)_n.
+                sig = torch.where(used, torch.sigmoid(gap), 0.0)
+                grad = safe_div(exps, norm).mul_(sig.sum(1, keepdim=True))
+                grad.scatter_add_(1, index, -sig)
+                torch.mul(grad, inv_pos * self.scale, out=grad_sim[rows])
+        value = total / max(n_valid, 1)
+        if not with_grad:
+            return value, ()
+        if n_valid:
+            grad_sim.div_(n_valid)
+        return value, (grad_sim,)
 
     def compute(self, pairs: PairBatch) -> Tensor:
-        loss = mean_over(*self.rowwise(pairs, self._rows), pairs)
+        loss = super().compute(pairs)
         if self.reg_weight:
             if pairs.self_ref:
                 reg = pairs.query_sqnorm.mean()

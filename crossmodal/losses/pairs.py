@@ -18,7 +18,7 @@ from torch import Tensor
 
 # Below this squared distance a pair counts as coincident: its distance is 0 and carries
 # no gradient (sqrt has an infinite slope at 0, which would turn into NaN).
-_SQDIST_EPS = 1e-12
+SQDIST_EPS = 1e-12
 
 
 def _check_embeddings(name: str, emb: Tensor) -> None:
@@ -111,11 +111,13 @@ class PairBatch:
         normalized: whether the vectors were L2-normalised before the matmul.
         self_ref: True when the batch is compared with itself (``ref_emb`` omitted).
         row_start: index of the first row in the full query set (locates the diagonal).
-        masks: extra (pos_mask, neg_mask) pairs (n, N_r) ANDed into :attr:`pos`/:attr:`neg`.
+        masks: extra (pos_mask, neg_mask) pairs (n, N_r) ANDed into the label masks.
+        shared: reference-side values computed once and shared by all row blocks.
 
-    Masks and distances are computed on first use and cached on the object; the loss
-    base hands each checkpointed block a :meth:`fresh` copy so that recomputation in the
-    backward pass rebuilds them.
+    Masks come as bool (:attr:`pos`, :attr:`neg`, for miners and callers) and as 0/1
+    floats in the similarities' dtype (:attr:`pos_f`, :attr:`neg_f`): the losses' kernels
+    multiply by those, which on CPU is several times faster than masked selection.
+    Masks, norms and distances are computed on first use and cached on the object.
     """
 
     sim: Tensor
@@ -127,13 +129,20 @@ class PairBatch:
     self_ref: bool
     row_start: int = 0
     masks: tuple[tuple[Tensor, Tensor], ...] = ()
-    ref_sqnorm_cache: Tensor | None = None
-    _cache: dict[str, Tensor] = field(default_factory=dict, repr=False)
+    shared: dict[str, Tensor] = field(default_factory=dict, repr=False)
+    _cache: dict[str, Tensor | None] = field(default_factory=dict, repr=False)
 
     @property
     def dim(self) -> int:
         """The embedding width D."""
         return self.query.shape[1]
+
+    def _diagonal(self) -> tuple[Tensor, Tensor]:
+        """(rows, columns) of this block's entries on the diagonal (self case)."""
+        rows = torch.arange(self.sim.shape[0], device=self.sim.device)
+        cols = rows + self.row_start
+        inside = cols < self.sim.shape[1]
+        return rows[inside], cols[inside]
 
     def _same(self) -> Tensor:
         if "same" not in self._cache:
@@ -147,11 +156,7 @@ class PairBatch:
             pos = self._same()
             if self.self_ref:
                 pos = pos.clone()
-                n = pos.shape[0]
-                rows = torch.arange(n, device=pos.device)
-                cols = rows + self.row_start
-                inside = cols < pos.shape[1]
-                pos[rows[inside], cols[inside]] = False
+                pos[self._diagonal()] = False
             for mask, _ in self.masks:
                 pos = pos & mask
             self._cache["pos"] = pos
@@ -167,6 +172,49 @@ class PairBatch:
             self._cache["neg"] = neg
         return self._cache["neg"]
 
+    def _same_f(self) -> Tensor:
+        if "same_f" not in self._cache:
+            self._cache["same_f"] = self._same().to(self.sim.dtype)
+        return self._cache["same_f"]
+
+    @property
+    def pos_f(self) -> Tensor:
+        """:attr:`pos` as 0/1 in the similarities' dtype."""
+        if "pos_f" not in self._cache:
+            pos = self._same_f()
+            if self.self_ref or self.masks:
+                pos = pos.clone()
+            if self.self_ref:
+                pos[self._diagonal()] = 0.0
+            for mask, _ in self.masks:
+                pos.mul_(mask.to(pos.dtype))
+            self._cache["pos_f"] = pos
+        return self._cache["pos_f"]
+
+    @property
+    def neg_f(self) -> Tensor:
+        """:attr:`neg` as 0/1 in the similarities' dtype."""
+        if "neg_f" not in self._cache:
+            neg = 1.0 - self._same_f()
+            for _, mask in self.masks:
+                neg.mul_(mask.to(neg.dtype))
+            self._cache["neg_f"] = neg
+        return self._cache["neg_f"]
+
+    @property
+    def pos_count(self) -> Tensor:
+        """(n, 1) number of positives per row (float)."""
+        if "pos_count" not in self._cache:
+            self._cache["pos_count"] = self.pos_f.sum(1, keepdim=True)
+        return self._cache["pos_count"]
+
+    @property
+    def neg_count(self) -> Tensor:
+        """(n, 1) number of negatives per row (float)."""
+        if "neg_count" not in self._cache:
+            self._cache["neg_count"] = self.neg_f.sum(1, keepdim=True)
+        return self._cache["neg_count"]
+
     @property
     def query_sqnorm(self) -> Tensor:
         """(n,) squared norms of the compared query vectors."""
@@ -177,45 +225,80 @@ class PairBatch:
     @property
     def ref_sqnorm(self) -> Tensor:
         """(N_r,) squared norms of the compared references (shared by all row blocks)."""
-        if self.ref_sqnorm_cache is None:
-            self.ref_sqnorm_cache = self.ref.pow(2).sum(1)
-        return self.ref_sqnorm_cache
+        if "ref_sqnorm" not in self.shared:
+            self.shared["ref_sqnorm"] = self.ref.pow(2).sum(1)
+        return self.shared["ref_sqnorm"]
+
+    def _sq_distance(self) -> Tensor:
+        if "sqdist" not in self._cache:
+            sq = self.sim.mul(-2.0).add_(self.query_sqnorm[:, None]).add_(self.ref_sqnorm[None, :])
+            self._cache["sqdist"] = sq.clamp_min_(0.0)
+        return self._cache["sqdist"]
 
     def distance(self, squared: bool = False) -> Tensor:
         """Euclidean distances from the same matmul: ``d² = |q|² + |r|² − 2 q·r``.
 
-        For unit vectors this is ``sqrt(2 − 2 cos)``. Coincident pairs (d² < 1e-12) get
+        For unit vectors this is ``sqrt(2 − 2 cos)``. Coincident pairs (d² ≤ 1e-12) get
         distance exactly 0 and zero gradient, so duplicates never produce NaN.
         """
-        key = "sqdist" if squared else "dist"
-        if key not in self._cache:
-            sq = (self.query_sqnorm[:, None] + self.ref_sqnorm[None, :] - 2.0 * self.sim).clamp_min(
-                0.0
-            )
-            if squared:
-                self._cache[key] = sq
-            else:
-                far = sq > _SQDIST_EPS
-                self._cache[key] = torch.where(far, sq.clamp_min(_SQDIST_EPS).sqrt(), 0.0)
-        return self._cache[key]
+        if squared:
+            return self._sq_distance()
+        if "dist" not in self._cache:
+            apart = self.apart()
+            floor = self.distance_floor()
+            self._cache["dist"] = floor if apart is None else floor * apart
+        return self._cache["dist"]
 
-    def zero(self) -> Tensor:
-        """A 0 connected to the inputs' graph (backward and DDP see every parameter)."""
-        return self.sim.sum() * 0.0
+    def distance_floor(self) -> Tensor:
+        """``sqrt(max(d², 1e-12))``: the distance, never 0 (a safe divisor)."""
+        if "dist_floor" not in self._cache:
+            self._cache["dist_floor"] = self._sq_distance().clamp_min(SQDIST_EPS).sqrt_()
+        return self._cache["dist_floor"]
 
-    def fresh(self) -> PairBatch:
-        """The same rows without cached masks/distances."""
-        return replace(self, _cache={})
+    def apart(self) -> Tensor | None:
+        """1.0 where ``d² > 1e-12`` (distinct points), 0.0 for coincident pairs; ``None``
+        when no pair of the block coincides (the common case: nothing to mask)."""
+        if "apart" not in self._cache:
+            sq = self._sq_distance()
+            apart = None
+            if float(sq.amin()) <= SQDIST_EPS:
+                apart = sq.sub(SQDIST_EPS).clamp_min_(0.0).sign_()
+            self._cache["apart"] = apart
+        return self._cache["apart"]
 
-    def split(self, rows: int, with_norms: bool = False) -> list[PairBatch]:
+    def positive_slots(self) -> tuple[Tensor, Tensor]:
+        """Each row's positive references as slots: ``(index, used)``, both (n, P).
+
+        ``index[i, s]`` is a reference column; slots with ``used`` False are padding.
+        Found by binary search in the label-sorted references, so they cost O(n · P)
+        rather than a pass over the row; P is the largest number of references sharing
+        a query's label (few in class-balanced batches).
+        """
+        if "slots" not in self._cache:
+            if "ref_order" not in self.shared:
+                self.shared["ref_order"] = torch.argsort(self.ref_labels, stable=True)
+                self.shared["ref_sorted"] = self.ref_labels[self.shared["ref_order"]]
+            order, ordered = self.shared["ref_order"], self.shared["ref_sorted"]
+            labels = self.labels.to(ordered.dtype)
+            start = torch.searchsorted(ordered, labels)
+            count = torch.searchsorted(ordered, labels, right=True) - start
+            width = max(int(count.max()), 1)
+            offsets = torch.arange(width, device=start.device)
+            used = offsets[None, :] < count[:, None]
+            index = order[(start[:, None] + offsets).clamp_max(len(order) - 1)]
+            # The diagonal (self case) and miner masks remove some of those columns.
+            used &= self.pos_f.gather(1, index) > 0
+            self._cache["slots"] = (index, used)
+        return self._cache["slots"]
+
+    def split(self, rows: int) -> list[PairBatch]:
         """Row blocks of at most ``rows`` rows, sharing the references.
 
-        One ``split`` of :attr:`sim` backs all blocks, so the backward pass assembles
-        their gradients with a single concatenation. ``with_norms`` computes the shared
-        reference norms once, before splitting.
+        Blocks are views; query norms already computed are sliced along, and
+        reference-side values are shared.
         """
-        if with_norms:
-            self.ref_sqnorm  # noqa: B018 - computed once here, shared by the blocks
+        norms = self._cache.get("query_sqnorm")
+        norm_parts = norms.split(rows) if norms is not None else None
         sims = self.sim.split(rows)
         labels = self.labels.split(rows)
         queries = self.query.split(rows)
@@ -230,7 +313,7 @@ class PairBatch:
                     query=queries[k],
                     row_start=self.row_start + k * rows,
                     masks=tuple((pos[k], neg[k]) for pos, neg in masks),
-                    _cache={},
+                    _cache={} if norm_parts is None else {"query_sqnorm": norm_parts[k]},
                 )
             )
         return blocks

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch.nn.functional as F
 from torch import Tensor
 
 from crossmodal.losses.large_margin_softmax import (
@@ -9,7 +10,7 @@ from crossmodal.losses.large_margin_softmax import (
     check_margin,
     multiplicative_margin,
 )
-from crossmodal.losses.proxy_base import ProxyLoss, replace_target, target_of
+from crossmodal.losses.proxy_base import ProxyLoss, replace_target
 
 
 class SphereFaceLoss(ProxyLoss):
@@ -30,9 +31,10 @@ class SphereFaceLoss(ProxyLoss):
         self.lambda_ = lambda_
 
     def logits(self, embeddings: Tensor, labels: Tensor) -> Tensor:
-        cos = self.cosine(embeddings)
+        weight = F.normalize(self.proxies(embeddings.dtype), dim=1)
+        scaled_cos = embeddings @ weight.T  # ‖x‖ cos θ_j
         norm = embeddings.norm(dim=1)
-        cos_y = target_of(cos, labels)
+        cos_y = (F.normalize(embeddings, dim=1) * weight[labels]).sum(1)
         psi_y = multiplicative_margin(cos_y, self.margin)
-        target = annealed_target(cos_y, psi_y, self.lambda_)
-        return norm[:, None] * replace_target(cos, labels, target)
+        target = norm * annealed_target(cos_y, psi_y, self.lambda_)
+        return replace_target(scaled_cos, labels, target)

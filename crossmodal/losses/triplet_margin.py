@@ -5,56 +5,16 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from crossmodal.losses.base import PairwiseLoss, ratio_or_zero
+from crossmodal.losses.base import PairwiseLoss
+from crossmodal.losses.blockwise import distance_chain
 from crossmodal.losses.pairs import PairBatch
 
 
-def _hinge_by_slots(
-    dist: Tensor, pos: Tensor, neg: Tensor, margin: float, max_pos: int
-) -> tuple[Tensor, Tensor]:
-    """Per row: Σ and count of the non-zero ``[d_ap + m − d_an]_+``, one positive slot at a time.
-
-    Cost O(max_pos · n · N_r): the fast path for class-balanced batches (few positives).
-    """
-    num_pos = pos.sum(1)
-    pos_dist = torch.where(pos, dist, float("-inf")).topk(max_pos, dim=1).values
-    slot_used = torch.arange(max_pos, device=dist.device)[None, :] < num_pos[:, None]
-    thresholds = torch.where(slot_used, pos_dist + margin, float("-inf"))
-    not_neg = ~neg
-    total = dist.new_zeros(dist.shape[0])
-    count = torch.zeros(dist.shape[0], dtype=torch.long, device=dist.device)
-    for slot in range(max_pos):
-        hinge = (thresholds[:, slot : slot + 1] - dist).masked_fill_(not_neg, 0.0).clamp_min(0.0)
-        total = total + hinge.sum(1)
-        count += (hinge > 0).sum(1)
-    return total, count
-
-
-def _hinge_by_sorting(
-    dist: Tensor, pos: Tensor, neg: Tensor, margin: float
-) -> tuple[Tensor, Tensor]:
-    """Same per-row sums in O(n · N_r log N_r) for any number of positives.
-
-    For a positive ``p`` with threshold ``t = d_ap + m``, the anchor's negatives below
-    ``t`` are a prefix of its sorted negative distances: the hinge sum is
-    ``count · t − prefix_sum``. Gradients flow through the sort and the cumulative sum.
-    """
-    above_all = dist.detach().max() + abs(margin) + 1.0
-    neg_sorted = torch.where(neg, dist, above_all).sort(dim=1).values
-    thresholds = dist + margin
-    below = torch.searchsorted(neg_sorted.detach(), thresholds.detach().contiguous())
-    # Prefix sums in float64: count · t − prefix cancels, float32 would lose the small hinges.
-    prefix = torch.cat(
-        [
-            neg_sorted.new_zeros(neg_sorted.shape[0], 1, dtype=torch.float64),
-            neg_sorted.double().cumsum(1),
-        ],
-        dim=1,
-    ).gather(1, below)
-    hinge = below.to(torch.float64) * thresholds.double() - prefix
-    total = torch.where(pos, hinge, 0.0).sum(1).to(dist.dtype)
-    count = torch.where(pos, below, 0).sum(1)
-    return total, count
+def _sorted_negatives(dist: Tensor, neg: Tensor, margin: float) -> Tensor:
+    """Each row's negative distances ascending; non-negatives sort last (above every
+    threshold ``d + margin``)."""
+    above_all = dist.max() + abs(margin) + 1.0
+    return torch.where(neg, dist, above_all).sort(dim=1).values
 
 
 class TripletMarginLoss(PairwiseLoss):
@@ -67,9 +27,11 @@ class TripletMarginLoss(PairwiseLoss):
     term ("batch all ≠ 0" of Hermans et al. 2017, also pytorch-metric-learning's
     default); 0 (connected) when no triplet violates the margin.
 
-    The triplets are never enumerated: per positive slot the hinge is one pass over the
-    anchor's row, and above ``slot_limit`` positives per anchor a per-row sort of the
-    negative distances gives the same sums in O(N_r log N_r) per anchor.
+    The triplets are never enumerated. With at most ``slot_limit`` positives per anchor
+    each positive "slot" is one pass over the anchor's row; with more, a per-row sort of
+    the negative distances gives, for a positive with threshold ``t = d_ap + m``, the
+    violating negatives as a prefix: hinge sum ``count · t − prefix_sum``, O(N_r log N_r)
+    per anchor whatever the number of positives.
     """
 
     slot_limit = 16
@@ -86,17 +48,68 @@ class TripletMarginLoss(PairwiseLoss):
         self.margin = margin
         self.squared = squared
 
-    def _rows(self, pairs: PairBatch) -> tuple[Tensor, Tensor]:
-        pos, neg = pairs.pos, pairs.neg
-        max_pos = int(pos.sum(1).max())
-        if max_pos == 0:
-            zeros = torch.zeros(pos.shape[0], dtype=torch.long, device=pos.device)
-            return pairs.sim.sum(1) * 0.0, zeros
-        dist = pairs.distance(squared=self.squared)
-        if max_pos <= self.slot_limit:
-            return _hinge_by_slots(dist, pos, neg, self.margin, max_pos)
-        return _hinge_by_sorting(dist, pos, neg, self.margin)
+    def _block(self, block: PairBatch, grad_dist: Tensor | None) -> tuple[Tensor, int]:
+        """Σ and count of the non-zero hinges of one block; with ``grad_dist``, adds
+        ∂(Σ hinges)/∂d to it: +#violating negatives at each positive, −#violating
+        positives at each negative."""
+        total = block.sim.new_zeros(())
+        index, used = block.positive_slots()
+        if not bool(used.any()):
+            return total, 0
+        dist = block.distance(squared=self.squared)
+        if index.shape[1] <= self.slot_limit:
+            thresholds = (dist.gather(1, index) + self.margin).masked_fill_(~used, float("-inf"))
+            per_positive = torch.zeros_like(thresholds)
+            # Non-negatives moved beyond every threshold never violate a margin.
+            beyond = thresholds.max().clamp_min(0.0) + 1.0
+            neg_dist = (block.neg_f - 1.0).mul_(-beyond).add_(dist)
+            for slot in range(index.shape[1]):
+                hinge = (thresholds[:, slot : slot + 1] - neg_dist).clamp_min_(0.0)
+                total += hinge.sum()
+                active = hinge.sign_()
+                per_positive[:, slot] = active.sum(1)
+                if grad_dist is not None:
+                    grad_dist.sub_(active)
+            if grad_dist is not None:
+                grad_dist.scatter_add_(1, index, per_positive)
+            return total, int(per_positive.sum())
+        pos, neg = block.pos, block.neg
+        neg_sorted = _sorted_negatives(dist, neg, self.margin)
+        thresholds = dist + self.margin
+        below = torch.searchsorted(neg_sorted, thresholds)
+        # Prefix sums in float64: count · t − prefix cancels, float32 would lose small hinges.
+        prefix = torch.cat(
+            [neg_sorted.new_zeros(neg_sorted.shape[0], 1).double(), neg_sorted.double().cumsum(1)],
+            dim=1,
+        ).gather(1, below)
+        hinge = below.double() * thresholds.double() - prefix
+        total += torch.where(pos, hinge, 0.0).sum().to(total.dtype)
+        if grad_dist is not None:
+            sorted_thresholds = torch.where(pos, thresholds, float("-inf")).sort(dim=1).values
+            above = dist.shape[1] - torch.searchsorted(sorted_thresholds, dist, right=True)
+            grad_dist += torch.where(pos, below, 0).to(grad_dist.dtype)
+            grad_dist -= torch.where(neg, above, 0).to(grad_dist.dtype)
+        return total, int(torch.where(pos, below, 0).sum())
 
-    def compute(self, pairs: PairBatch) -> Tensor:
-        total, count = self.rowwise(pairs, self._rows)
-        return ratio_or_zero(total.sum(), count.sum(), pairs)
+    def evaluate(self, pairs: PairBatch, with_grad: bool) -> tuple[Tensor, tuple]:
+        grad_sim, grad_query, grad_ref = self.grad_buffers(pairs) if with_grad else (None,) * 3
+        total, count, start = pairs.sim.new_zeros(()), 0, 0
+        for block in self.blocks(pairs):
+            rows = slice(start, start + block.sim.shape[0])
+            start = rows.stop
+            grad_dist = torch.zeros_like(block.sim) if with_grad else None
+            block_total, block_count = self._block(block, grad_dist)
+            total += block_total
+            count += block_count
+            if grad_dist is not None:
+                grad_query[rows], ref_part = distance_chain(
+                    block, grad_dist, self.squared, grad_sim[rows]
+                )
+                grad_ref += ref_part
+        value = total / count if count else total
+        if not with_grad:
+            return value, ()
+        if count:
+            for grad in (grad_sim, grad_query, grad_ref):
+                grad.div_(count)
+        return value, (grad_sim, grad_query, grad_ref)

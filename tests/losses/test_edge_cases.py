@@ -123,6 +123,18 @@ def test_float32_large_batch_has_no_nan(name: str) -> None:
     run(loss, q, labels, q.flip(0).clone(), labels.flip(0).clone())
 
 
+@pytest.mark.parametrize("name", [n for n in NAMES if not is_proxy_loss(n)])
+def test_unnormalised_far_apart_embeddings_have_no_nan(name: str) -> None:
+    # Raw dot products and distances in the hundreds: every exponent must stay guarded.
+    loss = create_loss(name, normalize=False).float()
+    centers = torch.randn(C, D, generator=torch.Generator().manual_seed(6)) * 100
+    labels = torch.arange(48) % C
+    q = centers[labels] + torch.randn(48, D, generator=torch.Generator().manual_seed(7))
+    r = centers[labels.flip(0)] + torch.randn(48, D, generator=torch.Generator().manual_seed(8))
+    run(loss, q, labels, r, labels.flip(0).clone())
+    run(loss, q, labels)
+
+
 def test_default_objective_edge_cases() -> None:
     objective = create_loss("default").double()
     labels = torch.arange(5)

@@ -58,3 +58,39 @@ def test_triplet_sorting_path_in_blocks() -> None:
     blocks, block_grads = evaluate(loss, 64, q, labels)
     torch.testing.assert_close(blocks, whole, rtol=1e-12, atol=0)
     torch.testing.assert_close(block_grads[0], whole_grads[0], rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("name", PAIRWISE)
+def test_no_grad_value_and_repeated_or_scaled_backward(name: str) -> None:
+    gen = torch.Generator().manual_seed(2)
+    q = torch.randn(12, 4, generator=gen, dtype=torch.float64)
+    r = torch.randn(10, 4, generator=gen, dtype=torch.float64)
+    lq, lr = torch.randint(0, 3, (12,), generator=gen), torch.randint(0, 3, (10,), generator=gen)
+    loss = create_loss(name).double()
+    with torch.no_grad():
+        plain = loss(q, lq, r, lr)
+    x = q.clone().requires_grad_(True)
+    value = loss(x, lq, r, lr)
+    torch.testing.assert_close(value.detach(), plain)
+    (3.0 * value).backward(retain_graph=True)
+    first = x.grad.clone()
+    x.grad = None
+    (-0.5 * value).backward(retain_graph=True)  # the stored gradient was scaled in place
+    torch.testing.assert_close(x.grad, first * (-0.5 / 3.0))
+    x.grad = None
+    (0.0 * value).backward()
+    assert (x.grad == 0).all()
+    # A fresh graph whose first incoming gradient is 0, then a real one.
+    y = q.clone().requires_grad_(True)
+    fresh = loss(y, lq, r, lr)
+    (0.0 * fresh).backward(retain_graph=True)
+    y.grad = None
+    (3.0 * fresh).backward()
+    torch.testing.assert_close(y.grad, first)
+
+
+def test_double_backward_is_refused() -> None:
+    x = torch.randn(6, 3, dtype=torch.float64, requires_grad=True)
+    value = create_loss("info_nce").double()(x, torch.tensor([0, 0, 1, 1, 2, 2]))
+    with pytest.raises(RuntimeError, match="first derivatives only"):
+        torch.autograd.grad(value, x, create_graph=True)
