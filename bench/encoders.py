@@ -6,14 +6,16 @@ its default input, plus the training cost of the tiny towers.
 
 MACs are counted by ``torch.utils.flop_counter.FlopCounterMode`` for one clip (FLOPs / 2;
 convolutions, matmuls and attention; librosa's work in ``descriptors`` is not counted).
-Throughput is inference (eval mode, no grad) at ``--batch-size``. The machine may be
-shared, so each row also gives its speed relative to the tiny encoder of the same
-modality timed in the same run. Results go to stdout and bench/results/encoders.md.
+Throughput is inference (eval mode, no grad) at ``--batch-size``, as wall-clock clips/s
+and as this process's CPU time per clip; the machine may be shared, so each row also
+gives its CPU cost relative to the tiny encoder of the same modality timed in the same
+run. Results go to stdout and bench/results/encoders.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import sys
@@ -39,16 +41,20 @@ def input_text(encoder: torch.nn.Module) -> str:
     return f"mel {spec.n_mels}×{spec.num_mel_frames}"
 
 
-def seconds_per_call(fn, repeats: int, min_time: float) -> float:
-    """Median seconds of ``fn()`` over at least ``repeats`` calls and ``min_time`` s."""
+def seconds_per_call(fn, repeats: int, min_time: float) -> tuple[float, float]:
+    """Median (wall, process CPU) seconds of ``fn()`` over at least ``repeats`` calls and
+    ``min_time`` s. CPU time counts only this process's work, so on a busy machine it is
+    the steadier estimate of what one call costs (with one thread: its idle wall time)."""
     fn()  # warm-up: allocations, oneDNN kernel selection
-    times: list[float] = []
+    walls: list[float] = []
+    cpus: list[float] = []
     start = time.perf_counter()
-    while len(times) < repeats or time.perf_counter() - start < min_time:
-        t0 = time.perf_counter()
+    while len(walls) < repeats or time.perf_counter() - start < min_time:
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+    return statistics.median(walls), statistics.median(cpus)
 
 
 def bench_inference(name: str, batch_size: int, repeats: int, min_time: float) -> dict[str, object]:
@@ -58,7 +64,7 @@ def bench_inference(name: str, batch_size: int, repeats: int, min_time: float) -
         counter = FlopCounterMode(display=False)
         with counter:
             encoder(clips[:1])
-        seconds = seconds_per_call(lambda: encoder(clips), repeats, min_time)
+        seconds, cpu_seconds = seconds_per_call(lambda: encoder(clips), repeats, min_time)
     return {
         "name": name,
         "modality": encoder.modality,
@@ -67,11 +73,14 @@ def bench_inference(name: str, batch_size: int, repeats: int, min_time: float) -
         "params": encoder.num_parameters(),
         "gmacs": counter.get_total_flops() / 2 / 1e9,
         "clips_per_s": batch_size / seconds,
+        "cpu_ms": cpu_seconds / batch_size * 1e3,
     }
 
 
-def bench_training(name: str, batch_size: int, repeats: int, min_time: float) -> float:
-    """Seconds of forward + backward per clip in train mode."""
+def bench_training(
+    name: str, batch_size: int, repeats: int, min_time: float
+) -> tuple[float, float]:
+    """(wall, CPU) seconds of forward + backward per clip in train mode."""
     encoder = create_encoder(name).train()
     clips = encoder.example_input(batch_size, generator=torch.Generator().manual_seed(0))
 
@@ -79,47 +88,50 @@ def bench_training(name: str, batch_size: int, repeats: int, min_time: float) ->
         out = encoder(clips)
         out.square().mean().backward()
 
-    return seconds_per_call(step, repeats, min_time) / batch_size
+    wall, cpu = seconds_per_call(step, repeats, min_time)
+    return wall / batch_size, cpu / batch_size
 
 
 def markdown(
-    rows: list[dict[str, object]], train: dict[str, float], args: argparse.Namespace
+    rows: list[dict[str, object]], train: dict[str, tuple[float, float]], args: argparse.Namespace
 ) -> str:
-    tiny = {
-        r["modality"]: r["clips_per_s"] for r in rows if r["name"] in ("video_tiny", "audio_tiny")
-    }
+    tiny = {r["modality"]: r["cpu_ms"] for r in rows if r["name"] in ("video_tiny", "audio_tiny")}
     lines = [
         "# Encoder benchmark",
         "",
         f"`python bench/encoders.py` on {platform.processor() or platform.machine()}, "
-        f"{torch.get_num_threads()} torch threads, torch {torch.__version__}; inference at "
+        f"{torch.get_num_threads()} torch thread(s), torch {torch.__version__}, load average "
+        f"{os.getloadavg()[0]:.1f} at the end; inference at "
         f"batch {args.batch_size}, median of ≥{args.repeats} calls. Random weights, default "
         "input of each encoder. MACs per clip (FlopCounterMode FLOPs / 2). "
-        "`× tiny`: throughput relative to the tiny encoder of the same modality in this run "
-        "(robust to a shared machine's load; absolute clips/s are not).",
+        "`clips/s` is wall-clock; `CPU ms/clip` is this process's CPU time (steadier on a "
+        "shared machine); `× tiny`: CPU cost relative to the tiny encoder of the same "
+        "modality in this run.",
         "",
-        "| encoder | modality | input | D | params | GMACs/clip | clips/s | × tiny |",
-        "|---|---|---|---:|---:|---:|---:|---:|",
+        "| encoder | modality | input | D | params | GMACs/clip | clips/s | CPU ms/clip | × tiny |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        ratio = r["clips_per_s"] / tiny[r["modality"]] if r["modality"] in tiny else float("nan")
+        ratio = r["cpu_ms"] / tiny[r["modality"]] if r["modality"] in tiny else float("nan")
         lines.append(
             f"| {r['name']} | {r['modality']} | {r['input']} | {r['dim']} | "
-            f"{r['params'] / 1e6:.2f}M | {r['gmacs']:.3f} | {r['clips_per_s']:.1f} | {ratio:.3g} |"
+            f"{r['params'] / 1e6:.2f}M | {r['gmacs']:.3f} | {r['clips_per_s']:.2f} | "
+            f"{r['cpu_ms']:.3g} | {ratio:.3g} |"
         )
     if train:
         lines += [
             "",
             f"Training cost (forward + backward, train mode, batch {args.train_batch_size}):",
             "",
-            "| encoder | ms/clip (= s per 1000 clips) |",
-            "|---|---:|",
+            "| encoder | wall ms/clip | CPU ms/clip (= CPU-s per 1000 clips) |",
+            "|---|---:|---:|",
         ]
-        for name, seconds in train.items():
-            lines.append(f"| {name} | {seconds * 1e3:.1f} |")
+        for name, (wall, cpu) in train.items():
+            lines.append(f"| {name} | {wall * 1e3:.1f} | {cpu * 1e3:.1f} |")
         if {"video_tiny", "audio_tiny"} <= set(train):
-            both = train["video_tiny"] + train["audio_tiny"]
-            lines.append(f"| both tiny towers | {both * 1e3:.1f} |")
+            wall = train["video_tiny"][0] + train["audio_tiny"][0]
+            cpu = train["video_tiny"][1] + train["audio_tiny"][1]
+            lines.append(f"| both tiny towers | {wall * 1e3:.1f} | {cpu * 1e3:.1f} |")
     return "\n".join(lines) + "\n"
 
 
