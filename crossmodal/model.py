@@ -60,7 +60,7 @@ class ModelConfig:
     video_pretrained: str | None = None
     audio_pretrained: str | None = None
     embed_dim: int = 128
-    head: Literal["mlp", "linear"] = "mlp"
+    head: Literal["mlp", "linear"] = "linear"
     head_hidden_dim: int | None = None
     head_dropout: float = 0.0
     logit_scale_init: float = 1.0 / 0.07

@@ -51,7 +51,7 @@ def build_ast(
     seconds: float | None = None,
     n_mels: int | None = None,
     sample_rate: int = 16000,
-    n_fft: int = 400,
+    n_fft: int = 1024,
     hop_length: int = 160,
     representation: Literal["logmel", "waveform"] = "logmel",
     norm_mean: float = AST_MEAN,
@@ -59,8 +59,8 @@ def build_ast(
     **config: Any,
 ) -> ASTEncoder:
     """AST with the ViT-B configuration (patch 16, strides 10, hidden 768, 12 layers)
-    over a 4 s, 128-mel log-mel at 16 kHz with 25 ms windows and a 10 ms hop (401
-    frames), random weights. ``seconds``/``n_mels`` set AST's ``max_length``/
+    over a 4 s, 128-mel log-mel at 16 kHz, n_fft 1024 (fewer leaves some of 128 mel
+    filters empty) and a 10 ms hop (401 frames), random weights. ``seconds``/``n_mels`` set AST's ``max_length``/
     ``num_mel_bins``; ``**config``: other ``ASTConfig`` fields. ``pretrained``: a
     ``save_pretrained`` folder or a hub id (e.g.
     ``"MIT/ast-finetuned-audioset-10-10-0.4593"``), whose config fixes the input length."""

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from crossmodal.encoders.audio.beats import track_beats
+
 CHROMA_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 CONTRAST_BANDS = 6  # spectral_contrast returns bands + 1 rows (the last is the valley)
 
@@ -43,10 +45,10 @@ def compute_descriptors(
     Rows (see :func:`descriptor_names`), all at ``hop_length``:
 
     - ``onset_strength``: spectral flux onset envelope (``librosa.onset.onset_strength``);
-    - ``beat_pulse``: 1 at the frames ``librosa.beat.beat_track`` marks as beats, with a
-      Gaussian fall-off of one frame, 0 elsewhere;
+    - ``beat_pulse``: 1 at the beat frames (:func:`~crossmodal.encoders.audio.beats.track_beats`
+      at the ``librosa.feature.tempo`` estimate), a Gaussian fall-off of one frame, 0 elsewhere;
     - ``log_rms``: ``log(RMS + 1e-5)`` of each frame (loudness envelope);
-    - ``tempo``: the estimated tempo in BPM / 120, constant over the clip (0 if none);
+    - ``tempo``: the estimated tempo in BPM / 120, constant over the clip (0 if no beats);
     - 12 chroma bins (``chroma_stft``, per-frame max-normalised), ``n_mfcc`` MFCCs, and 7
       rows of spectral contrast (6 bands + valley, in dB).
 
@@ -62,17 +64,19 @@ def compute_descriptors(
     frames = num_frames(y.size, hop_length)
     stft = np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop_length))
     onset = librosa.onset.onset_strength(y=y, sr=sample_rate, hop_length=hop_length)
-    tempo, beats = librosa.beat.beat_track(
-        onset_envelope=onset, sr=sample_rate, hop_length=hop_length
+    tempo = float(
+        librosa.feature.tempo(onset_envelope=onset, sr=sample_rate, hop_length=hop_length)[0]
     )
-    tempo = float(np.atleast_1d(tempo)[0]) if len(beats) else 0.0
+    beats = track_beats(onset, 60.0 * sample_rate / hop_length / tempo) if tempo > 0 else []
+    tempo = tempo if len(beats) else 0.0
     pulse = np.zeros(frames, dtype=np.float32)
     positions = np.arange(frames)
     for b in beats:
         pulse = np.maximum(pulse, np.exp(-0.5 * (positions - b) ** 2))
     rms = librosa.feature.rms(S=stft, frame_length=n_fft, hop_length=hop_length)[0]
+    # tuning=0: A440 reference; estimating it per clip is slow and unstable on short clips
     chroma = librosa.feature.chroma_stft(
-        S=stft**2, sr=sample_rate, n_fft=n_fft, hop_length=hop_length
+        S=stft**2, sr=sample_rate, n_fft=n_fft, hop_length=hop_length, tuning=0.0
     )
     mfcc = librosa.feature.mfcc(
         y=y, sr=sample_rate, n_mfcc=n_mfcc, n_fft=n_fft, hop_length=hop_length

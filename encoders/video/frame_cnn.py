@@ -94,9 +94,9 @@ def torchvision_frame_encoder(arch: str) -> Callable[..., FrameEncoder]:
         return FrameEncoder(model, feature_dim, spec, temporal, num_bins)
 
     build.__doc__ = (
-        f"torchvision {arch} per frame (ImageNet-normalised {{size}}² frames, default 8 at "
-        f"224²) + temporal pooling; pretrained= a torchvision state dict file or a weights "
-        f"name such as 'IMAGENET1K_V1'."
+        f"torchvision {arch} per frame (ImageNet-normalised frames, default 8 at 224²) + "
+        f"temporal pooling; pretrained= a torchvision state dict file or a weights name "
+        f"such as 'IMAGENET1K_V1'."
     )
     return build
 

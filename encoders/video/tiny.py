@@ -66,14 +66,18 @@ class VideoTiny(VideoEncoder):
 
     def frame_features(self, video: torch.Tensor) -> torch.Tensor:
         """(B, C, T, H, W) → per-frame features (B, T, 2·channels[-1])."""
-        b, _, t, h, w = video.shape
+        b, c, t, h, w = video.shape
+        # One (B·T, C', H, W) batch in channels-last memory, written once: the layout
+        # roughly halves the small convs' CPU time, and building it in place avoids the
+        # copies a transpose + cat + conversion would make (half the tower's time).
+        src = video.permute(0, 2, 3, 4, 1)
+        channels = 2 * c if self.motion else c
+        frames = video.new_empty(b, t, h, w, channels)
+        frames[..., :c] = src
         if self.motion:
-            diff = torch.zeros_like(video)
-            diff[:, :, 1:] = video[:, :, 1:] - video[:, :, :-1]
-            video = torch.cat([video, diff], dim=1)
-        frames = video.transpose(1, 2).reshape(b * t, -1, h, w)
-        # channels-last roughly halves the stem's CPU time for these small convs
-        maps = self.stem(frames.contiguous(memory_format=torch.channels_last))
+            frames[:, :1, ..., c:] = 0
+            frames[:, 1:, ..., c:] = src[:, 1:] - src[:, :-1]
+        maps = self.stem(frames.view(b * t, h, w, channels).permute(0, 3, 1, 2))
         pooled = torch.cat([maps.mean(dim=(2, 3)), maps.amax(dim=(2, 3))], dim=1)
         return pooled.view(b, t, -1)
 

@@ -92,7 +92,22 @@ def test_encoder_maps_declared_input_to_batch_of_vectors(name: str) -> None:
     assert (alone[0] - out[0]).norm() <= 1e-4 * scale
 
 
-@pytest.mark.parametrize("name", _params(sorted(SMALL)))
+# one encoder of each class: the check lives in the base classes and each forward
+@pytest.mark.parametrize(
+    "name",
+    [
+        "video_tiny",
+        "resnet18",
+        "r3d_18",
+        "videomae",
+        "clip_frames",
+        "audio_tiny",
+        "logmel_cnn",
+        "ast",
+        "wav2vec2",
+        "descriptors",
+    ],
+)
 def test_wrong_input_shape_is_a_clear_error(name: str) -> None:
     encoder = create_encoder(name, **SMALL[name])
     good = encoder.example_input(2)
