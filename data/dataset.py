@@ -13,8 +13,8 @@ from torch.utils.data import Dataset
 
 from crossmodal.data.audio import AudioBackend, cut_windows, load_audio, represent
 from crossmodal.data.cache import FeatureCache
-from crossmodal.data.errors import MediaError
-from crossmodal.data.manifest import ClipRecord, read_manifest, select_split
+from crossmodal.data.errors import MediaError, NoStreamError
+from crossmodal.data.manifest import NO_SOUNDTRACK, ClipRecord, read_manifest, select_split
 from crossmodal.data.media_info import probe
 from crossmodal.data.specaugment import SpecAugment
 from crossmodal.data.specs import AudioSpec, VideoSpec
@@ -294,6 +294,15 @@ class PairedClipDataset(Dataset):
         return frames_from_segment(seg["frames"], seg["starts"], times, str(record.video))
 
     def _music(self, clip: int, window_start: float) -> np.ndarray:
+        record = self.records[clip]
+        try:
+            return self._decode_music(clip, window_start)
+        except NoStreamError as err:
+            if record.audio is None:
+                raise NoStreamError(err.path, NO_SOUNDTRACK) from err
+            raise
+
+    def _decode_music(self, clip: int, window_start: float) -> np.ndarray:
         record = self.records[clip]
         sr = self.audio_spec.sample_rate
         n = self.audio_spec.num_samples

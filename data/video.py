@@ -99,7 +99,7 @@ class VideoFile:
                 raise CorruptMediaError(
                     self.path, f"video decoder failed: {first_line(err)}"
                 ) from err
-            batch = self._resized_native(unique.tolist())
+            batch = self._unpadded_frames(unique.tolist())
         expected = (len(unique), self.spec.height, self.spec.width, 3)
         if batch.shape != expected:
             raise CorruptMediaError(
@@ -107,26 +107,25 @@ class VideoFile:
             )
         return batch[inverse]
 
-    def _resized_native(self, indices: list[int]) -> np.ndarray:
-        # decord 0.6 pads the rows of frames it scales to some sizes (seen: 64 px sources
-        # scaled to 16, 24 or 48 px) and then refuses to copy them out. Those sources are
-        # small: decode them at full size and resize with torch (antialiased bilinear).
+    def _unpadded_frames(self, indices: list[int]) -> np.ndarray:
+        # decord 0.6 pads the rows of frames at some widths (seen: 16, 24 and 48 px) to an
+        # aligned stride and then refuses to copy a batch of them out; read them one by one
+        # and drop each row's padding.
         decord = decord_module()
+        height, width = self.spec.height, self.spec.width
+        out = np.empty((len(indices), height, width, 3), dtype=np.uint8)
         try:
-            native = decord.VideoReader(
-                str(self.path), ctx=decord.cpu(0), num_threads=self.num_threads
-            )
-            batch = torch.from_numpy(native.get_batch(indices).asnumpy())
+            for k, index in enumerate(indices):
+                raw = self.reader[index].asnumpy().reshape(-1)
+                stride = raw.size // height
+                if raw.size % height or stride < width * 3:
+                    raise CorruptMediaError(
+                        self.path, f"decoder returned a {raw.size}-byte frame for {width}x{height}"
+                    )
+                out[k] = raw.reshape(height, stride)[:, : width * 3].reshape(height, width, 3)
         except decoder_errors(decord) as err:
             raise CorruptMediaError(self.path, f"video decoder failed: {first_line(err)}") from err
-        resized = torch.nn.functional.interpolate(
-            batch.permute(0, 3, 1, 2).float(),
-            size=(self.spec.height, self.spec.width),
-            mode="bilinear",
-            antialias=True,
-            align_corners=False,
-        )
-        return resized.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        return out
 
     def frames_at(self, times: np.ndarray) -> np.ndarray:
         """uint8 (N, H, W, 3) frames on screen at ``times`` (seconds)."""
