@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -135,19 +136,24 @@ class VideoFile:
 def normalize_frames(frames: np.ndarray | torch.Tensor, spec: VideoSpec) -> torch.Tensor:
     """uint8 (..., T, H, W, 3) → float32 (..., 3, T, H, W), ``(x / 255 - mean) / std``.
 
-    One fused multiply-add per channel in numpy on a channel-first copy (several times
-    faster than the same steps on a permuted torch view).
+    Each channel goes through a 256-entry lookup table of its normalised values (one
+    gather per byte, about twice as fast here as converting and scaling in float).
     """
     x = frames.numpy() if isinstance(frames, torch.Tensor) else np.asarray(frames)
-    x = np.moveaxis(x, -1, -4).astype(np.float32)  # astype copies into channel-first order
-    shape = (3, 1, 1, 1)
-    scale = np.array([1.0 / (255.0 * s) for s in spec.std], dtype=np.float32).reshape(shape)
-    shift = np.array(
-        [-m / s for m, s in zip(spec.mean, spec.std, strict=True)], dtype=np.float32
-    ).reshape(shape)
-    x *= scale
-    x += shift
-    return torch.from_numpy(x)
+    if x.dtype != np.uint8:
+        raise TypeError(f"frames must be uint8, got {x.dtype}")
+    channels_first = np.ascontiguousarray(np.moveaxis(x, -1, -4))
+    table = _normalisation_table(spec.mean, spec.std)
+    out = np.empty(channels_first.shape, dtype=np.float32)
+    for c in range(3):
+        out[..., c, :, :, :] = table[c][channels_first[..., c, :, :, :]]
+    return torch.from_numpy(out)
+
+
+@lru_cache(maxsize=8)
+def _normalisation_table(mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
+    levels = np.arange(256, dtype=np.float64) / 255.0
+    return np.stack([(levels - m) / s for m, s in zip(mean, std, strict=True)]).astype(np.float32)
 
 
 def load_video_windows(
