@@ -5,7 +5,7 @@ level; the audio is a known signal)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -163,3 +163,15 @@ def mixed_expected() -> dict[str, tuple[str, str, str]]:
 @pytest.fixture
 def manifest_writer() -> Callable[[Path, list[dict]], Path]:
     return write_manifest_lines
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    # The data path runs in DataLoader workers with one thread each; on a shared 2-core
+    # machine two threads make the small FFTs and gathers of these tests several times slower.
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
