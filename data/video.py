@@ -136,24 +136,28 @@ class VideoFile:
 def normalize_frames(frames: np.ndarray | torch.Tensor, spec: VideoSpec) -> torch.Tensor:
     """uint8 (..., T, H, W, 3) → float32 (..., 3, T, H, W), ``(x / 255 - mean) / std``.
 
-    Each channel goes through a 256-entry lookup table of its normalised values (one
-    gather per byte, about twice as fast here as converting and scaling in float).
+    The bytes are moved channel-first before converting (a uint8 copy is four times
+    smaller than a float one), then one in-place multiply-add per channel.
     """
     x = frames.numpy() if isinstance(frames, torch.Tensor) else np.asarray(frames)
     if x.dtype != np.uint8:
         raise TypeError(f"frames must be uint8, got {x.dtype}")
-    channels_first = np.ascontiguousarray(np.moveaxis(x, -1, -4))
-    table = _normalisation_table(spec.mean, spec.std)
-    out = np.empty(channels_first.shape, dtype=np.float32)
-    for c in range(3):
-        out[..., c, :, :, :] = table[c][channels_first[..., c, :, :, :]]
+    out = np.ascontiguousarray(np.moveaxis(x, -1, -4)).astype(np.float32)
+    scale, shift = _normalisation(spec.mean, spec.std)
+    out *= scale
+    out += shift
     return torch.from_numpy(out)
 
 
 @lru_cache(maxsize=8)
-def _normalisation_table(mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
-    levels = np.arange(256, dtype=np.float64) / 255.0
-    return np.stack([(levels - m) / s for m, s in zip(mean, std, strict=True)]).astype(np.float32)
+def _normalisation(
+    mean: tuple[float, ...], std: tuple[float, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    scale = np.array([1.0 / (255.0 * s) for s in std], dtype=np.float32).reshape(3, 1, 1, 1)
+    shift = np.array([-m / s for m, s in zip(mean, std, strict=True)], dtype=np.float32).reshape(
+        3, 1, 1, 1
+    )
+    return scale, shift
 
 
 def load_video_windows(

@@ -37,7 +37,7 @@ class SynthConfig:
     sample_rate: int = 16000
     split: tuple[float, ...] = (0.7, 0.1, 0.2)
     crf: int = 26
-    preset: str = "veryfast"
+    preset: str = "ultrafast"
 
     def __post_init__(self) -> None:
         if self.clips < 1:
