@@ -135,3 +135,14 @@ def test_cut_windows_tolerates_only_a_few_missing_samples() -> None:
     assert out[1, 15920:].max() == 0.0
     with pytest.raises(TooShortError):
         cut_windows(wave, 16000, 0.0, [0.02], 16000)
+
+
+@pytest.mark.parametrize("backend", ["decord", "pyav"])
+def test_packed_pcm_soundtrack(make_video, helpers, backend: str) -> None:
+    # 16-bit interleaved PCM in a .mov: PyAV hands packed samples, decord downmixes.
+    left = helpers.tone(2.0, 16000, freq=300.0, amp=0.5)
+    right = helpers.tone(2.0, 16000, freq=900.0, amp=0.25)
+    path = make_video("pcm.mov", frames=24, audio=np.stack([left, right]), audio_codec="pcm_s16le")
+    wave, rate, _ = decode_audio(path, backend=backend)
+    assert rate == 16000
+    np.testing.assert_allclose(wave[: len(left)], (left + right) / 2, atol=2e-4)
