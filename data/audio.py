@@ -73,23 +73,48 @@ def _read_decord(path: Path, channels: int, rate: int) -> tuple[np.ndarray, int]
     return wave, rate
 
 
+# Sample formats PyAV hands over as arrays we can scale directly: (scale to [-1, 1], planar).
+_PYAV_FORMATS = {
+    "fltp": (1.0, True),
+    "flt": (1.0, False),
+    "dblp": (1.0, True),
+    "dbl": (1.0, False),
+    "s16p": (1 / 32768, True),
+    "s16": (1 / 32768, False),
+    "s32p": (1 / 2**31, True),
+    "s32": (1 / 2**31, False),
+}
+
+
+def _frame_mono(frame: object, resampler: object) -> list[np.ndarray]:
+    """Mono float32 samples of one decoded PyAV frame (mean of its channels)."""
+    name = frame.format.name  # type: ignore[attr-defined]
+    if name not in _PYAV_FORMATS:  # rare formats (u8, ...): let ffmpeg convert them
+        return [f.to_ndarray().mean(axis=0) for f in resampler.resample(frame)]  # type: ignore[attr-defined]
+    scale, planar = _PYAV_FORMATS[name]
+    data = frame.to_ndarray()  # type: ignore[attr-defined]
+    channels = len(frame.layout.channels)  # type: ignore[attr-defined]
+    samples = data if planar else data.reshape(-1, channels).T
+    mono = samples.astype(np.float32).mean(axis=0)
+    return [mono * np.float32(scale) if scale != 1.0 else mono]
+
+
 def _read_pyav(path: Path) -> tuple[np.ndarray, int]:
     import av
 
-    chunks = []
+    chunks: list[np.ndarray] = []
     try:
         with av.open(str(path)) as container:
             stream = container.streams.audio[0]
             rate = stream.codec_context.sample_rate
             resampler = av.AudioResampler(format="fltp", layout=stream.layout, rate=rate)
             for frame in container.decode(stream):
-                chunks.extend(f.to_ndarray() for f in resampler.resample(frame))
-            chunks.extend(f.to_ndarray() for f in resampler.resample(None))
+                chunks.extend(_frame_mono(frame, resampler))
     except av.error.FFmpegError as err:
         raise CorruptMediaError(path, f"audio decoder failed: {first_line(err)}") from err
     if not chunks:
         raise CorruptMediaError(path, "audio stream has no decodable samples")
-    return np.concatenate(chunks, axis=1).mean(axis=0), rate
+    return np.concatenate(chunks), rate
 
 
 AudioBackend = Literal["decord", "pyav"]

@@ -10,7 +10,7 @@ import numpy as np
 
 from crossmodal.data.audio import AudioBackend, cut_windows, load_audio
 from crossmodal.data.errors import MediaError, NoStreamError, TooShortError
-from crossmodal.data.manifest import ClipRecord, read_manifest, select_split
+from crossmodal.data.manifest import NO_SOUNDTRACK, ClipRecord, read_manifest, select_split
 from crossmodal.data.media_info import probe
 from crossmodal.data.specs import AudioSpec, VideoSpec
 from crossmodal.data.video import VideoFile, window_frame_times
@@ -58,11 +58,7 @@ def check_clip(
         try:
             if not probe(record.music).has_audio:
                 raise NoStreamError(
-                    record.music,
-                    "no audio stream (the manifest's audio is null, so the video's own "
-                    "soundtrack is its music)"
-                    if record.audio is None
-                    else "no audio stream",
+                    record.music, NO_SOUNDTRACK if record.audio is None else "no audio stream"
                 )
             wave, offset = load_audio(record.music, sr, record.start, record.end, backend)
         except MediaError as err:

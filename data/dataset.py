@@ -13,8 +13,8 @@ from torch.utils.data import Dataset
 
 from crossmodal.data.audio import AudioBackend, cut_windows, load_audio, represent
 from crossmodal.data.cache import FeatureCache
-from crossmodal.data.errors import MediaError
-from crossmodal.data.manifest import ClipRecord, read_manifest, select_split
+from crossmodal.data.errors import MediaError, NoStreamError
+from crossmodal.data.manifest import NO_SOUNDTRACK, ClipRecord, read_manifest, select_split
 from crossmodal.data.media_info import probe
 from crossmodal.data.specaugment import SpecAugment
 from crossmodal.data.specs import AudioSpec, VideoSpec
@@ -54,9 +54,12 @@ class PairedClipDataset(Dataset):
     alike; pass ``labels`` to fix them). ``track_index(i)`` / ``label_index(i)`` and the
     ``track_indices`` / ``label_indices`` arrays answer without decoding (for samplers).
 
-    ``cache``: a :class:`FeatureCache` (or its folder) keeping each clip's decoded
-    frames (at the spec's size, every frame in [start, end]) and its resampled music, so
-    that later epochs decode nothing; windows are cut from them exactly as from the files.
+    ``cache``: a :class:`FeatureCache` (or its folder), so that later epochs decode
+    nothing. A window that never moves (evaluation; training on a clip exactly one window
+    long, without jitter) is kept finished: its uint8 frames and its waveform or log-mel.
+    Otherwise the clip's decoded frames (every frame in [start, end] at the spec's size)
+    and its resampled music are kept, and each random window is cut from them exactly as
+    from the files (its log-mel is computed per access).
 
     ``decode_threads``: decord's threads per video (1 suits DataLoader workers).
     ``audio_backend``: "decord" (default) or "pyav" for soundtracks (see
@@ -253,8 +256,16 @@ class PairedClipDataset(Dataset):
     def _load(self, clip: int, segment: int) -> dict[str, Any]:
         record = self.records[clip]
         video_start, music_start = self.window_starts(clip * self.segments + segment)
-        video = normalize_frames(self._frames(clip, video_start), self.video_spec)
-        audio = represent(self._music(clip, music_start), self.audio_spec)[0]
+        if self.cache is not None and self._fixed_window(clip):
+            window = self.cache.get_or_compute(
+                record.video,
+                self._window_params(record, video_start, music_start),
+                lambda: self._decode_window(clip, video_start, music_start),
+            )
+            frames, audio = window["frames"], torch.from_numpy(window["audio"])
+        else:
+            frames = self._frames(clip, video_start)
+            audio = represent(self._music(clip, music_start), self.audio_spec)[0]
         if (
             self.train
             and self.spec_augment is not None
@@ -262,13 +273,65 @@ class PairedClipDataset(Dataset):
         ):
             audio = self.spec_augment(audio)
         return {
-            "video": video,
+            "video": normalize_frames(frames, self.video_spec),
             "audio": audio,
             "track": int(self._clip_tracks[clip]),
             "label": int(self._clip_labels[clip]),
             "id": record.id,
             "start": float(video_start),
         }
+
+    def _fixed_window(self, clip: int) -> bool:
+        """Whether this clip's window never moves (evaluation, or a clip exactly one
+        window long without jitter): then the cache keeps the finished window."""
+        if not self.train:
+            return True
+        record = self.records[clip]
+        return self.jitter == 0 and self._end(clip) - record.start - self.window <= 1e-9
+
+    def _window_params(
+        self, record: ClipRecord, video_start: float, music_start: float
+    ) -> dict[str, Any]:
+        assert self.cache is not None
+        return {
+            "kind": "window",
+            "video": {
+                "height": self.video_spec.height,
+                "width": self.video_spec.width,
+                "num_frames": self.video_spec.num_frames,
+                "fps": self.video_spec.fps,
+            },
+            "audio": self.audio_spec.to_dict(),
+            "decoder": self.audio_backend,
+            "window": self.window,
+            "video_start": video_start,
+            "music_start": music_start,
+            # The key is the video file's; a separate music file must be part of it too.
+            "music_file": None if record.audio is None else self.cache.fingerprint(record.audio),
+        }
+
+    def _decode_window(
+        self, clip: int, video_start: float, music_start: float
+    ) -> dict[str, np.ndarray]:
+        record = self.records[clip]
+        times = window_frame_times(self.video_spec, video_start, self.window)
+        frames = VideoFile(record.video, self.video_spec, self.decode_threads).frames_at(times)
+        wave, offset = load_audio(
+            record.music,
+            self.audio_spec.sample_rate,
+            music_start,
+            music_start + self.window,
+            self.audio_backend,
+        )
+        cut = cut_windows(
+            wave,
+            self.audio_spec.sample_rate,
+            offset,
+            [music_start],
+            self.audio_spec.num_samples,
+            record.music,
+        )
+        return {"frames": frames, "audio": represent(cut, self.audio_spec)[0].numpy()}
 
     def _frames(self, clip: int, window_start: float) -> np.ndarray:
         record = self.records[clip]
@@ -294,6 +357,15 @@ class PairedClipDataset(Dataset):
         return frames_from_segment(seg["frames"], seg["starts"], times, str(record.video))
 
     def _music(self, clip: int, window_start: float) -> np.ndarray:
+        record = self.records[clip]
+        try:
+            return self._decode_music(clip, window_start)
+        except NoStreamError as err:
+            if record.audio is None:
+                raise NoStreamError(err.path, NO_SOUNDTRACK) from err
+            raise
+
+    def _decode_music(self, clip: int, window_start: float) -> np.ndarray:
         record = self.records[clip]
         sr = self.audio_spec.sample_rate
         n = self.audio_spec.num_samples

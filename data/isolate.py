@@ -21,10 +21,14 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 _NO_ANSWER = object()
+_READY = "ready"
+# A fresh worker imports torch, decord and PyAV before it can take a job.
+STARTUP_TIMEOUT = 300.0
 R = TypeVar("R")
 
 
 def _serve(func: Callable[[Any], Any], conn: Connection) -> None:
+    conn.send(_READY)  # imports are done: job timeouts start counting from here
     while True:
         try:
             job = conn.recv()
@@ -47,6 +51,15 @@ class _Worker:
         self.process = ctx.Process(target=_serve, args=(func, child), daemon=True)
         self.process.start()
         child.close()
+        try:
+            ready = self.conn.poll(STARTUP_TIMEOUT) and self.conn.recv() == _READY
+        except (EOFError, ConnectionResetError):
+            ready = False
+        if not ready:
+            self.kill()
+            raise RuntimeError(
+                f"the isolated decoding process did not start (exit code {self.process.exitcode})"
+            )
 
     def stop(self) -> None:
         self.conn.close()
@@ -70,9 +83,9 @@ def run_isolated(
 ) -> Iterator[tuple[T, R | BaseException]]:
     """Yield ``(job, func(job))`` for each job, computed in a child process.
 
-    ``func`` must be importable (a module-level function). An exception raised by
+    ``func`` must be picklable (a module-level function). An exception raised by
     ``func`` is yielded in place of the result; a crash (the worker exits) or a hang
-    (no answer within ``timeout`` s) yields a :class:`DecoderCrashError` for
+    (no answer within ``timeout`` s, counted once the worker has started) yields a :class:`DecoderCrashError` for
     ``path_of(job)`` and restarts the worker. The worker is spawned (not forked), so it
     starts clean of the caller's threads.
     """

@@ -31,6 +31,10 @@ from crossmodal.data.errors import ManifestError
 
 MANIFEST_NAME = "manifest.jsonl"
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
+# Said when a clip whose music is its video's soundtrack has none.
+NO_SOUNDTRACK = (
+    "no audio stream (the manifest's audio is null, so the video's own soundtrack is its music)"
+)
 KNOWN_KEYS = ("id", "video", "audio", "track_id", "label", "split", "start", "end")
 
 

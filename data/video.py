@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -99,7 +100,7 @@ class VideoFile:
                 raise CorruptMediaError(
                     self.path, f"video decoder failed: {first_line(err)}"
                 ) from err
-            batch = self._resized_native(unique.tolist())
+            batch = self._unpadded_frames(unique.tolist())
         expected = (len(unique), self.spec.height, self.spec.width, 3)
         if batch.shape != expected:
             raise CorruptMediaError(
@@ -107,26 +108,25 @@ class VideoFile:
             )
         return batch[inverse]
 
-    def _resized_native(self, indices: list[int]) -> np.ndarray:
-        # decord 0.6 pads the rows of frames it scales to some sizes (seen: 64 px sources
-        # scaled to 16, 24 or 48 px) and then refuses to copy them out. Those sources are
-        # small: decode them at full size and resize with torch (antialiased bilinear).
+    def _unpadded_frames(self, indices: list[int]) -> np.ndarray:
+        # decord 0.6 pads the rows of frames at some widths (seen: 16, 24 and 48 px) to an
+        # aligned stride and then refuses to copy a batch of them out; read them one by one
+        # and drop each row's padding.
         decord = decord_module()
+        height, width = self.spec.height, self.spec.width
+        out = np.empty((len(indices), height, width, 3), dtype=np.uint8)
         try:
-            native = decord.VideoReader(
-                str(self.path), ctx=decord.cpu(0), num_threads=self.num_threads
-            )
-            batch = torch.from_numpy(native.get_batch(indices).asnumpy())
+            for k, index in enumerate(indices):
+                raw = self.reader[index].asnumpy().reshape(-1)
+                stride = raw.size // height
+                if raw.size % height or stride < width * 3:
+                    raise CorruptMediaError(
+                        self.path, f"decoder returned a {raw.size}-byte frame for {width}x{height}"
+                    )
+                out[k] = raw.reshape(height, stride)[:, : width * 3].reshape(height, width, 3)
         except decoder_errors(decord) as err:
             raise CorruptMediaError(self.path, f"video decoder failed: {first_line(err)}") from err
-        resized = torch.nn.functional.interpolate(
-            batch.permute(0, 3, 1, 2).float(),
-            size=(self.spec.height, self.spec.width),
-            mode="bilinear",
-            antialias=True,
-            align_corners=False,
-        )
-        return resized.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        return out
 
     def frames_at(self, times: np.ndarray) -> np.ndarray:
         """uint8 (N, H, W, 3) frames on screen at ``times`` (seconds)."""
@@ -136,19 +136,28 @@ class VideoFile:
 def normalize_frames(frames: np.ndarray | torch.Tensor, spec: VideoSpec) -> torch.Tensor:
     """uint8 (..., T, H, W, 3) → float32 (..., 3, T, H, W), ``(x / 255 - mean) / std``.
 
-    One fused multiply-add per channel in numpy on a channel-first copy (several times
-    faster than the same steps on a permuted torch view).
+    The bytes are moved channel-first before converting (a uint8 copy is four times
+    smaller than a float one), then one in-place multiply-add per channel.
     """
     x = frames.numpy() if isinstance(frames, torch.Tensor) else np.asarray(frames)
-    x = np.moveaxis(x, -1, -4).astype(np.float32)  # astype copies into channel-first order
-    shape = (3, 1, 1, 1)
-    scale = np.array([1.0 / (255.0 * s) for s in spec.std], dtype=np.float32).reshape(shape)
-    shift = np.array(
-        [-m / s for m, s in zip(spec.mean, spec.std, strict=True)], dtype=np.float32
-    ).reshape(shape)
-    x *= scale
-    x += shift
-    return torch.from_numpy(x)
+    if x.dtype != np.uint8:
+        raise TypeError(f"frames must be uint8, got {x.dtype}")
+    out = np.ascontiguousarray(np.moveaxis(x, -1, -4)).astype(np.float32)
+    scale, shift = _normalisation(spec.mean, spec.std)
+    out *= scale
+    out += shift
+    return torch.from_numpy(out)
+
+
+@lru_cache(maxsize=8)
+def _normalisation(
+    mean: tuple[float, ...], std: tuple[float, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    scale = np.array([1.0 / (255.0 * s) for s in std], dtype=np.float32).reshape(3, 1, 1, 1)
+    shift = np.array([-m / s for m, s in zip(mean, std, strict=True)], dtype=np.float32).reshape(
+        3, 1, 1, 1
+    )
+    return scale, shift
 
 
 def load_video_windows(

@@ -113,10 +113,12 @@ def _encode_audio(
     import av
 
     codec_format = stream.codec_context.format.name
-    frame_size = stream.codec_context.frame_size or AUDIO_FRAME
+    # Hand the encoder many codec frames at a time (PyAV splits them): per-frame Python
+    # overhead was ~40 % of encoding 4 s of AAC.
+    chunk_size = 64 * (stream.codec_context.frame_size or AUDIO_FRAME)
     layout = stream.layout.name
-    for start in range(0, audio.shape[1], frame_size):
-        chunk = np.ascontiguousarray(audio[:, start : start + frame_size])
+    for start in range(0, audio.shape[1], chunk_size):
+        chunk = np.ascontiguousarray(audio[:, start : start + chunk_size])
         if codec_format in ("s16", "s16p"):
             chunk = np.round(np.clip(chunk, -1, 1) * 32767).astype(np.int16)
             if codec_format == "s16":

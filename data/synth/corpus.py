@@ -37,7 +37,7 @@ class SynthConfig:
     sample_rate: int = 16000
     split: tuple[float, ...] = (0.7, 0.1, 0.2)
     crf: int = 26
-    preset: str = "veryfast"
+    preset: str = "ultrafast"
 
     def __post_init__(self) -> None:
         if self.clips < 1:
@@ -69,7 +69,8 @@ def split_counts(clips: int, split: tuple[float, ...]) -> tuple[int, ...]:
     total = sum(split)
     if abs(total - 1.0) > 1e-6:
         raise CrossmodalError(
-            f"split {split} must be fractions summing to 1 or counts summing to --clips ({clips})"
+            f"--split {','.join(f'{p:g}' for p in split)} must be fractions summing to 1 "
+            f"or counts summing to --clips ({clips})"
         )
     counts = [int(np.floor(p * clips)) for p in split]
     counts[0] += clips - sum(counts)

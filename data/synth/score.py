@@ -121,7 +121,8 @@ def sample_score(mood: Mood, rng: np.random.Generator, duration: float) -> Score
         return hit
 
     accents = beats[rng.random(len(beats)) < 0.3]
-    accents = accents[~in_break(accents)]
+    # Not in a break, and early enough for its note to sound before the clip ends.
+    accents = accents[~in_break(accents) & (accents < duration - 0.05)]
 
     # Melody slots: the finest subdivision of the beat (1, 2 or 4) that keeps between 2.2 and
     # 5.5 slots a second, or with probability busy_p the next finer one that still does, so

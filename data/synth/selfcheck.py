@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -31,12 +32,19 @@ def motion_envelope(frames: np.ndarray) -> np.ndarray:
     return np.abs(np.diff(grey, axis=0)).mean(axis=(1, 2))
 
 
-def onset_envelope(wave: np.ndarray, sample_rate: int, frame_times: np.ndarray) -> np.ndarray:
-    """(S,) waveform starting at frame_times[0] → (T - 1,) spectral flux between frames."""
+@lru_cache(maxsize=4)
+def _envelope_logmel(sample_rate: int) -> tuple[AudioSpec, torch.nn.Module]:
     from crossmodal.data.logmel import LogMel
 
     spec = AudioSpec(sample_rate=sample_rate, n_mels=32, n_fft=512, hop_length=sample_rate // 100)
-    mel = LogMel(spec)(torch.from_numpy(wave)).numpy()
+    return spec, LogMel(spec)
+
+
+def onset_envelope(wave: np.ndarray, sample_rate: int, frame_times: np.ndarray) -> np.ndarray:
+    """(S,) waveform starting at frame_times[0] → (T - 1,) spectral flux between frames."""
+    spec, logmel = _envelope_logmel(sample_rate)
+    with torch.no_grad():
+        mel = logmel(torch.from_numpy(wave)).numpy()
     flux = np.maximum(np.diff(mel, axis=1), 0.0).sum(axis=0)
     flux_times = frame_times[0] + (np.arange(len(flux)) + 1) * spec.hop_length / sample_rate
     bins = np.searchsorted(frame_times, flux_times, side="right") - 1

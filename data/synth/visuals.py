@@ -178,7 +178,7 @@ def render_frames(
         0.25 * width,
         0.75 * width,
     )
-    radius = size * rng.uniform(0.12, 0.17) * (0.6 + 0.4 * envelope) * (1 + 0.45 * pulse)
+    radius = size * rng.uniform(0.14, 0.19) * (0.6 + 0.4 * envelope) * (1 + 0.45 * pulse)
     obj_hue = hue + 0.5 + rng.uniform(-0.12, 0.12)
     for f in range(n_frames):
         if visible[f] <= 0:
@@ -194,7 +194,10 @@ def render_frames(
         region += (color - region) * mask[..., None]
 
     # Sensor noise, added while converting to 8 bits.
+    noise = rng.random((n_frames, height, width, 1), dtype=np.float32)
+    noise *= np.float32(8.0)
+    noise -= np.float32(3.5)  # uniform in [-4, 4] grey levels, +0.5 to round on truncation
     frames *= np.float32(255)
-    frames += rng.uniform(0.5 - 4.0, 0.5 + 4.0, (n_frames, height, width, 1)).astype(np.float32)
+    frames += noise
     np.clip(frames, 0, 255, out=frames)
     return frames.astype(np.uint8)

@@ -4,7 +4,8 @@ level; the audio is a known signal)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -103,3 +104,74 @@ class Helpers:
 @pytest.fixture
 def helpers() -> type[Helpers]:
     return Helpers
+
+
+def write_manifest_lines(tmp_path: Path, lines: list[dict]) -> Path:
+    """Write ``lines`` as tmp_path/manifest.jsonl."""
+    path = tmp_path / "manifest.jsonl"
+    path.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines))
+    return path
+
+
+@pytest.fixture
+def mixed(tmp_path: Path, make_video: MakeVideo, make_audio: Callable[..., Path]) -> Path:
+    """A manifest with good clips and one clip per kind of problem."""
+    make_video("good one.mp4", frames=36)
+    make_video("ünïcode clip.mp4", frames=36)
+    make_video("silent.mp4", frames=36, audio=None)
+    make_video("short_audio.mp4", frames=36, audio=tone(1.0, 16000))
+    make_video("short.mp4", frames=12)
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    (tmp_path / "text.mp4").write_text("I am a text file with a video's name\n" * 30)
+    whole = make_video("whole.mp4", frames=36).read_bytes()
+    (tmp_path / "truncated.mp4").write_bytes(whole[: len(whole) // 2])
+    make_audio("music.wav", tone(3.0, 16000), 16000)
+    lines = [
+        {"id": "good", "video": "good one.mp4"},
+        {"id": "unicode", "video": "ünïcode clip.mp4"},
+        {"id": "external", "video": "silent.mp4", "audio": "music.wav"},
+        {"id": "silent", "video": "silent.mp4"},
+        {"id": "short_audio", "video": "short_audio.mp4"},
+        {"id": "short", "video": "short.mp4"},
+        {"id": "empty", "video": "empty.mp4"},
+        {"id": "text", "video": "text.mp4"},
+        {"id": "truncated", "video": "truncated.mp4"},
+        {"id": "missing", "video": "gone.mp4"},
+        {"id": "end_past_media", "video": "good one.mp4", "start": 0.5, "end": 9.0},
+    ]
+    return write_manifest_lines(tmp_path, lines)
+
+
+# What check_manifest must say about each bad clip of ``mixed``: (file, error class, reason).
+MIXED_PROBLEMS = {
+    "silent": ("silent.mp4", "NoStreamError", "no audio stream (the manifest's audio is null"),
+    "short_audio": ("short_audio.mp4", "TooShortError", "music lasts 1.0"),
+    "short": ("short.mp4", "TooShortError", "shorter than the 2 s window"),
+    "empty": ("empty.mp4", "CorruptMediaError", "empty file (0 bytes)"),
+    "text": ("text.mp4", "CorruptMediaError", "not a readable media file"),
+    "truncated": ("truncated.mp4", "CorruptMediaError", "not a readable media file"),
+    "missing": ("gone.mp4", "MissingMediaError", "no such file"),
+    "end_past_media": ("good one.mp4", "TooShortError", "video ends at 3.000 s"),
+}
+
+
+@pytest.fixture
+def mixed_expected() -> dict[str, tuple[str, str, str]]:
+    return MIXED_PROBLEMS
+
+
+@pytest.fixture
+def manifest_writer() -> Callable[[Path, list[dict]], Path]:
+    return write_manifest_lines
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    # The data path runs in DataLoader workers with one thread each; on a shared 2-core
+    # machine two threads make the small FFTs and gathers of these tests several times slower.
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

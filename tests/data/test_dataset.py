@@ -148,39 +148,73 @@ def test_spec_augment_only_when_training(aligned: Path) -> None:
     assert torch.isfinite(mean)
 
 
-def test_cache_reproduces_items_and_later_epochs_decode_nothing(
-    aligned: Path, tmp_path: Path, monkeypatch
+@pytest.fixture
+def decode_counter(monkeypatch) -> dict[str, int]:
+    """Counts every decode the dataset starts (video files opened, segments, music)."""
+    counts = {"video": 0, "segment": 0, "music": 0}
+    real_video, real_segment, real_audio = (
+        dataset_module.VideoFile,
+        dataset_module.decode_segment,
+        dataset_module.load_audio,
+    )
+
+    def counting(name: str, real):
+        def wrapper(*args: object, **kwargs: object):
+            counts[name] += 1
+            return real(*args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(dataset_module, "VideoFile", counting("video", real_video))
+    monkeypatch.setattr(dataset_module, "decode_segment", counting("segment", real_segment))
+    monkeypatch.setattr(dataset_module, "load_audio", counting("music", real_audio))
+    return counts
+
+
+def test_cached_fixed_windows_match_and_decode_once(
+    aligned: Path, tmp_path: Path, decode_counter
 ) -> None:
     direct = PairedClipDataset(aligned, VIDEO, MEL, eval_windows=2)
     cached = PairedClipDataset(aligned, VIDEO, MEL, eval_windows=2, cache=tmp_path / "cache")
-    decodes = {"video": 0, "audio": 0}
-    real_segment, real_audio = dataset_module.decode_segment, dataset_module.load_audio
-
-    def count_segment(*args: object, **kwargs: object):
-        decodes["video"] += 1
-        return real_segment(*args, **kwargs)
-
-    def count_audio(*args: object, **kwargs: object):
-        decodes["audio"] += 1
-        return real_audio(*args, **kwargs)
-
-    monkeypatch.setattr(dataset_module, "decode_segment", count_segment)
-    monkeypatch.setattr(dataset_module, "load_audio", count_audio)
-    for i in range(len(cached)):
+    references = [direct[i] for i in range(len(direct))]
+    decode_counter.update(video=0, segment=0, music=0)
+    for i, reference in enumerate(references):
         item = cached[i]
-        reference = direct[i]
         torch.testing.assert_close(item["video"], reference["video"], rtol=0, atol=0)
-        torch.testing.assert_close(item["audio"], reference["audio"], rtol=0, atol=1e-4)
-    after_first_epoch = dict(decodes)
-    assert after_first_epoch["video"] == 3  # one segment per clip
-    decodes.update(video=0, audio=0)
-    warm = PairedClipDataset(
-        aligned, VIDEO, MEL, train=True, cache=FeatureCache(tmp_path / "cache")
+        torch.testing.assert_close(item["audio"], reference["audio"], rtol=0, atol=0)
+    assert decode_counter == {"video": 6, "segment": 0, "music": 6}  # 3 clips × 2 windows
+    decode_counter.update(video=0, segment=0, music=0)
+    again = PairedClipDataset(
+        aligned, VIDEO, MEL, eval_windows=2, cache=FeatureCache(tmp_path / "cache")
     )
+    for i in range(len(again)):
+        torch.testing.assert_close(again[i]["audio"], references[i]["audio"], rtol=0, atol=0)
+    assert decode_counter == {"video": 0, "segment": 0, "music": 0}
+
+
+def test_cached_random_windows_match_and_later_epochs_decode_nothing(
+    aligned: Path, tmp_path: Path, decode_counter
+) -> None:
+    direct = PairedClipDataset(aligned, VIDEO, MEL, train=True)
+    cached = PairedClipDataset(aligned, VIDEO, MEL, train=True, cache=tmp_path / "cache")
+    torch.manual_seed(5)
+    references = [direct[i] for i in range(3)]
+    decode_counter.update(video=0, segment=0, music=0)
+    torch.manual_seed(5)
+    for i, reference in enumerate(references):
+        item = cached[i]
+        assert item["start"] == reference["start"]
+        torch.testing.assert_close(item["video"], reference["video"], rtol=0, atol=0)
+        # Same samples (the music is a wav read in a range either way); log-mels agree to
+        # float rounding.
+        torch.testing.assert_close(item["audio"], reference["audio"], rtol=0, atol=1e-4)
+    # One video segment per clip; the three clips share one music file and span: one entry.
+    assert decode_counter == {"video": 0, "segment": 3, "music": 1}
+    decode_counter.update(video=0, segment=0, music=0)
     for _ in range(2):
-        for i in range(len(warm)):
-            warm[i]
-    assert decodes == {"video": 0, "audio": 0}
+        for i in range(len(cached)):
+            cached[i]
+    assert decode_counter == {"video": 0, "segment": 0, "music": 0}
 
 
 def test_skip_substitutes_a_clip_of_the_same_track(aligned: Path, caplog) -> None:
