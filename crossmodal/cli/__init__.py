@@ -77,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     if extra and not getattr(args, "accepts_overrides", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    args.overrides = extra
+    args.config_overrides = extra
     setup_logging(args.verbose - args.quiet)
     if args.command is None:
         parser.print_help()

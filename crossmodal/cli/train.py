@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from crossmodal.errors import CrossmodalError
     from crossmodal.training.config import TrainConfig
 
-    overrides = list(args.overrides)
+    overrides = list(args.config_overrides)
     if args.data:
         overrides += ["--data.manifest", args.data]
     cfg = load_config(TrainConfig, args.config, overrides)
