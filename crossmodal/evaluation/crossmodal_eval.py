@@ -51,8 +51,8 @@ def evaluate_embeddings(
         report[name] = {k: m[k] for k in INSTANCE_KEYS}
     report["gallery_size"] = int(music_emb.shape[0])
     report["chance"] = {
-        "R@1": chance_recall(tracks, tracks, 1),
-        "R@10": chance_recall(tracks, tracks, 10),
+        "R@1": round(chance_recall(tracks, tracks, 1), 6),
+        "R@10": round(chance_recall(tracks, tracks, 10), 6),
     }
     if labels is not None:
         keep = labels >= 0
@@ -64,7 +64,7 @@ def evaluate_embeddings(
                 ("music_to_video", music_emb[keep], video_emb[keep]),
             ):
                 category[name] = category_metrics(queries, gallery, lab, lab, chunk_size)
-            category["chance_P@1"] = chance_recall(lab, lab, 1)
+            category["chance_P@1"] = round(chance_recall(lab, lab, 1), 6)
             if with_nmi:
                 category["NMI"] = kmeans_nmi(
                     torch.cat([video_emb[keep], music_emb[keep]]), torch.cat([lab, lab])

@@ -78,7 +78,7 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     losses: list[LossTerm] = field(default_factory=_default_losses)
     match_key: Literal["track", "label"] = "track"
-    epochs: int = 20
+    epochs: int = 10
     batch_size: int = 64
     max_minutes: float | None = None
     frozen_backbones: bool = False
