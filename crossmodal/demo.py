@@ -26,7 +26,7 @@ class DemoConfig:
     split: tuple[int, int, int] = (700, 100, 200)
     seed: int = 0
     train_minutes: float = 5.0
-    epochs: int = 40
+    epochs: int = 10
     workers: int = 2
     examples: int = 4
     k: int = 5
