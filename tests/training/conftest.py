@@ -45,3 +45,16 @@ def make_config(corpus: Path, cache_dir: Path) -> Callable[..., TrainConfig]:
         return load_config(TrainConfig, None, tiny_overrides(corpus, cache_dir, **fields))
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _no_curves(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Drawing curves.png costs ~0.5 s of matplotlib per run; tests that check it ask for
+    ``real_curves``, the others skip it (plot_curves is tested on its own)."""
+    if "real_curves" not in request.fixturenames:
+        monkeypatch.setattr("crossmodal.training.trainer.plot_curves", lambda *args: None)
+
+
+@pytest.fixture
+def real_curves() -> None:
+    """Request it to have the trainer draw curves.png."""

@@ -59,7 +59,9 @@ def reference(tmp_path_factory: pytest.TempPathFactory, corpus: Path, cache_dir:
     return run_dir
 
 
-def test_run_writes_every_file_and_learns(make_config: MakeConfig, tmp_path: Path) -> None:
+def test_run_writes_every_file_and_learns(
+    make_config: MakeConfig, tmp_path: Path, real_curves: None
+) -> None:
     cfg = make_config(epochs=8, **{"optim.lr": 5e-3})
     result = Trainer(cfg, tmp_path).fit()
     assert result.epochs_done == 8
