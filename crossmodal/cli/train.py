@@ -28,9 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "train",
         help="train the two-tower model on a manifest",
         description=(
-            "Train the video and music towers into one embedding space (default objective: "
-            "symmetric InfoNCE + symmetric N-pair on tracks). Writes to --out: config.yaml, "
-            "last.pt (resumable), best.pt (best validation mAP), model.pt (the best model, "
+            "Train the video and music towers into one embedding space (default objective:\n"
+            "symmetric InfoNCE + symmetric N-pair on tracks). Writes to --out: config.yaml,\n"
+            "last.pt (resumable), best.pt (best validation mAP), model.pt (the best model,\n"
             "for evaluate/embed/index), metrics.jsonl, curves.png and summary.json."
         ),
         epilog=EPILOG,

@@ -416,3 +416,15 @@ def test_resume_refuses_a_changed_config_and_a_missing_checkpoint(
         Trainer(make_config(epochs=2, **{"optim.lr": 1e-4}), tmp_path, resume=True)
     with pytest.raises(CrossmodalError, match="already holds a run"):
         Trainer(make_config(), tmp_path)
+
+
+def test_data_loader_workers_do_not_change_the_run(make_config: MakeConfig, tmp_path: Path) -> None:
+    """Windows are seeded per item, not per worker: 0 or 2 workers train alike."""
+    runs = {}
+    for workers in (0, 2):
+        run_dir = tmp_path / f"w{workers}"
+        Trainer(make_config(epochs=2, **{"data.num_workers": workers}), run_dir).fit(
+            stop_after_epoch=1
+        )
+        runs[workers] = run_state(run_dir)
+    assert runs[0] == runs[2]
