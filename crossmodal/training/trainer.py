@@ -448,10 +448,11 @@ class Trainer:
                 if not stepped:
                     self._bad_step(reason)
                 end_of_epoch = self.epoch_step == len(batches)
-                if losses and ((stepped and self.step % cfg.log_every == 0) or end_of_epoch):
+                if losses:
                     clips_s = window_clips / max(time.monotonic() - window_start, 1e-9)
                     mean_loss = float(np.mean(losses))
                     progress.set_postfix(loss=f"{mean_loss:.4f}", clips_s=f"{clips_s:.1f}")
+                if losses and ((stepped and self.step % cfg.log_every == 0) or end_of_epoch):
                     if metrics is not None:
                         metrics.write(
                             "train",
