@@ -24,7 +24,7 @@ $(STAMP): requirements.lock pyproject.toml
 	@touch $@
 
 demo: $(STAMP)
-	$(BIN)/crossmodal --help
+	$(BIN)/crossmodal demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -14,6 +14,7 @@ import numpy as np
 
 from crossmodal.config import load_config
 from crossmodal.fileio import atomic_write_text
+from crossmodal.logging_utils import progress_disabled
 from crossmodal.training.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,9 @@ def run_demo(cfg: DemoConfig) -> Path:
     if manifest.exists() and len(read_manifest(manifest)) == cfg.clips:
         log.info("reusing the corpus in %s", corpus)
     else:
-        generate_corpus(corpus, synth_cfg, workers=cfg.workers, overwrite=True)
+        generate_corpus(
+            corpus, synth_cfg, workers=cfg.workers, overwrite=True, progress=not progress_disabled()
+        )
     _step("corpus", timings, t)
     records = read_manifest(manifest)
     labels = sorted({r.label for r in records if r.label})
@@ -84,6 +87,8 @@ def run_demo(cfg: DemoConfig) -> Path:
             str(cfg.train_minutes),
             "--seed",
             str(cfg.seed),
+            "--batch_size",
+            str(min(64, cfg.split[0])),
             "--data.cache_dir",
             str(out / "cache"),
         ],

@@ -1,52 +1,74 @@
-"""Atomic file writes: a reader sees the old file or the new one, never half of one."""
+"""Atomic, durable file writes: a reader sees the old file or the new one, never half of one.
+
+Every write that matters (checkpoints, models, manifests, cache entries, index files,
+reports) goes through :func:`atomic_path`: a temporary file in the target's folder is
+filled, fsynced and renamed over the target with ``os.replace``, then the folder is
+fsynced so the rename itself survives a crash.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is fsynced and renamed over
-    ``path`` (``os.replace``, atomic on POSIX). On an exception the temporary file is
-    removed and ``path`` is untouched."""
+    ``path``. On an exception the temporary file is removed and ``path`` is untouched.
+    The temporary name keeps ``path``'s suffix, so writers that pick a format from the
+    extension (PyAV, numpy) behave as with the real name."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent
+    )
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
+        fsync_path(tmp)
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        fsync_path(path.parent, missing_ok=True)
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None]) -> None:
+    """``write(tmp)`` fills a temporary file that then atomically replaces ``path``
+    (for writers that take a file name, e.g. ``faiss.write_index``)."""
+    with atomic_path(path) as tmp:
+        write(str(tmp))
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def _fsync_dir(folder: Path) -> None:
-    # Makes the rename itself durable; not supported on every platform/filesystem.
+def fsync_path(path: str | os.PathLike[str], missing_ok: bool = False) -> None:
+    """Flush a file, or a folder's entries (POSIX), to disk. ``missing_ok``: a platform
+    or filesystem that cannot open/fsync a folder is not an error."""
+    flags = os.O_RDONLY
+    if Path(path).is_dir():
+        flags |= getattr(os, "O_DIRECTORY", 0)
     try:
-        fd = os.open(folder, os.O_RDONLY)
+        fd = os.open(path, flags)
     except OSError:
-        return
+        if missing_ok:
+            return
+        raise
     try:
         os.fsync(fd)
     except OSError:
-        pass
+        if not missing_ok:
+            raise
     finally:
         os.close(fd)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from crossmodal.errors import CrossmodalError
 from crossmodal.logging_utils import progress_disabled
 
 
@@ -41,7 +44,9 @@ def embed_dataset(
 
     When the dataset yields several fixed windows per clip (``eval_windows=n``), the
     window embeddings of a clip are averaged and re-normalised (multi-segment
-    aggregation), so the result has one row per clip.
+    aggregation: ``normalize(Σ_w e_w / n)``), so the result has one row per clip. The
+    model is put in eval mode for the pass and back in its previous mode after.
+    A progress bar shows on a terminal only.
     """
     from crossmodal.data.loader import make_loader
 
@@ -50,15 +55,18 @@ def embed_dataset(
     model.eval()
     loader = make_loader(dataset, batch_size=batch_size, num_workers=num_workers)
     videos, musics, tracks, labels, ids = [], [], [], [], []
-    for batch in tqdm(loader, desc=desc, unit="batch", disable=progress_disabled(), leave=False):
-        videos.append(model.encode_video(batch["video"].to(device)).float().cpu())
-        musics.append(model.encode_audio(batch["audio"].to(device)).float().cpu())
-        tracks.append(batch["track"])
-        labels.append(batch["label"])
-        ids.extend(batch["id"])
-    model.train(was_training)
+    bars = not progress_disabled() and sys.stderr.isatty()
+    try:
+        for batch in tqdm(loader, desc=desc, unit="batch", disable=not bars, leave=False):
+            videos.append(model.encode_video(batch["video"].to(device)).float().cpu())
+            musics.append(model.encode_audio(batch["audio"].to(device)).float().cpu())
+            tracks.append(batch["track"])
+            labels.append(batch["label"])
+            ids.extend(batch["id"])
+    finally:
+        model.train(was_training)
     if not videos:
-        raise ValueError("the dataset is empty: nothing to embed")
+        raise CrossmodalError("the dataset is empty: nothing to embed")
     video, music = torch.cat(videos), torch.cat(musics)
     track, label = torch.cat(tracks).long(), torch.cat(labels).long()
     segments = int(getattr(dataset, "segments", 1))
@@ -74,7 +82,6 @@ def embed_dataset(
 def load_trained_model(path: str | Path, map_location: str | torch.device = "cpu") -> Any:
     """A :class:`~crossmodal.model.CrossModalModel` from a run folder (its ``model.pt``,
     else ``best.pt``/``last.pt``), a ``model.pt`` file, or a training checkpoint."""
-    from crossmodal.errors import CrossmodalError
     from crossmodal.model import CrossModalModel, ModelConfig
     from crossmodal.training.checkpoint import load_checkpoint
 
@@ -98,3 +105,37 @@ def load_trained_model(path: str | Path, map_location: str | torch.device = "cpu
         model.load_state_dict(payload["model"])
         return model.to(map_location)
     return CrossModalModel.load(path, map_location=map_location)
+
+
+def manifest_dataset(
+    model: Any,
+    manifest: str | os.PathLike[str],
+    split: str = "all",
+    segments: int = 1,
+    cache: str | os.PathLike[str] | None = None,
+) -> Any:
+    """The fixed-window :class:`~crossmodal.data.PairedClipDataset` of one split of a
+    manifest (``"all"``: every clip) for ``model``'s specs: the centre window of each
+    clip, or ``segments`` evenly spaced windows (averaged by :func:`embed_dataset`).
+    Labels index the whole manifest's label set, so splits compare. Errors list every
+    missing media file at once; an undecodable clip raises (no silent substitution in
+    an evaluation)."""
+    from crossmodal.data import PairedClipDataset, read_manifest
+    from crossmodal.training.builders import check_media_exist, split_records
+
+    if segments < 1:
+        raise CrossmodalError(f"--segments must be >= 1, got {segments}")
+    records = read_manifest(manifest)
+    labels = sorted({r.label for r in records if r.label is not None})
+    chosen = split_records(records, split, str(manifest))
+    check_media_exist(chosen)
+    return PairedClipDataset(
+        chosen,
+        model.video_spec,
+        model.audio_spec,
+        train=False,
+        labels=labels,
+        eval_windows=segments if segments > 1 else "centre",
+        cache=cache,
+        on_error="raise",
+    )

@@ -29,6 +29,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from crossmodal.fileio import atomic_path
+
 log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
@@ -135,15 +137,8 @@ class FeatureCache:
 
     def put(self, key: str, arrays: Mapping[str, np.ndarray]) -> None:
         """Store ``arrays`` under ``key`` atomically (temporary file + rename)."""
-        entry = self._entry(key)
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        tmp = entry.with_name(f".{entry.name}.{os.getpid()}.tmp")
-        try:
-            with tmp.open("wb") as f:
-                np.savez(f, **{name: np.asarray(a) for name, a in arrays.items()})
-            os.replace(tmp, entry)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with atomic_path(self._entry(key)) as tmp, tmp.open("wb") as f:
+            np.savez(f, **{name: np.asarray(a) for name, a in arrays.items()})
 
     def get_or_compute(
         self,

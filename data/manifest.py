@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from crossmodal.data.errors import ManifestError
+from crossmodal.fileio import atomic_path
 
 MANIFEST_NAME = "manifest.jsonl"
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
@@ -200,15 +201,9 @@ def write_manifest(records: Iterable[ClipRecord], path: str | os.PathLike[str]) 
     """Write ``records`` as JSONL (paths relative to the manifest's folder), atomically."""
     path = Path(path)
     root = path.parent
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with tmp.open("w", encoding="utf-8") as f:
-            for record in records:
-                f.write(json.dumps(record.to_json(root), ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as f:
+        for record in records:
+            f.write(json.dumps(record.to_json(root), ensure_ascii=False) + "\n")
     return path
 
 

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from crossmodal.fileio import atomic_path
+
 if TYPE_CHECKING:
     from av.audio.stream import AudioStream
     from av.container import OutputContainer
@@ -18,10 +20,6 @@ if TYPE_CHECKING:
 # Encoder settings: H.264 needs even width and height; use "mpeg4" for odd sizes.
 DEFAULT_X264 = {"preset": "veryfast", "crf": "26", "bf": "0"}
 AUDIO_FRAME = 1024
-
-
-def _temp_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
 def write_media(
@@ -55,55 +53,49 @@ def write_media(
     path = Path(path)
     if frames is None and audio is None:
         raise ValueError("nothing to write: give frames, audio or both")
-    tmp = _temp_path(path)
     fmt = container_format or {".mkv": "matroska", ".mov": "mov", ".m4a": "mp4"}.get(
         path.suffix.lower(), path.suffix.lower().lstrip(".") or "mp4"
     )
-    try:
-        with av.open(str(tmp), "w", format=fmt) as container:
-            video_stream = None
-            if frames is not None:
-                frames = np.asarray(frames)
-                if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-                    raise ValueError(
-                        f"frames must be uint8 (T, H, W, 3), got {frames.dtype} {frames.shape}"
-                    )
-                rate = Fraction(fps).limit_denominator(1001)
-                video_stream = container.add_stream(video_codec, rate=rate)
-                video_stream.width = frames.shape[2]
-                video_stream.height = frames.shape[1]
-                video_stream.pix_fmt = "yuv420p"
-                video_stream.codec_context.thread_count = 1
-                if video_codec == "libx264":
-                    video_stream.options = dict(video_options or DEFAULT_X264)
-                elif video_options:
-                    video_stream.options = dict(video_options)
+    with atomic_path(path) as tmp, av.open(str(tmp), "w", format=fmt) as container:
+        video_stream = None
+        if frames is not None:
+            frames = np.asarray(frames)
+            if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+                raise ValueError(
+                    f"frames must be uint8 (T, H, W, 3), got {frames.dtype} {frames.shape}"
+                )
+            rate = Fraction(fps).limit_denominator(1001)
+            video_stream = container.add_stream(video_codec, rate=rate)
+            video_stream.width = frames.shape[2]
+            video_stream.height = frames.shape[1]
+            video_stream.pix_fmt = "yuv420p"
+            video_stream.codec_context.thread_count = 1
+            if video_codec == "libx264":
+                video_stream.options = dict(video_options or DEFAULT_X264)
+            elif video_options:
+                video_stream.options = dict(video_options)
+            if frame_times is not None:
+                video_stream.codec_context.time_base = Fraction(1, 1000)
+        audio_stream = None
+        if audio is not None:
+            audio = np.asarray(audio, dtype=np.float32)
+            if audio.ndim == 1:
+                audio = audio[None, :]
+            channels = audio.shape[0]
+            audio_stream = container.add_stream(audio_codec, rate=sample_rate)
+            audio_stream.layout = layout or {1: "mono", 2: "stereo", 6: "5.1"}[channels]
+            if audio_bit_rate:
+                audio_stream.codec_context.bit_rate = audio_bit_rate
+        if video_stream is not None:
+            for i, image in enumerate(frames):
+                frame = av.VideoFrame.from_ndarray(image, format="rgb24")
                 if frame_times is not None:
-                    video_stream.codec_context.time_base = Fraction(1, 1000)
-            audio_stream = None
-            if audio is not None:
-                audio = np.asarray(audio, dtype=np.float32)
-                if audio.ndim == 1:
-                    audio = audio[None, :]
-                channels = audio.shape[0]
-                audio_stream = container.add_stream(audio_codec, rate=sample_rate)
-                audio_stream.layout = layout or {1: "mono", 2: "stereo", 6: "5.1"}[channels]
-                if audio_bit_rate:
-                    audio_stream.codec_context.bit_rate = audio_bit_rate
-            if video_stream is not None:
-                for i, image in enumerate(frames):
-                    frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-                    if frame_times is not None:
-                        frame.pts = round(float(frame_times[i]) * 1000)
-                        frame.time_base = Fraction(1, 1000)
-                    container.mux(video_stream.encode(frame))
-                container.mux(video_stream.encode(None))
-            if audio_stream is not None:
-                _encode_audio(container, audio_stream, audio, sample_rate)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+                    frame.pts = round(float(frame_times[i]) * 1000)
+                    frame.time_base = Fraction(1, 1000)
+                container.mux(video_stream.encode(frame))
+            container.mux(video_stream.encode(None))
+        if audio_stream is not None:
+            _encode_audio(container, audio_stream, audio, sample_rate)
     return path
 
 

@@ -5,6 +5,57 @@ from __future__ import annotations
 import argparse
 
 
+def add_embedding_options(parser: argparse.ArgumentParser, default_split: str) -> None:
+    """Options shared by `evaluate` and `embed`: model, data, windows, device, cache."""
+    parser.add_argument(
+        "--checkpoint",
+        required=True,
+        metavar="RUN_DIR|FILE",
+        help="run folder (its model.pt), a model.pt, or a best.pt/last.pt checkpoint",
+    )
+    parser.add_argument(
+        "--data", required=True, metavar="MANIFEST|DIR", help="manifest (.jsonl) or folder"
+    )
+    parser.add_argument(
+        "--split",
+        default=default_split,
+        help=f"split to use ('all': every clip; default: {default_split})",
+    )
+    parser.add_argument(
+        "--segments",
+        type=int,
+        default=1,
+        help="windows per clip, evenly spaced, their embeddings averaged and re-normalised "
+        "(multi-segment aggregation; default 1: the centre window)",
+    )
+    parser.add_argument("--batch-size", type=int, default=64, help="clips embedded at a time")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    cache = parser.add_mutually_exclusive_group()
+    cache.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        help="decoded-window cache (default: the training default, ~/.cache/crossmodal/features)",
+    )
+    cache.add_argument("--no-cache", action="store_true", help="decode every clip afresh")
+
+
+def embed_from_args(args: argparse.Namespace) -> tuple:
+    """(model, dataset, embedded clips) for the shared options."""
+    from crossmodal.errors import CrossmodalError
+    from crossmodal.inference import embed_dataset, load_trained_model, manifest_dataset
+    from crossmodal.training.builders import default_cache_dir
+    from crossmodal.training.runtime import resolve_device
+
+    if args.batch_size < 1:
+        raise CrossmodalError(f"--batch-size must be >= 1, got {args.batch_size}")
+    device = resolve_device(args.device)
+    model = load_trained_model(args.checkpoint, map_location=device)
+    cache = None if args.no_cache else (args.cache_dir or default_cache_dir())
+    dataset = manifest_dataset(model, args.data, args.split, args.segments, cache)
+    embedded = embed_dataset(model, dataset, batch_size=args.batch_size, device=device)
+    return model, dataset, embedded
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "evaluate",
@@ -13,25 +64,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Embed every clip of a split with both towers, then rank: video→music (each "
             "video against all music) and music→video. Instance level: every clip sharing "
             "the query's track_id is relevant (R@1/5/10, MedR, MeanR, mAP). Category level "
-            "when clips have labels: P@1, MAP@R, NMI. Ties count pessimistically."
+            "when clips have labels: P@1, MAP@R, NMI (k-means on both modalities). Ties "
+            "count pessimistically. Queries are scored in chunks, never as an n×n matrix."
+        ),
+        epilog=(
+            'JSON: {"video_to_music": {"R@1", "R@5", "R@10", "MedR", "MeanR", "mAP"}, '
+            '"music_to_video": {…}, "gallery_size": N, "chance": {"R@1", "R@10"}, '
+            '"category": {…} (with labels), "split", "segments"}'
         ),
     )
+    add_embedding_options(parser, default_split="test")
     parser.add_argument(
-        "--checkpoint", required=True, help="run folder, model.pt or a .pt checkpoint"
+        "--chunk-size", type=int, default=256, help="queries scored at a time (memory)"
     )
-    parser.add_argument("--data", required=True, help="manifest (.jsonl) or folder of videos")
-    parser.add_argument(
-        "--split", default="test", help="split to evaluate (default: test; 'all' for every clip)"
-    )
-    parser.add_argument(
-        "--segments",
-        type=int,
-        default=1,
-        help="windows per clip, averaged into one embedding (multi-segment aggregation; default 1: the centre window)",
-    )
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--chunk-size", type=int, default=256, help="queries scored at a time")
-    parser.add_argument("--device", default="auto")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.set_defaults(func=run)
 
@@ -39,32 +84,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from crossmodal.data import PairedClipDataset, read_manifest
     from crossmodal.errors import CrossmodalError
     from crossmodal.evaluation.crossmodal_eval import evaluate_embeddings, format_report
-    from crossmodal.inference import embed_dataset, load_trained_model
-    from crossmodal.training.builders import check_media_exist
-    from crossmodal.training.trainer import resolve_device
 
-    device = resolve_device(args.device)
-    model = load_trained_model(args.checkpoint, map_location=device)
-    records = read_manifest(args.data)
-    labels = sorted({r.label for r in records if r.label is not None})
-    if args.split != "all":
-        records = [r for r in records if r.split == args.split]
-    if not records:
-        raise CrossmodalError(f"split {args.split!r} of {args.data} has no clips")
-    check_media_exist(records)
-    dataset = PairedClipDataset(
-        records,
-        model.video_spec,
-        model.audio_spec,
-        train=False,
-        labels=labels,
-        eval_windows=args.segments if args.segments > 1 else "centre",
-        on_error="raise",
-    )
-    embedded = embed_dataset(model, dataset, batch_size=args.batch_size, device=device)
+    if args.chunk_size < 1:
+        raise CrossmodalError(f"--chunk-size must be >= 1, got {args.chunk_size}")
+    _, _, embedded = embed_from_args(args)
     report = evaluate_embeddings(
         embedded.video, embedded.music, embedded.tracks, embedded.labels, chunk_size=args.chunk_size
     )

@@ -5,12 +5,21 @@ from __future__ import annotations
 import argparse
 
 EPILOG = """\
-Any config field can be overridden after the options, as --key value with a dotted
-path or an unambiguous field name, e.g.:
+Any config field can be overridden after the options, as --key value (or --key=value)
+with a dotted path or an unambiguous field name, e.g.:
   crossmodal train --data corpus/manifest.jsonl --out runs/a --epochs 30 --lr 1e-3 \\
-      --model.embed_dim 256 --data.sampler pk
-Loss terms are a list: --losses '[{name: circle, weight: 1.0}, {name: info_nce}]'.
-Print every field with its default: crossmodal train --print-config.
+      --model.embed_dim 256 --data.sampler pk --batch_size 64
+The objective is a list of loss terms (name, weight, key: track|label, symmetric, miner,
+params), e.g. InfoNCE on tracks plus a small ArcFace term on mood labels:
+  --losses '[{name: info_nce}, {name: npair}, {name: arcface, weight: 0.1, key: label}]'
+Print every field with its value: crossmodal train --print-config [--config cfg.yaml].
+
+Resume: crossmodal train --out runs/a --resume [--epochs 40]. The run keeps its stored
+config; only where the data lives and how long to train may change.
+Ctrl-C finishes the current step, saves RUN_DIR/last.pt and exits (130); --resume
+continues exactly where it stopped. Distributed (one process per GPU, or CPU with gloo):
+  torchrun --nproc_per_node=2 -m crossmodal train --data … --out …
+(--batch_size is per process; rank 0 validates and writes the files.)
 """
 
 
@@ -19,24 +28,44 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "train",
         help="train the two-tower model on a manifest",
         description=(
-            "Train the video and music towers into one embedding space (default objective: "
-            "symmetric InfoNCE + symmetric N-pair). Writes checkpoints, a metrics log and "
-            "curves to --out."
+            "Train the video and music towers into one embedding space (default objective:\n"
+            "symmetric InfoNCE + symmetric N-pair on tracks). Writes to --out: config.yaml,\n"
+            "last.pt (resumable), best.pt (best validation mAP), model.pt (the best model,\n"
+            "for evaluate/embed/index), metrics.jsonl, curves.png and summary.json."
         ),
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--data", help="manifest (.jsonl) or folder of videos with soundtracks")
-    parser.add_argument("--out", help="run folder (created)")
-    parser.add_argument("--config", help="YAML config file (fields as in --print-config)")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --out")
     parser.add_argument(
-        "--print-config", action="store_true", help="print the resulting config as YAML and exit"
+        "--data",
+        metavar="MANIFEST|DIR",
+        help="manifest (.jsonl) or folder of videos with soundtracks (= --data.manifest)",
+    )
+    parser.add_argument("--out", metavar="RUN_DIR", help="run folder (created)")
+    parser.add_argument(
+        "--config", metavar="YAML", help="config file (fields as in --print-config)"
+    )
+    parser.add_argument(
+        "--resume", action="store_true", help="continue the run in --out from its last.pt"
+    )
+    parser.add_argument(
+        "--stop-after-epoch",
+        type=int,
+        metavar="N",
+        help="stop (resumably) once N epochs are done; the schedule still spans --epochs",
+    )
+    parser.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the resulting config as YAML and exit (with --resume: the run's)",
     )
     parser.set_defaults(func=run, accepts_overrides=True)
 
 
 def run(args: argparse.Namespace) -> int:
+    import logging
+    import os
+
     import yaml
 
     from crossmodal.config import load_config, to_dict
@@ -47,21 +76,68 @@ def run(args: argparse.Namespace) -> int:
     if args.data:
         overrides += ["--data.manifest", args.data]
     cfg = load_config(TrainConfig, args.config, overrides)
+    if args.stop_after_epoch is not None and args.stop_after_epoch < 1:
+        raise CrossmodalError(f"--stop-after-epoch must be >= 1, got {args.stop_after_epoch}")
+    explicit = None
+    if (args.resume or not args.print_config) and not args.out:
+        raise CrossmodalError("--out RUN_DIR is required")
+    if int(os.environ.get("RANK", "0")) > 0:
+        # torchrun: rank 0 speaks for the run.
+        logging.getLogger("crossmodal").setLevel(logging.WARNING)
+    if args.resume:
+        from crossmodal.training.checkpoint import load_checkpoint
+
+        explicit = _explicit_fields(args.config, overrides)
+        if args.print_config:
+            from crossmodal.config import from_dict
+            from crossmodal.training.config import config_for_resume
+
+            stored = load_checkpoint(os.path.join(args.out, "last.pt"))["train_config"]
+            cfg = config_for_resume(from_dict(TrainConfig, stored), cfg, explicit)
     if args.print_config:
         print(yaml.safe_dump(to_dict(cfg), sort_keys=False), end="")
         return 0
-    if not args.out:
-        raise CrossmodalError("--out RUN_DIR is required")
-    from crossmodal.training.trainer import train
+    from crossmodal.training.trainer import Trainer
 
-    result = train(cfg, args.out, resume=args.resume)
+    trainer = Trainer(cfg, args.out, resume=args.resume, explicit=explicit)
+    result = trainer.fit(stop_after_epoch=args.stop_after_epoch)
+    if not trainer.is_main:
+        return 0
     minutes = result.train_seconds / 60
+    why = {
+        None: "",
+        "time": " (stopped by the time budget; --resume continues)",
+        "stop_after_epoch": " (stopped by --stop-after-epoch; --resume continues)",
+    }[result.stop_reason]
     print(
         f"trained {result.epochs_done} epochs ({result.steps} steps) in {minutes:.1f} min"
-        f"{' (stopped by the time budget)' if result.stopped_early else ''}; run folder: {args.out}"
+        f"{why}; run folder: {args.out}"
     )
     if result.val is not None:
         from crossmodal.evaluation.crossmodal_eval import format_report
 
+        print("last validation:")
         print(format_report(result.val))
     return 0
+
+
+def _explicit_fields(yaml_path: str | None, overrides: list[str]) -> set[tuple[str, ...]]:
+    """Config fields the user set, by the YAML file or an override."""
+    import yaml
+
+    from crossmodal.config import field_paths, parse_overrides, resolve_key
+    from crossmodal.training.config import TrainConfig
+
+    explicit = {resolve_key(TrainConfig, key) for key, _ in parse_overrides(overrides)}
+    if yaml_path is not None:
+        with open(yaml_path, encoding="utf-8") as fh:
+            loaded = yaml.safe_load(fh) or {}
+        for path in field_paths(TrainConfig):
+            node = loaded
+            for part in path:
+                if not isinstance(node, dict) or part not in node:
+                    break
+                node = node[part]
+            else:
+                explicit.add(path)
+    return explicit

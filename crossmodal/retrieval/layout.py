@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from crossmodal.retrieval.atomic import atomic_write_text, fsync_path
+from crossmodal.fileio import atomic_write_text, fsync_path
 from crossmodal.retrieval.errors import IncompatibleStoreError, StoreCorruptError
 
 # Bump when a reader of the old layout could misread the new one.

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from crossmodal import __version__
-from crossmodal.retrieval.atomic import fsync_path
+from crossmodal.fileio import fsync_path
 from crossmodal.retrieval.catalog import Catalog, now_iso, resolve_path
 from crossmodal.retrieval.errors import (
     IncompatibleStoreError,

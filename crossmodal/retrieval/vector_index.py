@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from crossmodal.retrieval.atomic import atomic_write, atomic_write_text
+from crossmodal.fileio import atomic_write, atomic_write_text
 from crossmodal.retrieval.errors import StoreCorruptError, StoreError, TooFewVectorsError
 from crossmodal.retrieval.index_params import INDEX_KINDS, IndexParams
 from crossmodal.retrieval.vectors import as_ids, as_unit_rows

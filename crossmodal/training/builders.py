@@ -1,9 +1,8 @@
 """Builders that turn a :class:`TrainConfig` into the objects the trainer composes:
-datasets, per-epoch batch lists, the objective and the optimiser."""
+datasets, per-epoch batch lists and the optimiser."""
 
 from __future__ import annotations
 
-import copy
 import logging
 import os
 from pathlib import Path
@@ -26,10 +25,11 @@ def default_cache_dir() -> Path:
 
 
 def check_media_exist(records: list) -> None:
-    """One error listing every clip whose video or music file is missing."""
+    """One error listing every clip whose video or music file is missing (the first 50,
+    then a count)."""
     missing = []
     for record in records:
-        for path in {record.video, record.music}:
+        for path in dict.fromkeys((record.video, record.music)):
             if not Path(path).is_file():
                 missing.append(f"  {record.id}: {path}")
     if missing:
@@ -40,24 +40,56 @@ def check_media_exist(records: list) -> None:
         )
 
 
+def split_records(records: list, split: str, manifest: str) -> list:
+    """The records of ``split`` (every record for ``"all"``), or an error naming the
+    splits present."""
+    if split == "all":
+        return list(records)
+    chosen = [r for r in records if r.split == split]
+    if not chosen:
+        present = sorted({r.split for r in records if r.split})
+        hint = (
+            f"splits present: {', '.join(present)}"
+            if present
+            else "its clips have no split; use --split all"
+        )
+        raise CrossmodalError(f"split {split!r} of {manifest} has no clips ({hint})")
+    return chosen
+
+
 def build_datasets(cfg: TrainConfig, video_spec, audio_spec):
-    """(train, val or None) :class:`~crossmodal.data.PairedClipDataset` of the manifest."""
+    """(train, val or None) :class:`~crossmodal.data.PairedClipDataset` of the manifest.
+
+    A manifest (or folder) whose clips have no split at all trains on every clip,
+    without validation.
+    """
     from crossmodal.data import PairedClipDataset, read_manifest
 
     if not cfg.data.manifest:
         raise CrossmodalError("no training data: pass --data MANIFEST.jsonl or a folder of videos")
     records = read_manifest(cfg.data.manifest)
-    cache = cfg.data.cache_dir or default_cache_dir()
-    splits = {r.split for r in records}
-    train_records = [r for r in records if r.split == cfg.data.train_split]
-    if not train_records:
-        raise CrossmodalError(
-            f"the {cfg.data.train_split!r} split of {cfg.data.manifest} is empty "
-            f"(splits present: {sorted(s for s in splits if s) or 'none'})"
+    if all(r.split is None for r in records):
+        log.warning(
+            "the clips of %s have no split: training on all %d of them without validation",
+            cfg.data.manifest,
+            len(records),
         )
-    val_records = [r for r in records if r.split == cfg.data.val_split]
+        train_records, val_records = list(records), []
+    else:
+        train_records = [r for r in records if r.split == cfg.data.train_split]
+        if not train_records:
+            present = sorted({r.split for r in records if r.split})
+            raise CrossmodalError(
+                f"the {cfg.data.train_split!r} split of {cfg.data.manifest} is empty "
+                f"(splits present: {', '.join(present)}); choose one with --data.train_split"
+            )
+        val_records = [r for r in records if r.split == cfg.data.val_split]
+        if not val_records:
+            log.warning("no %r split: training without validation", cfg.data.val_split)
+    if cfg.data.val_max_clips:
+        val_records = val_records[: cfg.data.val_max_clips]
     check_media_exist(train_records + val_records)
-    common = dict(cache=cache, on_error=cfg.data.on_error)
+    common = dict(cache=cfg.data.cache_dir or default_cache_dir(), on_error=cfg.data.on_error)
     train = PairedClipDataset(
         train_records,
         video_spec,
@@ -69,113 +101,88 @@ def build_datasets(cfg: TrainConfig, video_spec, audio_spec):
     )
     val = None
     if val_records:
-        if cfg.data.val_max_clips:
-            val_records = val_records[: cfg.data.val_max_clips]
         val = PairedClipDataset(
             val_records, video_spec, audio_spec, train=False, labels=train.labels, **common
         )
-    else:
-        log.warning("no %r split: training without validation", cfg.data.val_split)
     return train, val
 
 
-def match_keys(dataset, match_key: str) -> np.ndarray:
-    """The per-item key the loss matches on: track index or label index."""
-    keys = dataset.track_indices if match_key == "track" else dataset.label_indices
-    if match_key == "label" and (keys < 0).any():
-        raise CrossmodalError("match_key=label needs a label on every training clip")
+def sampler_keys(cfg: TrainConfig, train_set) -> np.ndarray:
+    """The per-item class the P×K sampler groups by (``data.pk_key``)."""
+    if cfg.data.pk_key == "label":
+        keys = train_set.label_indices
+        if (keys < 0).any():
+            raise CrossmodalError(
+                f"--data.sampler pk with pk_key=label needs a label on every training clip; "
+                f"{int((keys < 0).sum())} have none (use pk_key=track or label them)"
+            )
+        return keys
+    keys = train_set.track_indices
+    if np.bincount(keys).max() < 2:
+        raise CrossmodalError(
+            "--data.sampler pk with pk_key=track needs tracks with several clips, but every "
+            "track has one clip; use pk_key=label"
+        )
     return keys
 
 
 def epoch_batches(
     cfg: TrainConfig, keys: np.ndarray, epoch: int, rank: int, world: int
 ) -> list[list[int]]:
-    """This rank's batches (lists of item indices) of one epoch, deterministic in
-    (seed, epoch): shuffled full batches, or P×K batches with ``sampler=pk``."""
+    """This rank's batches (lists of item indices) of one epoch, a function of (seed,
+    epoch) only: shuffled full batches, or P×K batches by ``keys`` with ``sampler=pk``.
+
+    Every rank gets the same number of batches, cut to a multiple of
+    ``optim.accum_steps``; the global batch ``i`` of the single-process order is split
+    over the ranks as its consecutive parts (rank 0 first), so ``world`` ranks with
+    ``batch_size`` each see, gathered, the batches one process with ``world ×
+    batch_size`` would see.
+    """
+    size = cfg.batch_size
     if cfg.data.sampler == "pk":
         from crossmodal.samplers import PKSampler
 
         k = cfg.data.pk_per_class
-        if cfg.batch_size % k:
+        if size % k:
             raise CrossmodalError(
-                f"batch_size {cfg.batch_size} is not a multiple of pk_per_class {k}"
+                f"--batch_size {size} is not a multiple of --data.pk_per_class {k}"
             )
-        sampler = PKSampler(
-            keys, p=cfg.batch_size // k, k=k, seed=cfg.seed, num_replicas=world, rank=rank
-        )
-        sampler.set_epoch(epoch)
-        return [list(map(int, b)) for b in sampler.batches()]
-    rng = np.random.default_rng([cfg.seed, epoch])
-    order = rng.permutation(len(keys))
-    n_batches = len(order) // (cfg.batch_size * world)
-    if n_batches == 0:
-        raise CrossmodalError(
-            f"{len(order)} training clips make no full batch of {cfg.batch_size}"
-            f"{f' × {world} ranks' if world > 1 else ''}: lower --batch_size"
-        )
-    batches = order[: n_batches * cfg.batch_size * world].reshape(n_batches * world, cfg.batch_size)
-    return [list(map(int, b)) for b in batches[rank::world]]
-
-
-def build_objective(cfg: TrainConfig, num_keys: int, embed_dim: int) -> nn.Module:
-    """The weighted sum of the configured loss terms, called as
-    ``objective(video_emb, keys, music_emb, keys)``."""
-    from crossmodal.losses import (
-        SymmetricLoss,
-        WeightedSum,
-        create_loss,
-        is_proxy_loss,
-        list_losses,
-    )
-    from crossmodal.memory import CrossBatchMemory
-
-    if not cfg.losses:
-        raise CrossmodalError("the objective has no loss terms")
-    terms: dict[str, nn.Module] = {}
-    weights: dict[str, float] = {}
-    for term in cfg.losses:
-        if term.name not in list_losses():
-            raise CrossmodalError(
-                f"unknown loss {term.name!r}; choose from {', '.join(list_losses())}"
-            )
-        params = dict(term.params)
-        proxy = is_proxy_loss(term.name)
-        if proxy:
-            params.setdefault("num_classes", num_keys)
-            params.setdefault("embedding_dim", embed_dim)
-        miner = None
-        if term.miner is not None:
-            from crossmodal.miners import create_miner
-
-            miner = create_miner(term.miner, **term.miner_params)
         try:
-            if cfg.memory_size > 0 and not proxy:
-                base = create_loss(term.name, miner=miner, **params)
-                wrap = lambda loss: CrossBatchMemory(  # noqa: E731
-                    loss, embed_dim, memory_size=cfg.memory_size, warmup_iters=cfg.memory_warmup
-                )
-                loss = (
-                    SymmetricLoss(wrap(base), wrap(copy.deepcopy(base)))
-                    if term.symmetric
-                    else wrap(base)
-                )
-            else:
-                loss = create_loss(term.name, symmetric=term.symmetric, miner=miner, **params)
-        except (TypeError, ValueError) as err:
-            raise CrossmodalError(f"loss {term.name!r}: {err}") from err
-        name = term.name
-        suffix = 2
-        while name in terms:
-            name, suffix = f"{term.name}_{suffix}", suffix + 1
-        terms[name] = loss
-        weights[name] = term.weight
-    return WeightedSum(terms, weights)
+            sampler = PKSampler(
+                keys, p=size // k, k=k, seed=cfg.seed, num_replicas=world, rank=rank
+            )
+        except ValueError as err:
+            raise CrossmodalError(
+                f"P×K sampling by {cfg.data.pk_key}: {err}; lower --batch_size or raise "
+                "--data.pk_per_class"
+            ) from err
+        sampler.set_epoch(epoch)
+        batches = [list(map(int, b)) for b in sampler]
+    else:
+        order = np.random.default_rng([cfg.seed, epoch]).permutation(len(keys))
+        n_batches = len(order) // (size * world)
+        if n_batches == 0:
+            raise CrossmodalError(
+                f"{len(order)} training clips make no full batch of {size}"
+                f"{f' × {world} ranks' if world > 1 else ''}: lower --batch_size"
+            )
+        # Global batch i holds order[i·world·size : (i+1)·world·size]; rank r its r-th part.
+        chosen = order[: n_batches * size * world].reshape(n_batches, world, size)
+        batches = [list(map(int, b)) for b in chosen[:, rank]]
+    accum = cfg.optim.accum_steps
+    usable = len(batches) // accum * accum
+    if usable == 0:
+        raise CrossmodalError(
+            f"an epoch has {len(batches)} batches, fewer than --optim.accum_steps {accum}"
+        )
+    return batches[:usable]
 
 
 def build_optimizer(
     cfg: TrainConfig, modules: list[nn.Module], total_steps: int
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
-    """AdamW (weight decay on matrices only) with warm-up + cosine decay."""
+    """AdamW (weight decay on matrices only) with warm-up + cosine decay over
+    ``total_steps`` optimiser steps."""
     decay, no_decay = [], []
     seen: set[int] = set()
     for module in modules:

@@ -1,4 +1,6 @@
-"""Training checkpoints: one file holding model, optimiser, schedule, RNG and config.
+"""Training checkpoints: one file holding model, objective, optimiser, schedule, progress
+and config (no RNG state: a run's randomness is a function of its position, see
+:mod:`crossmodal.training.seeding`).
 
 Written atomically (temp file + ``os.replace``): an interrupted save leaves the previous
 checkpoint intact. Read with ``torch.load(weights_only=True)``, so a checkpoint holds
@@ -7,11 +9,9 @@ only tensors and primitive containers (configs are stored as plain dicts).
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from crossmodal.errors import CrossmodalError
@@ -51,39 +51,3 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"reads up to {FORMAT_VERSION}: upgrade crossmodal"
         )
     return payload
-
-
-def rng_state() -> dict[str, Any]:
-    """Python, numpy and torch RNG states as tensors/primitives (weights_only-safe)."""
-    np_state = np.random.get_state()
-    state: dict[str, Any] = {
-        "python": [list(x) if isinstance(x, tuple) else x for x in random.getstate()],
-        "numpy": {
-            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
-            "pos": int(np_state[2]),
-            "has_gauss": int(np_state[3]),
-            "cached_gaussian": float(np_state[4]),
-        },
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    np_state = state["numpy"]
-    np.random.set_state(
-        (
-            "MT19937",
-            np_state["keys"].numpy().astype(np.uint32),
-            np_state["pos"],
-            np_state["has_gauss"],
-            np_state["cached_gaussian"],
-        )
-    )
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])

@@ -1,29 +1,45 @@
 """The training configuration: one dataclass tree, loadable from YAML, every field
-overridable on the command line (``--optim.lr 3e-4`` or ``--lr 3e-4``)."""
+overridable on the command line (``--optim.lr 3e-4`` or ``--lr 3e-4``).
+
+Values are checked when a config is built, so a bad value fails before any data is read,
+with a message naming the field.
+"""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from crossmodal.config import ConfigError, field_paths, from_dict, to_dict
 from crossmodal.model import ModelConfig
 
 
 @dataclass
 class LossTerm:
-    """One term of the objective: ``weight · loss(video, keys, music, keys)``.
+    """One term of the objective: ``weight · loss(video_emb, keys, music_emb, keys)``.
 
-    ``name`` is any of :func:`crossmodal.losses.list_losses`; ``symmetric`` also adds the
-    music→video direction (averaged); ``miner`` names a miner from
-    :func:`crossmodal.miners.list_miners` for pairwise losses; ``params`` go to the loss.
+    ``name`` is any of :func:`crossmodal.losses.list_losses`. ``key`` is what makes two
+    clips a positive pair for this term: ``track`` (the same music: instance matching)
+    or ``label`` (the same category, e.g. mood; every training clip then needs a label).
+    Proxy losses get one class proxy per distinct key. ``symmetric`` adds the
+    music→video direction (the two directions averaged); ``miner`` names a miner from
+    :func:`crossmodal.miners.list_miners` for pairwise losses (``miner_params`` go to
+    it); ``params`` go to the loss.
     """
 
     name: str = "info_nce"
     weight: float = 1.0
+    key: Literal["track", "label"] = "track"
     symmetric: bool = True
     miner: str | None = None
     miner_params: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.weight) or self.weight < 0:
+            raise ConfigError(f"loss {self.name!r}: weight must be >= 0, got {self.weight}")
 
 
 def _default_losses() -> list[LossTerm]:
@@ -34,8 +50,16 @@ def _default_losses() -> list[LossTerm]:
 class DataConfig:
     """Where the clips come from and how batches are formed.
 
-    ``sampler`` "random" shuffles clips; "pk" draws ``pk_classes`` classes × ``pk_per_class``
-    clips of the ``pk_key`` (``label``, e.g. mood: hard in-class negatives; or ``track``).
+    ``manifest``: a manifest (.jsonl) or a folder of videos; a manifest without splits
+    trains on every clip without validation. ``sampler`` "random" shuffles clips into
+    full batches; "pk" draws ``batch_size / pk_per_class`` distinct classes of
+    ``pk_key`` × ``pk_per_class`` clips each (``label``: clips of one mood share a batch,
+    hard in-class negatives; ``track``: several clips of one song per batch, for corpora
+    where songs have several clips). ``jitter``: the music window moves by up to ± that
+    many seconds from the video's during training. ``on_error``: "skip" replaces an
+    undecodable clip (logged), "raise" stops. ``cache_dir``: the decoded-clip and
+    frozen-feature cache (default ``~/.cache/crossmodal/features``).
+    ``val_max_clips``: validate on the first N clips of the val split only.
     """
 
     manifest: str = ""
@@ -44,15 +68,30 @@ class DataConfig:
     num_workers: int = 0
     sampler: Literal["random", "pk"] = "random"
     pk_key: Literal["label", "track"] = "label"
-    pk_per_class: int = 8
+    pk_per_class: int = 16
     jitter: float = 0.0
     on_error: Literal["skip", "raise"] = "skip"
     cache_dir: str | None = None
     val_max_clips: int | None = None
 
+    def __post_init__(self) -> None:
+        _at_least("data.num_workers", self.num_workers, 0)
+        _at_least("data.pk_per_class", self.pk_per_class, 1)
+        _at_least("data.jitter", self.jitter, 0)
+        if self.val_max_clips is not None:
+            _at_least("data.val_max_clips", self.val_max_clips, 1)
+
 
 @dataclass
 class OptimConfig:
+    """AdamW with linear warm-up then cosine decay to ``min_lr_ratio · lr``.
+
+    Weight decay applies to matrices only. ``grad_clip``: max global gradient norm
+    (0 turns clipping off). ``accum_steps``: micro-batches per optimiser step (the
+    loss of each micro-batch is its own: accumulation does not widen the contrastive
+    batch).
+    """
+
     lr: float = 2e-3
     weight_decay: float = 0.01
     warmup_fraction: float = 0.05
@@ -60,24 +99,41 @@ class OptimConfig:
     grad_clip: float = 1.0
     accum_steps: int = 1
 
+    def __post_init__(self) -> None:
+        if not self.lr > 0:
+            raise ConfigError(f"optim.lr must be > 0, got {self.lr}")
+        _at_least("optim.weight_decay", self.weight_decay, 0)
+        _at_least("optim.grad_clip", self.grad_clip, 0)
+        _at_least("optim.accum_steps", self.accum_steps, 1)
+        for name in ("warmup_fraction", "min_lr_ratio"):
+            value = getattr(self, name)
+            if not 0 <= value <= 1:
+                raise ConfigError(f"optim.{name} must be in [0, 1], got {value}")
+
 
 @dataclass
 class TrainConfig:
     """Everything ``crossmodal train`` needs; stored inside every checkpoint.
 
-    ``match_key`` is what counts as a positive pair in the loss: ``track`` (the clip's
-    music: instance-level matching, the default) or ``label`` (category). Proxy losses
-    get one proxy per distinct key. ``frozen_backbones`` trains only the projection heads
-    on backbone features computed once (fast); ``memory_size`` > 0 adds a cross-batch
-    memory of past music embeddings as extra references after ``memory_warmup`` steps.
-    ``max_minutes`` stops training early (after a step) and still evaluates and saves.
+    ``losses``: the objective, a weighted sum of :class:`LossTerm`. ``frozen_backbones``
+    trains only the projection heads on backbone features computed once per clip at
+    ``frozen_windows`` fixed windows and kept in the feature cache (fast).
+    ``memory_size`` > 0 gives every pairwise term a cross-batch memory of that many past
+    embeddings per direction, used after ``memory_warmup`` steps. ``max_minutes`` stops
+    training after the step that passes it, then validates and saves (resumable).
+    ``amp``: autocast dtype, on CUDA only. ``seed``: every random choice of a run (model
+    init, batch order, windows, dropout) is a function of the seed, the epoch and the
+    position in it, so a resumed run repeats the uninterrupted one. ``device``: "auto"
+    (CUDA when available), "cpu", "cuda", "cuda:1". ``eval_every``: validate every N
+    epochs (and after the last); ``log_every``: a metrics record every N steps;
+    ``max_bad_steps``: consecutive non-finite steps before training stops;
+    ``threads``: torch CPU threads (default: torch's choice).
     """
 
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     losses: list[LossTerm] = field(default_factory=_default_losses)
-    match_key: Literal["track", "label"] = "track"
     epochs: int = 10
     batch_size: int = 64
     max_minutes: float | None = None
@@ -92,3 +148,88 @@ class TrainConfig:
     log_every: int = 10
     max_bad_steps: int = 5
     threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.losses:
+            raise ConfigError("losses: the objective needs at least one loss term")
+        _at_least("epochs", self.epochs, 1)
+        _at_least("batch_size", self.batch_size, 2)
+        _at_least("frozen_windows", self.frozen_windows, 1)
+        _at_least("memory_size", self.memory_size, 0)
+        _at_least("memory_warmup", self.memory_warmup, 0)
+        _at_least("seed", self.seed, 0)
+        _at_least("eval_every", self.eval_every, 1)
+        _at_least("log_every", self.log_every, 1)
+        _at_least("max_bad_steps", self.max_bad_steps, 1)
+        if self.threads is not None:
+            _at_least("threads", self.threads, 1)
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise ConfigError(f"max_minutes must be > 0, got {self.max_minutes}")
+
+
+# Fields a resumed run may change: where the data lives and how it is read, how long to
+# train, where and how verbosely. Everything else would make a different run.
+RESUMABLE_FIELDS: tuple[tuple[str, ...], ...] = (
+    ("epochs",),
+    ("max_minutes",),
+    ("device",),
+    ("threads",),
+    ("eval_every",),
+    ("log_every",),
+    ("max_bad_steps",),
+    ("data", "manifest"),
+    ("data", "cache_dir"),
+    ("data", "num_workers"),
+    ("data", "on_error"),
+    ("data", "val_max_clips"),
+)
+
+
+def config_for_resume(
+    stored: TrainConfig,
+    requested: TrainConfig,
+    explicit: Iterable[tuple[str, ...]] | None = None,
+) -> TrainConfig:
+    """The config of a resumed run: ``stored`` with ``requested``'s values of the
+    :data:`RESUMABLE_FIELDS`.
+
+    ``explicit``: the field paths the user actually set (None: all of them). A field
+    the user set to a value other than the stored one that is not resumable is an error
+    naming it, never silently ignored; an unset field keeps the stored value.
+    """
+    stored_d, requested_d = to_dict(stored), to_dict(requested)
+    paths = field_paths(TrainConfig) if explicit is None else list(explicit)
+    changed = []
+    for path in paths:
+        old, new = _get(stored_d, path), _get(requested_d, path)
+        if old == new:
+            continue
+        if path in RESUMABLE_FIELDS:
+            _set(stored_d, path, new)
+        else:
+            changed.append(f"{'.'.join(path)} ({old!r} → {new!r})")
+    if changed:
+        allowed = ", ".join(".".join(p) for p in RESUMABLE_FIELDS)
+        raise ConfigError(
+            f"a resumed run keeps its config; cannot change {'; '.join(changed)}. "
+            f"Fields a resume may change: {allowed}. Start a new run (another --out) to "
+            "change the others"
+        )
+    return from_dict(TrainConfig, stored_d)
+
+
+def _get(data: dict[str, Any], path: tuple[str, ...]) -> Any:
+    for part in path:
+        data = data[part]
+    return data
+
+
+def _set(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    for part in path[:-1]:
+        data = data[part]
+    data[path[-1]] = value
+
+
+def _at_least(name: str, value: float, low: float) -> None:
+    if value < low:
+        raise ConfigError(f"{name} must be >= {low}, got {value}")

@@ -15,7 +15,12 @@ log = logging.getLogger(__name__)
 
 
 class MetricsLog:
-    """Appends ``{"step", "epoch", "kind", ...metrics}`` records to ``metrics.jsonl``.
+    """Appends ``{"kind", "step", "epoch", ...metrics}`` records to ``metrics.jsonl``.
+
+    ``kind`` is "train" (mean loss, each term, lr and clips/s over the last
+    ``log_every`` steps) or "val" (validation metrics, ``v2m_*`` and ``m2v_*``);
+    ``step`` counts optimiser steps; ``epoch`` is fractional (3.5: half-way through the
+    fourth epoch).
 
     On resume the file is reopened in append mode; records past the resumed step are
     dropped first so that the log never shows the same step twice.
@@ -31,7 +36,7 @@ class MetricsLog:
             self.path.unlink()
         self._tb = _tensorboard_writer(Path(run_dir) / "tensorboard")
 
-    def write(self, kind: str, step: int, epoch: int, **values: Any) -> None:
+    def write(self, kind: str, step: int, epoch: float, **values: Any) -> None:
         record = {"kind": kind, "step": step, "epoch": epoch, **values}
         with open(self.path, "a") as fh:
             fh.write(json.dumps(record) + "\n")
@@ -57,13 +62,18 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
 
 
 def plot_curves(metrics_path: str | Path, out_png: str | Path) -> Path | None:
-    """Loss per step and validation metrics per epoch, one PNG. None if nothing to plot."""
+    """Loss per step and validation recall per (fractional) epoch, one PNG. None when
+    there is nothing to plot or matplotlib is missing (logged)."""
     records = read_metrics(metrics_path)
     train = [r for r in records if r["kind"] == "train"]
     val = [r for r in records if r["kind"] == "val"]
     if not train and not val:
         return None
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        log.warning("matplotlib is not installed: no %s (pip install matplotlib)", out_png)
+        return None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -10,6 +10,10 @@ Run directory layout::
     RUN_DIR/metrics.jsonl   one JSON record per logged step / validation
     RUN_DIR/curves.png      loss and validation curves, drawn at the end
     RUN_DIR/summary.json    timings and final validation metrics
+
+Resuming repeats the uninterrupted run exactly (same batches, windows, dropout; see
+:mod:`crossmodal.training.seeding`): a checkpoint is the state after an optimiser step,
+and the micro-batches of an unfinished accumulation are redone.
 """
 
 from __future__ import annotations
@@ -17,35 +21,35 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
-import random
+import math
+import signal
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+import yaml
 from torch import nn
-from tqdm import tqdm
 
-from crossmodal.config import from_dict, save_yaml, to_dict
+from crossmodal.config import from_dict, to_dict
 from crossmodal.errors import CrossmodalError
 from crossmodal.fileio import atomic_write_text
-from crossmodal.logging_utils import progress_disabled
 from crossmodal.training import builders
-from crossmodal.training.checkpoint import (
-    CheckpointError,
-    load_checkpoint,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
-)
-from crossmodal.training.config import TrainConfig
+from crossmodal.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from crossmodal.training.config import TrainConfig, config_for_resume
 from crossmodal.training.metrics_log import MetricsLog, plot_curves
+from crossmodal.training.objective import build_objective, keys_of, learned_logit_scale
+from crossmodal.training.progress import EpochProgress
+from crossmodal.training.runtime import resolve_device, setup_distributed
+from crossmodal.training.seeding import SeededItems, derive_seed, seed_torch
 
 log = logging.getLogger(__name__)
+
+__all__ = ["TrainResult", "Trainer", "TrainingDivergedError", "resolve_device", "train"]
 
 
 class TrainingDivergedError(CrossmodalError):
@@ -54,6 +58,9 @@ class TrainingDivergedError(CrossmodalError):
 
 @dataclass
 class TrainResult:
+    """What :meth:`Trainer.fit` did. ``stop_reason``: None (all epochs done), "time"
+    (``max_minutes``) or "stop_after_epoch"."""
+
     run_dir: Path
     epochs_done: int
     steps: int
@@ -61,58 +68,38 @@ class TrainResult:
     best_score: float | None
     val: dict[str, Any] | None
     stopped_early: bool
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise CrossmodalError(f"device {name!r} requested but CUDA is not available")
-    return device
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def _init_distributed(device: torch.device) -> tuple[int, int]:
-    """(rank, world size); initialises the process group when launched by torchrun."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return dist.get_rank(), dist.get_world_size()
+    stop_reason: str | None = None
 
 
 class Trainer:
-    """Train a :class:`~crossmodal.model.CrossModalModel` as ``cfg`` describes.
+    """Train a :class:`~crossmodal.model.CrossModalModel` as ``cfg`` describes, into
+    ``run_dir``.
 
-    ``resume=True`` continues from ``RUN_DIR/last.pt`` (the config stored there wins;
-    ``epochs`` and ``max_minutes`` of ``cfg`` may extend it).
+    ``resume=True`` continues from ``RUN_DIR/last.pt`` with the config stored there;
+    ``cfg`` may change only the fields of
+    :data:`~crossmodal.training.config.RESUMABLE_FIELDS` (e.g. raise ``epochs``: the
+    cosine schedule then stretches to the new length from the current step), and
+    ``explicit`` names the fields the caller set (None: all of ``cfg``); see
+    :func:`~crossmodal.training.config.config_for_resume`.
+
+    Under ``torchrun`` every rank runs a Trainer: each takes its part of every global
+    batch, embeddings are all-gathered (with gradients) so the loss sees the whole
+    batch, DDP averages the gradients; rank 0 alone validates and writes files.
     """
 
-    def __init__(self, cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> None:
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        run_dir: str | Path,
+        resume: bool = False,
+        explicit: Iterable[tuple[str, ...]] | None = None,
+    ) -> None:
         self.run_dir = Path(run_dir)
-        self.resume_payload: dict[str, Any] | None = None
+        payload: dict[str, Any] | None = None
         if resume:
-            last = self.run_dir / "last.pt"
-            try:
-                self.resume_payload = load_checkpoint(last)
-            except CheckpointError as err:
-                raise CheckpointError(
-                    f"cannot resume: {err}. The file is left as it is"
-                    + ("; best.pt is intact" if (self.run_dir / "best.pt").is_file() else "")
-                ) from err
-            stored = from_dict(TrainConfig, self.resume_payload["train_config"])
-            stored.epochs = cfg.epochs
-            stored.max_minutes = cfg.max_minutes
-            cfg = stored
+            payload = self._read_last()
+            stored = from_dict(TrainConfig, payload["train_config"])
+            cfg = config_for_resume(stored, cfg, explicit)
         elif (self.run_dir / "last.pt").exists():
             raise CrossmodalError(
                 f"{self.run_dir} already holds a run; pass --resume to continue it or choose "
@@ -121,41 +108,49 @@ class Trainer:
         self.cfg = cfg
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        self.device = resolve_device(cfg.device)
-        self.rank, self.world = _init_distributed(self.device)
+        self.device, self.rank, self.world, self._owns_group = setup_distributed(cfg.device)
         self.is_main = self.rank == 0
-        seed_everything(cfg.seed + self.rank)
+        if cfg.amp != "none" and self.device.type != "cuda":
+            log.warning(
+                "amp=%s works on CUDA only: training in float32 on %s", cfg.amp, self.device
+            )
 
         from crossmodal.model import CrossModalModel
 
+        # The same seed on every rank: identical initial weights, proxies and memories.
+        seed_torch(cfg.seed)
         self.model = CrossModalModel.from_config(cfg.model).to(self.device)
+        # The temperature that trains is the objective's (InfoNCE); the model's own
+        # logit scale gets its learned value at every save, not gradients.
+        self.model.log_logit_scale.requires_grad_(False)
         if cfg.frozen_backbones:
             self.model.freeze_backbones()
         self.train_set, self.val_set = builders.build_datasets(
             cfg, self.model.video_spec, self.model.audio_spec
         )
-        self.keys = builders.match_keys(self.train_set, cfg.match_key)
-        num_keys = int(self.keys.max()) + 1
-        self.objective = builders.build_objective(cfg, num_keys, self.model.embed_dim).to(
-            self.device
+        labelled = bool((self.train_set.label_indices >= 0).all())
+        self.objective = build_objective(
+            cfg,
+            {"track": len(self.train_set.track_ids), "label": len(self.train_set.labels)},
+            self.model.embed_dim,
+            labelled,
+        ).to(self.device)
+        self.batch_keys = (
+            builders.sampler_keys(cfg, self.train_set)
+            if cfg.data.sampler == "pk"
+            else self.train_set.track_indices
         )
+        self.steps_per_epoch = len(self._batches(0)) // cfg.optim.accum_steps
         self.frozen = None
         if cfg.frozen_backbones:
-            from crossmodal.training.frozen import FrozenFeatures
-
-            self.frozen = FrozenFeatures.compute(
-                self.model, self.train_set, cfg.frozen_windows, self.device, cfg.batch_size
-            )
-        self.steps_per_epoch = max(
-            len(builders.epoch_batches(cfg, self.keys, 0, self.rank, self.world))
-            // cfg.optim.accum_steps,
-            1,
-        )
-        total_steps = self.steps_per_epoch * cfg.epochs
+            self.frozen = self._frozen_features()
         self.optimizer, self.scheduler = builders.build_optimizer(
-            cfg, [self.model, self.objective], total_steps
+            cfg, [self.model, self.objective], self.steps_per_epoch * cfg.epochs
         )
-        self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp == "fp16" and self._cuda)
+        self.params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        self.scaler = torch.amp.GradScaler(
+            "cuda", enabled=cfg.amp == "fp16" and self.device.type == "cuda"
+        )
         self.forward_model: nn.Module = self.model
         if self.frozen is not None:
             from crossmodal.training.frozen import HeadPair
@@ -165,23 +160,61 @@ class Trainer:
             from torch.nn.parallel import DistributedDataParallel
 
             self.forward_model = DistributedDataParallel(
-                self.forward_model, device_ids=[self.device.index] if self._cuda else None
+                self.forward_model,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
             )
-        self.epoch = 0
-        self.epoch_step = 0  # batches of the current epoch already consumed
+        self.epoch = 0  # epochs completed
+        self.epoch_step = 0  # batches of the current epoch consumed by completed steps
         self.step = 0  # optimiser steps
         self.best_score: float | None = None
         self.last_val: dict[str, Any] | None = None
         self.train_seconds = 0.0
-        if self.resume_payload is not None:
-            self._restore(self.resume_payload)
+        self.bad_steps = 0
+        self._stop_requested = False
+        self._in_update = False
+        if payload is not None:
+            self._restore(payload)
 
-    @property
-    def _cuda(self) -> bool:
-        return self.device.type == "cuda"
+    # -- set-up --------------------------------------------------------------------------
+    def _read_last(self) -> dict[str, Any]:
+        last = self.run_dir / "last.pt"
+        if not last.exists():
+            raise CheckpointError(f"cannot resume: {self.run_dir} holds no last.pt")
+        try:
+            return load_checkpoint(last)
+        except CheckpointError as err:
+            intact = "; best.pt is intact" if (self.run_dir / "best.pt").is_file() else ""
+            raise CheckpointError(
+                f"cannot resume: {err}. The file is left as it is{intact}"
+            ) from err
 
-    # -- checkpoints -----------------------------------------------------------------
+    def _batches(self, epoch: int) -> list[list[int]]:
+        return builders.epoch_batches(self.cfg, self.batch_keys, epoch, self.rank, self.world)
+
+    def _frozen_features(self) -> Any:
+        from crossmodal.training.frozen import FrozenFeatures
+
+        # Rank 0 fills the feature cache first; the other ranks then read it.
+        if not self.is_main:
+            self._barrier()
+        features = FrozenFeatures.compute(
+            self.model,
+            self.train_set,
+            self.cfg.frozen_windows,
+            self.device,
+            self.cfg.batch_size,
+            seed=self.cfg.seed,
+        )
+        if self.is_main:
+            self._barrier()
+        return features
+
+    # -- checkpoints -----------------------------------------------------------------------
     def _payload(self) -> dict[str, Any]:
+        scale = learned_logit_scale(self.objective)
+        if scale is not None:
+            with torch.no_grad():
+                self.model.log_logit_scale.copy_(scale.log())
         return {
             "model_config": self.model.config_dict(),
             "model": self.model.state_dict(),
@@ -196,210 +229,307 @@ class Trainer:
             "best_score": self.best_score,
             "train_seconds": self.train_seconds,
             "labels": list(self.train_set.labels),
-            "rng": rng_state(),
+            "val": self.last_val,
         }
 
     def _restore(self, payload: dict[str, Any]) -> None:
-        self.model.load_state_dict(payload["model"])
-        self.objective.load_state_dict(payload["objective"])
-        self.optimizer.load_state_dict(payload["optimizer"])
-        self.scheduler.load_state_dict(payload["scheduler"])
-        self.scaler.load_state_dict(payload["scaler"])
+        try:
+            self.model.load_state_dict(payload["model"])
+            self.objective.load_state_dict(payload["objective"])
+            self.optimizer.load_state_dict(payload["optimizer"])
+            self.scheduler.load_state_dict(payload["scheduler"])
+            self.scaler.load_state_dict(payload["scaler"])
+        except (KeyError, RuntimeError, ValueError) as err:
+            raise CheckpointError(
+                f"{self.run_dir / 'last.pt'} does not fit its own config ({err}); the file "
+                "is left as it is"
+            ) from err
         self.epoch = payload["epoch"]
         self.epoch_step = payload["epoch_step"]
         self.step = payload["step"]
         self.best_score = payload["best_score"]
         self.train_seconds = payload["train_seconds"]
-        set_rng_state(payload["rng"])
-        log.info("resumed at epoch %d, step %d", self.epoch + 1, self.step)
+        self.last_val = payload.get("val")
+        log.info(
+            "resumed at epoch %d, batch %d (step %d)", self.epoch + 1, self.epoch_step, self.step
+        )
 
     def save(self, name: str) -> Path:
+        """Write the resumable state to ``RUN_DIR/name`` (rank 0 only), atomically."""
         path = self.run_dir / name
         if self.is_main:
             save_checkpoint(path, self._payload())
         return path
 
-    # -- one step ----------------------------------------------------------------------
+    # -- one step ----------------------------------------------------------------------------
     def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.cfg.amp == "none" or not self._cuda:
+        if self.cfg.amp == "none" or self.device.type != "cuda":
             return contextlib.nullcontext()
         dtype = torch.bfloat16 if self.cfg.amp == "bf16" else torch.float16
         return torch.autocast("cuda", dtype=dtype)
 
-    def _inputs(self, batches: list[list[int]]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """(video, audio) inputs of each batch: decoded clips, or cached backbone features
-        (one random window per clip, the same window for both modalities)."""
+    def _inputs(
+        self, batches: list[list[int]]
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]]:
+        """(video, audio, keys) of each batch: decoded clips, or cached backbone features.
+        Keys come from what was loaded, so a clip replaced after a decoding error carries
+        its replacement's track and label."""
         if self.frozen is not None:
             for indices in batches:
-                yield self.frozen.sample(indices, self.device)
+                video, audio, tracks, labels = self.frozen.sample(indices, self.epoch, self.device)
+                yield video, audio, keys_of(tracks, labels)
             return
         from crossmodal.data.loader import make_loader
 
+        seeded = [[(i, derive_seed(self.cfg.seed, self.epoch, i)) for i in b] for b in batches]
         loader = make_loader(
-            self.train_set,
-            batch_sampler=batches,
+            SeededItems(self.train_set),
+            batch_sampler=seeded,
             num_workers=self.cfg.data.num_workers,
-            seed=self.cfg.seed * 1000 + self.epoch * 10 + self.rank,
+            seed=derive_seed(self.cfg.seed, self.epoch, self.rank),
         )
         for batch in loader:
             yield (
                 batch["video"].to(self.device, non_blocking=True),
                 batch["audio"].to(self.device, non_blocking=True),
+                keys_of(batch["track"].to(self.device), batch["label"].to(self.device)),
             )
 
-    def _embed(self, video: torch.Tensor, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _loss(
+        self, video: torch.Tensor, audio: torch.Tensor, keys: dict[str, torch.Tensor]
+    ) -> torch.Tensor:
         with self._autocast():
             video_emb, music_emb = self.forward_model(video, audio)
-        return video_emb.float(), music_emb.float()
-
-    def _loss(
-        self, video_emb: torch.Tensor, music_emb: torch.Tensor, keys: torch.Tensor
-    ) -> torch.Tensor:
+        video_emb, music_emb = video_emb.float(), music_emb.float()
         if self.world > 1:
-            from crossmodal.distributed import gather_embeddings
+            from crossmodal.distributed import all_gather_no_grad, all_gather_with_grad
 
-            video_emb, keys_all = gather_embeddings(video_emb, keys)
-            music_emb, _ = gather_embeddings(music_emb, keys)
-            keys = keys_all
-        return self.objective(video_emb, keys, music_emb, keys)
+            video_emb = all_gather_with_grad(video_emb)
+            music_emb = all_gather_with_grad(music_emb)
+            keys = {name: all_gather_no_grad(value) for name, value in keys.items()}
+        return self.objective(video_emb, music_emb, keys)
 
-    # -- the loop ------------------------------------------------------------------------
-    def fit(self) -> TrainResult:
+    def _optimizer_step(self) -> str | None:
+        """Clip, check and apply the accumulated gradients. None when applied (or when
+        the fp16 scaler skipped an overflow, its own business); else why not."""
+        self.scaler.unscale_(self.optimizer)
+        clip = self.cfg.optim.grad_clip if self.cfg.optim.grad_clip > 0 else math.inf
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, clip)
+        if not torch.isfinite(grad_norm):
+            if self.scaler.is_enabled() and self.scaler.get_scale() >= 1.0:
+                self.scaler.step(self.optimizer)  # skipped by the scaler, scale lowered
+                self.scaler.update()
+                return None
+            self.scaler.update()
+            return f"gradient norm is {grad_norm.item()}"
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        return None
+
+    # -- the loop ------------------------------------------------------------------------------
+    def fit(self, stop_after_epoch: int | None = None) -> TrainResult:
+        """Train until ``cfg.epochs`` are done, the time budget ends, or (resumably)
+        after epoch ``stop_after_epoch``. Ctrl-C finishes the current step, saves
+        ``last.pt`` and raises KeyboardInterrupt (a second Ctrl-C stops at once; the
+        checkpoint of the last finished step is saved then too)."""
         cfg = self.cfg
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        metrics = None
         if self.is_main:
-            save_yaml(cfg, self.run_dir / "config.yaml")
-        metrics = (
-            MetricsLog(self.run_dir, resume_step=self.step if self.resume_payload else None)
-            if self.is_main
-            else None
-        )
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(
+                self.run_dir / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False)
+            )
+            metrics = MetricsLog(self.run_dir, resume_step=self.step if self.step else None)
         started = time.monotonic() - self.train_seconds
-        deadline = started + cfg.max_minutes * 60 if cfg.max_minutes else None
-        stopped_early = False
-        bad_steps = 0
+        deadline = time.monotonic() + cfg.max_minutes * 60 if cfg.max_minutes else None
+        stop_reason: str | None = None
         log.info(
-            "training %s on %s: %d clips, %d steps/epoch × %d epochs, batch %d%s",
-            type(self.model).__name__,
+            "training on %s: %d clips, %d steps/epoch × %d epochs, batch %d%s%s",
             self.device,
             len(self.train_set),
             self.steps_per_epoch,
             cfg.epochs,
             cfg.batch_size,
             f" × {self.world} ranks" if self.world > 1 else "",
+            ", frozen backbones" if self.frozen is not None else "",
         )
         try:
-            while self.epoch < cfg.epochs and not stopped_early:
-                batches = builders.epoch_batches(cfg, self.keys, self.epoch, self.rank, self.world)
-                self.model.train()
-                bar = tqdm(
-                    total=len(batches),
-                    initial=self.epoch_step,
-                    unit="batch",
-                    desc=f"epoch {self.epoch + 1}/{cfg.epochs}",
-                    disable=progress_disabled() or not self.is_main,
-                    leave=False,
-                )
-                window_clips, window_start = 0, time.monotonic()
-                accum = 0
-                running: list[float] = []
-                for indices, (video, audio) in zip(
-                    batches[self.epoch_step :],
-                    self._inputs(batches[self.epoch_step :]),
-                    strict=True,
-                ):
-                    keys = torch.as_tensor(self.keys[indices], device=self.device)
-                    video_emb, music_emb = self._embed(video, audio)
-                    loss = self._loss(video_emb, music_emb, keys)
-                    self.epoch_step += 1
-                    bar.update(1)
-                    window_clips += len(indices)
-                    if not torch.isfinite(loss):
-                        bad_steps = self._bad_step(bad_steps, f"loss is {loss.item()}")
-                        accum = 0
-                        continue
-                    self.scaler.scale(loss / cfg.optim.accum_steps).backward()
-                    accum += 1
-                    if accum < cfg.optim.accum_steps:
-                        continue
-                    accum = 0
-                    self.scaler.unscale_(self.optimizer)
-                    params = [p for g in self.optimizer.param_groups for p in g["params"]]
-                    grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip)
-                    if not torch.isfinite(grad_norm):
-                        bad_steps = self._bad_step(
-                            bad_steps, f"gradient norm is {grad_norm.item()}"
-                        )
-                        self.scaler.update()
-                        continue
-                    self.scaler.step(self.optimizer)
-                    self.scaler.update()
-                    self.optimizer.zero_grad(set_to_none=True)
-                    self.scheduler.step()
-                    self.step += 1
-                    bad_steps = 0
-                    running.append(loss.item())
-                    if self.step % cfg.log_every == 0 or self.epoch_step == len(batches):
-                        elapsed = max(time.monotonic() - window_start, 1e-9)
-                        clips_per_s = window_clips * self.world / elapsed
-                        mean_loss = float(np.mean(running))
-                        bar.set_postfix(loss=f"{mean_loss:.4f}", clips_s=f"{clips_per_s:.1f}")
-                        if metrics is not None:
-                            terms = {
-                                k: float(v)
-                                for k, v in getattr(self.objective, "last_terms", {}).items()
-                            }
-                            metrics.write(
-                                "train",
-                                self.step,
-                                self.epoch + 1,
-                                loss=mean_loss,
-                                lr=self.scheduler.get_last_lr()[0],
-                                clips_per_s=clips_per_s,
-                                **terms,
-                            )
-                        running.clear()
-                        window_clips, window_start = 0, time.monotonic()
-                    if deadline is not None and time.monotonic() > deadline:
-                        log.info("time budget of %.1f min reached", cfg.max_minutes)
-                        stopped_early = True
+            with self._graceful_interrupts():
+                while self.epoch < cfg.epochs:
+                    stop_reason = self._train_epoch(metrics, deadline)
+                    self.train_seconds = time.monotonic() - started
+                    if stop_reason == "interrupt":
+                        raise KeyboardInterrupt
+                    if self.val_set is not None and (
+                        stop_reason is not None
+                        or self.epoch >= cfg.epochs
+                        or (self.epoch_step == 0 and self.epoch % cfg.eval_every == 0)
+                    ):
+                        self._validate(metrics)
+                    self.train_seconds = time.monotonic() - started
+                    self.save("last.pt")
+                    if (
+                        stop_reason is None
+                        and stop_after_epoch is not None
+                        and stop_after_epoch <= self.epoch < cfg.epochs
+                    ):
+                        stop_reason = "stop_after_epoch"
+                    if stop_reason is not None:
                         break
-                bar.close()
-                self.train_seconds = time.monotonic() - started
-                epoch_done = self.epoch_step >= len(batches)
-                if epoch_done:
-                    self.epoch += 1
-                    self.epoch_step = 0
-                is_last = self.epoch >= cfg.epochs or stopped_early
-                if self.val_set is not None and (is_last or self.epoch % cfg.eval_every == 0):
-                    self._validate(metrics)
-                self.save("last.pt")
-                self.train_seconds = time.monotonic() - started
         except KeyboardInterrupt:
             self.train_seconds = time.monotonic() - started
-            path = self.save("last.pt")
-            log.warning("interrupted: saved %s; continue with --resume", path)
+            if self._in_update:
+                log.warning("interrupted during an update: last.pt is left as it was")
+            else:
+                path = self.save("last.pt")
+                log.warning("interrupted: saved %s; continue with --resume", path)
             raise
         finally:
             if metrics is not None:
                 metrics.close()
-        return self._finish(stopped_early)
+        if stop_reason == "time":
+            log.info("time budget of %g min reached", cfg.max_minutes)
+        result = self._finish(stop_reason)
+        self._teardown()
+        return result
 
-    def _bad_step(self, bad_steps: int, reason: str) -> int:
-        bad_steps += 1
-        self.optimizer.zero_grad(set_to_none=True)
-        log.warning("step skipped: %s (%d in a row)", reason, bad_steps)
-        if bad_steps >= self.cfg.max_bad_steps:
+    def _train_epoch(self, metrics: MetricsLog | None, deadline: float | None) -> str | None:
+        """Train from the current position to the end of the epoch; the reason when it
+        stopped before ("time" or "interrupt")."""
+        cfg = self.cfg
+        accum = cfg.optim.accum_steps
+        batches = self._batches(self.epoch)
+        self.model.train()
+        progress = EpochProgress(
+            total=len(batches),
+            initial=self.epoch_step,
+            desc=f"epoch {self.epoch + 1}/{cfg.epochs}",
+            enabled=self.is_main,
+        )
+        losses: list[float] = []
+        terms: dict[str, list[float]] = {}
+        window_clips, window_start = 0, time.monotonic()
+        group_ok, reason = True, ""
+        stop: str | None = None
+        try:
+            for position, (video, audio, keys) in enumerate(
+                self._inputs(batches[self.epoch_step :]), start=self.epoch_step
+            ):
+                last_micro = (position + 1) % accum == 0
+                if group_ok:
+                    seed_torch(cfg.seed, self.rank, self.epoch, position)
+                    sync = self.world == 1 or last_micro
+                    with contextlib.nullcontext() if sync else self.forward_model.no_sync():
+                        loss = self._loss(video, audio, keys)
+                        if torch.isfinite(loss):
+                            self.scaler.scale(loss / accum).backward()
+                            losses.append(loss.item())
+                            for name, value in self.objective.last_terms.items():
+                                terms.setdefault(name, []).append(float(value))
+                        else:
+                            group_ok, reason = False, f"loss is {loss.item()}"
+                window_clips += len(video) * self.world
+                progress.update(1)
+                if not last_micro:
+                    continue
+                self._in_update = True
+                if group_ok:
+                    failure = self._optimizer_step()
+                    reason = failure or ""
+                    group_ok = failure is None
+                self.optimizer.zero_grad(set_to_none=True)
+                self.epoch_step = position + 1
+                if group_ok:
+                    self.step += 1
+                    self.bad_steps = 0
+                self._in_update = False
+                stepped, group_ok = group_ok, True
+                if not stepped:
+                    self._bad_step(reason)
+                end_of_epoch = self.epoch_step == len(batches)
+                if losses:
+                    clips_s = window_clips / max(time.monotonic() - window_start, 1e-9)
+                    mean_loss = float(np.mean(losses))
+                    progress.set_postfix(loss=f"{mean_loss:.4f}", clips_s=f"{clips_s:.1f}")
+                if losses and ((stepped and self.step % cfg.log_every == 0) or end_of_epoch):
+                    if metrics is not None:
+                        metrics.write(
+                            "train",
+                            self.step,
+                            self._epoch_progress(len(batches)),
+                            loss=mean_loss,
+                            lr=self.scheduler.get_last_lr()[0],
+                            clips_per_s=clips_s,
+                            **{name: float(np.mean(v)) for name, v in terms.items()},
+                        )
+                    losses.clear()
+                    terms.clear()
+                    window_clips, window_start = 0, time.monotonic()
+                stop = self._should_stop(deadline)
+                if stop is not None:
+                    break
+        finally:
+            progress.close()
+        if self.epoch_step >= len(batches):
+            self._in_update = True
+            self.epoch += 1
+            self.epoch_step = 0
+            self._in_update = False
+        return stop
+
+    def _epoch_progress(self, batches: int) -> float:
+        return round(self.epoch + self.epoch_step / batches, 4)
+
+    def _bad_step(self, reason: str) -> None:
+        self.bad_steps += 1
+        log.warning("step skipped: %s (%d in a row)", reason, self.bad_steps)
+        if self.bad_steps >= self.cfg.max_bad_steps:
             kept = self.run_dir / "last.pt"
             raise TrainingDivergedError(
-                f"training stopped: {bad_steps} consecutive steps with a non-finite loss or "
-                f"gradient; try a lower --lr"
+                f"training stopped: {self.bad_steps} consecutive steps with a non-finite loss "
+                "or gradient; try a lower --lr"
                 + (f". The last good checkpoint is kept at {kept}" if kept.exists() else "")
             )
-        return bad_steps
+
+    def _should_stop(self, deadline: float | None) -> str | None:
+        """ "interrupt", "time" or None; under DDP every rank agrees (the first rank that
+        wants to stop stops them all at the same step)."""
+        code = 2 if self._stop_requested else 0
+        if code == 0 and deadline is not None and time.monotonic() > deadline:
+            code = 1
+        if self.world > 1:
+            import torch.distributed as dist
+
+            flag = torch.tensor([code], device=self.device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            code = int(flag.item())
+        return {0: None, 1: "time", 2: "interrupt"}[code]
+
+    @contextlib.contextmanager
+    def _graceful_interrupts(self) -> Iterator[None]:
+        """The first Ctrl-C asks the loop to stop after the current step; the second
+        raises KeyboardInterrupt at once."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(signum: int, frame: Any) -> None:
+            if self._stop_requested:
+                raise KeyboardInterrupt
+            self._stop_requested = True
+            log.warning("Ctrl-C: stopping after this step (again to stop at once)")
+
+        previous = signal.signal(signal.SIGINT, handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
 
     @torch.no_grad()
     def _validate(self, metrics: MetricsLog | None) -> None:
+        """Embed the val split with rank 0's model and score it (mean mAP of both
+        directions); a better score saves best.pt. Other ranks wait at a barrier."""
         from crossmodal.evaluation.crossmodal_eval import evaluate_embeddings
         from crossmodal.inference import embed_dataset
 
@@ -422,9 +552,17 @@ class Trainer:
             for prefix, name in (("v2m", "video_to_music"), ("m2v", "music_to_video"))
             for k, v in report[name].items()
         }
+        batches = len(self._batches(self.epoch))
+        where = (
+            f"after epoch {self.epoch}/{self.cfg.epochs}"
+            if self.epoch_step == 0
+            else f"in epoch {self.epoch + 1}/{self.cfg.epochs} at batch {self.epoch_step}/{batches}"
+        )
         log.info(
-            "epoch %d validation: v→m R@1 %.3f R@10 %.3f MedR %.1f | m→v R@1 %.3f R@10 %.3f MedR %.1f",
-            self.epoch,
+            "validation %s (step %d): v→m R@1 %.3f R@10 %.3f MedR %.1f | "
+            "m→v R@1 %.3f R@10 %.3f MedR %.1f",
+            where,
+            self.step,
             flat["v2m_R@1"],
             flat["v2m_R@10"],
             flat["v2m_MedR"],
@@ -433,7 +571,7 @@ class Trainer:
             flat["m2v_MedR"],
         )
         if metrics is not None:
-            metrics.write("val", self.step, self.epoch, score=score, **flat)
+            metrics.write("val", self.step, self._epoch_progress(batches), score=score, **flat)
         self.last_val = report
         if self.best_score is None or score > self.best_score:
             self.best_score = score
@@ -446,26 +584,29 @@ class Trainer:
 
             dist.barrier()
 
-    def _finish(self, stopped_early: bool) -> TrainResult:
+    def _teardown(self) -> None:
+        if self._owns_group:
+            import torch.distributed as dist
+
+            dist.barrier()
+            dist.destroy_process_group()
+            self._owns_group = False
+
+    def _finish(self, stop_reason: str | None) -> TrainResult:
         if self.is_main:
             best = self.run_dir / "best.pt"
             source = best if best.is_file() else self.run_dir / "last.pt"
-            if source.is_file():
-                payload = load_checkpoint(source)
-                from crossmodal.model import CrossModalModel, ModelConfig
+            from crossmodal.inference import load_trained_model
 
-                best_model = CrossModalModel.from_config(
-                    ModelConfig.from_dict(payload["model_config"]), load_pretrained=False
-                )
-                best_model.load_state_dict(payload["model"])
-                best_model.save(self.run_dir / "model.pt")
+            load_trained_model(source).save(self.run_dir / "model.pt")
             plot_curves(self.run_dir / "metrics.jsonl", self.run_dir / "curves.png")
             summary = {
                 "epochs_done": self.epoch,
                 "steps": self.step,
                 "train_seconds": round(self.train_seconds, 2),
                 "best_score": self.best_score,
-                "stopped_early": stopped_early,
+                "stop_reason": stop_reason,
+                "model_from": source.name,
                 "val": self.last_val,
             }
             atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
@@ -476,10 +617,16 @@ class Trainer:
             self.train_seconds,
             self.best_score,
             self.last_val,
-            stopped_early,
+            stop_reason is not None,
+            stop_reason,
         )
 
 
-def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False) -> TrainResult:
+def train(
+    cfg: TrainConfig,
+    run_dir: str | Path,
+    resume: bool = False,
+    stop_after_epoch: int | None = None,
+) -> TrainResult:
     """Train per ``cfg`` into ``run_dir``; see :class:`Trainer`."""
-    return Trainer(cfg, run_dir, resume=resume).fit()
+    return Trainer(cfg, run_dir, resume=resume).fit(stop_after_epoch=stop_after_epoch)

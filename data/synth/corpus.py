@@ -18,6 +18,7 @@ from crossmodal.data.synth.music import render_music
 from crossmodal.data.synth.score import Score, sample_score
 from crossmodal.data.synth.visuals import SHAPES, render_frames
 from crossmodal.errors import CrossmodalError
+from crossmodal.fileio import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -188,9 +189,7 @@ def generate_corpus(
         "seconds": round(elapsed, 2),
         "clips_per_second": round(config.clips / elapsed, 2),
     }
-    tmp = out / f".synth.json.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, out / "synth.json")
+    atomic_write_text(out / "synth.json", json.dumps(info, indent=2) + "\n")
     write_manifest(records, manifest)
     log.info(
         "wrote %d clips to %s in %.1f s (%.1f clips/s)",

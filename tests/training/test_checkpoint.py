@@ -2,20 +2,12 @@ from __future__ import annotations
 
 import itertools
 import math
-import random
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
-from crossmodal.training.checkpoint import (
-    CheckpointError,
-    load_checkpoint,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
-)
+from crossmodal.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from crossmodal.training.schedule import warmup_cosine
 
 
@@ -66,13 +58,6 @@ def test_refuses_pickled_objects(tmp_path: Path) -> None:
     torch.save({"format_version": 1, "obj": Path("/")}, evil)
     with pytest.raises(CheckpointError, match="unreadable"):
         load_checkpoint(evil)
-
-
-def test_rng_state_round_trip() -> None:
-    state = rng_state()
-    first = (random.random(), np.random.rand(), torch.rand(1).item())
-    set_rng_state(state)
-    assert (random.random(), np.random.rand(), torch.rand(1).item()) == first
 
 
 def test_warmup_cosine_shape() -> None:
