@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Bump when a stage's recipe changes so that caches built by the old one are not reused.
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 STAGES = ("corpus", "library", "model", "index")
 # AssetConfig fields that change the media, and those that change the trained model.
 DATA_FIELDS = ("clips", "split", "seed", "duration", "size", "library_clips", "library_duration")
@@ -322,13 +322,12 @@ class NotebookAssets:
     def load_model(self, trained: bool = True) -> CrossModalModel:
         """The trained model in eval mode, or (``trained=False``) the same network as
         initialised before training (the trainer seeds torch with ``seed`` first)."""
-        import torch
-
         from crossmodal.model import CrossModalModel
+        from crossmodal.training.seeding import seed_torch
 
         if trained:
             return CrossModalModel.load(self.model()).eval()
-        torch.manual_seed(self.config.seed)
+        seed_torch(self.config.seed)  # what the trainer does before building the model
         return CrossModalModel.from_config(self.config.model_config()).eval()
 
     def dataset(self, split: str, model: CrossModalModel) -> PairedClipDataset:
