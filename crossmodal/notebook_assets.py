@@ -11,6 +11,8 @@ runs) reuse it. Stages live under one folder per media configuration::
       model-<key>/               training run (model.pt, metrics.jsonl, summary.json);
                                  key: hash of the training settings
       index-<key>/               faiss + SQLite store of the test split and the library
+      <prefix>-<key>/            other training runs (:meth:`NotebookAssets.trained_run`);
+                                 key: hash of the whole training config
       .lock                      held while a stage is being built
 
 A stage is built in ``.<stage>.tmp-<pid>`` and renamed into place only when complete,
@@ -285,6 +287,28 @@ class NotebookAssets:
                 train(train_cfg, tmp)
 
         return self._stage("model", self.run_dir.name, build) / "model.pt"
+
+    def trained_run(self, cfg: TrainConfig, prefix: str = "run") -> Path:
+        """The folder of a training run of ``cfg`` (any config, e.g. another loss), trained
+        on first use and kept under ``prefix-<hash of the whole config>``.
+
+        The folder keeps ``model.pt``, ``metrics.jsonl``, ``summary.json`` and
+        ``curves.png``; the resume checkpoints (``last.pt``, ``best.pt``) of the finished
+        run are dropped to keep the cache small.
+        """
+        from crossmodal.config import to_dict
+        from crossmodal.training.trainer import train
+
+        self.corpus()
+
+        def build(tmp: Path) -> None:
+            with torch_threads(self.config.threads):
+                train(cfg, tmp)
+            for name in ("last.pt", "best.pt"):
+                (tmp / name).unlink(missing_ok=True)
+
+        folder = f"{prefix}-{_digest(to_dict(cfg))}"
+        return self._stage(folder, folder, build)
 
     def index(self) -> Path:
         """The index folder of the test split and the library (built on first use)."""
