@@ -2,7 +2,8 @@
 
 ``python -m crossmodal.notebook_strip notebooks/*.ipynb`` removes every code cell's
 outputs and execution count (and the per-cell ``execution`` timing metadata that
-nbclient records) in place, atomically; ``--check`` changes nothing and exits 1 listing
+nbclient records, and the kernel details a run adds to ``language_info``) in place,
+atomically; ``--check`` changes nothing and exits 1 listing
 the notebooks that still carry outputs. Plain JSON, written the way nbformat writes it
 (indent 1, sorted keys, UTF-8, trailing newline), so no extra dependency is needed and a
 stripped notebook saved by Jupyter does not change.
@@ -24,6 +25,9 @@ from crossmodal.fileio import atomic_write_text
 
 # Cell metadata written by executing a notebook, not by its author.
 RUN_METADATA = ("execution",)
+# Of the notebook's ``language_info``, the kernel that ran it fills in everything but the
+# name (interpreter version, lexer, mimetype, ...).
+LANGUAGE_INFO_KEPT = ("name",)
 
 
 class NotebookFormatError(CrossmodalError):
@@ -53,8 +57,13 @@ def dumps_notebook(nb: dict[str, Any]) -> str:
 
 def run_leftovers(nb: dict[str, Any]) -> list[str]:
     """What running the notebook left in it, one line per cell: ``"cell 3: 2 outputs,
-    execution count 5"``; empty when the notebook is stripped."""
+    execution count 5"`` (and one for the kernel's ``language_info`` details); empty
+    when the notebook is stripped."""
     problems = []
+    info = nb.get("metadata", {}).get("language_info", {})
+    kernel_details = sorted(set(info) - set(LANGUAGE_INFO_KEPT))
+    if kernel_details:
+        problems.append(f"notebook metadata: language_info {', '.join(kernel_details)}")
     for number, cell in enumerate(nb["cells"], start=1):
         if cell.get("cell_type") != "code":
             continue
@@ -73,8 +82,12 @@ def run_leftovers(nb: dict[str, Any]) -> list[str]:
 
 def strip_notebook(nb: dict[str, Any]) -> dict[str, Any]:
     """A copy of ``nb`` whose code cells have no outputs, no execution count and no run
-    metadata; markdown, sources, ids and other metadata are kept."""
+    metadata, and whose ``language_info`` keeps only the language name; markdown,
+    sources, ids and other metadata are kept."""
     out = copy.deepcopy(nb)
+    info = out.get("metadata", {}).get("language_info")
+    if isinstance(info, dict):
+        out["metadata"]["language_info"] = {k: info[k] for k in LANGUAGE_INFO_KEPT if k in info}
     for cell in out["cells"]:
         if cell.get("cell_type") != "code":
             continue

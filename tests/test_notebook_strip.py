@@ -25,6 +25,7 @@ def executed_notebook() -> Any:
     """A notebook as nbclient leaves it: outputs, counts and timing metadata."""
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    nb.metadata["language_info"] = {"name": "python", "version": "3.11.7", "mimetype": "x"}
     nb.cells = [
         nbformat.v4.new_markdown_cell("# Title ünïcode"),
         nbformat.v4.new_code_cell("print(1)", execution_count=1),
@@ -48,6 +49,7 @@ def write(path: Path, nb: Any) -> None:
 def test_leftovers_name_every_cell_that_ran() -> None:
     nb = json.loads(nbformat.writes(executed_notebook()))
     assert run_leftovers(nb) == [
+        "notebook metadata: language_info mimetype, version",
         "cell 2: 1 output(s), execution count 1, metadata execution",
         "cell 3: execution count 2",
         "cell 4: 2 output(s), execution count 3",
@@ -62,7 +64,10 @@ def test_strip_keeps_sources_ids_and_author_metadata() -> None:
     assert [c["source"] for c in stripped["cells"]] == [c["source"] for c in original["cells"]]
     assert [c["id"] for c in stripped["cells"]] == [c["id"] for c in original["cells"]]
     assert stripped["cells"][1]["metadata"] == {"tags": ["keep-me"]}
-    assert stripped["metadata"] == original["metadata"]
+    assert stripped["metadata"] == {
+        "kernelspec": original["metadata"]["kernelspec"],
+        "language_info": {"name": "python"},
+    }
     assert strip_notebook(stripped) == stripped
     # What nbformat itself considers a valid notebook.
     nbformat.validate(nbformat.from_dict(stripped))
@@ -94,7 +99,10 @@ def test_check_mode_changes_nothing_and_reports(
     assert main(["--check", str(dirty), str(clean)]) == 1
     assert dirty.read_bytes() == content
     out = capsys.readouterr().out
-    assert "dirty.ipynb: not stripped (cell 2: 1 output(s)" in out
+    assert (
+        "dirty.ipynb: not stripped (notebook metadata: language_info mimetype, version; cell 2:"
+        in out
+    )
     assert "clean.ipynb" not in out
     assert main(["--check", str(clean)]) == 0
     assert main([str(dirty)]) == 0

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from crossmodal.notebook_strip import read_notebook, run_leftovers
+from crossmodal.notebook_strip import dumps_notebook, read_notebook, run_leftovers, strip_notebook
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 EXPECTED = ["01_data_tour", "02_embedding_space", "03_loss_zoo", "04_recommend"]
@@ -120,7 +120,7 @@ def summary_of(nb: Any) -> dict[str, Any]:
     return json.loads(text.strip().splitlines()[-1])
 
 
-def check_common(nb: Any, seconds: float) -> dict[str, Any]:
+def check_common(name: str, nb: Any, seconds: float) -> dict[str, Any]:
     kernel = [line for line in stdout_lines(nb) if line.startswith("KERNEL ")]
     assert kernel, "the probe cell printed nothing"
     executable, prefix = json.loads(kernel[0][len("KERNEL ") :])
@@ -129,6 +129,11 @@ def check_common(nb: Any, seconds: float) -> dict[str, Any]:
     )
     assert not [o for o in outputs(nb) if o.output_type == "error"]
     assert seconds < NOTEBOOK_TIMEOUT_S
+    # Stripping the executed notebook (less the probe cell) gives back the committed file.
+    executed = json.loads(json.dumps(nb))
+    del executed["cells"][0]
+    committed = (NOTEBOOK_DIR / f"{name}.ipynb").read_text(encoding="utf-8")
+    assert dumps_notebook(strip_notebook(executed)) == committed
     return summary_of(nb)
 
 
@@ -137,7 +142,7 @@ def check_common(nb: Any, seconds: float) -> dict[str, Any]:
 @pytest.mark.timeout(NOTEBOOK_TIMEOUT_S + 60)
 def test_01_data_tour(notebook_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     nb, seconds = execute("01_data_tour", notebook_cache, monkeypatch)
-    summary = check_common(nb, seconds)
+    summary = check_common("01_data_tour", nb, seconds)
     assert summary["clips"] == 300
     assert len(summary["moods"]) == 6
     assert summary["beat_ratio_median"] > 1.2
@@ -155,7 +160,7 @@ def test_01_data_tour(notebook_cache: Path, monkeypatch: pytest.MonkeyPatch) -> 
 @pytest.mark.timeout(NOTEBOOK_TIMEOUT_S + 60)
 def test_02_embedding_space(notebook_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     nb, seconds = execute("02_embedding_space", notebook_cache, monkeypatch)
-    summary = check_common(nb, seconds)
+    summary = check_common("02_embedding_space", nb, seconds)
     chance = summary["chance"]
     for direction in ("video_to_music", "music_to_video"):
         trained, untrained = summary["trained"][direction], summary["untrained"][direction]
@@ -178,7 +183,7 @@ def test_02_embedding_space(notebook_cache: Path, monkeypatch: pytest.MonkeyPatc
 @pytest.mark.timeout(NOTEBOOK_TIMEOUT_S + 60)
 def test_03_loss_zoo(notebook_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     nb, seconds = execute("03_loss_zoo", notebook_cache, monkeypatch)
-    summary = check_common(nb, seconds)
+    summary = check_common("03_loss_zoo", nb, seconds)
     assert summary["full_run"] is False
     assert summary["protocol"]["frozen_backbones"] is True
     losses = summary["losses"]
@@ -206,7 +211,7 @@ def test_03_loss_zoo(notebook_cache: Path, monkeypatch: pytest.MonkeyPatch) -> N
 @pytest.mark.timeout(NOTEBOOK_TIMEOUT_S + 60)
 def test_04_recommend(notebook_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     nb, seconds = execute("04_recommend", notebook_cache, monkeypatch)
-    summary = check_common(nb, seconds)
+    summary = check_common("04_recommend", nb, seconds)
     assert summary["index"]["items"] == {"music": 86, "video": 86}
     assert summary["index"]["fine_windows"] > summary["index"]["windows"]["music"]
     for task in ("recommend_music", "find_videos"):
