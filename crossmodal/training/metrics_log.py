@@ -70,14 +70,14 @@ def plot_curves(metrics_path: str | Path, out_png: str | Path) -> Path | None:
     if not train and not val:
         return None
     try:
-        from matplotlib.figure import Figure
+        import matplotlib.figure
     except ImportError:
         log.warning("matplotlib is not installed: no %s (pip install matplotlib)", out_png)
         return None
 
     # A bare Figure, not pyplot: no global backend is chosen or switched, so training
     # inside a notebook (or any interactive session) leaves its own plotting working.
-    fig = Figure(figsize=(11, 4))
+    fig = matplotlib.figure.Figure(figsize=(11, 4))
     axes = fig.subplots(1, 2)
     if train:
         axes[0].plot([r["step"] for r in train], [r["loss"] for r in train], lw=1)
