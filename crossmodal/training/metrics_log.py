@@ -70,15 +70,15 @@ def plot_curves(metrics_path: str | Path, out_png: str | Path) -> Path | None:
     if not train and not val:
         return None
     try:
-        import matplotlib
+        import matplotlib.figure
     except ImportError:
         log.warning("matplotlib is not installed: no %s (pip install matplotlib)", out_png)
         return None
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    # A bare Figure, not pyplot: no global backend is chosen or switched, so training
+    # inside a notebook (or any interactive session) leaves its own plotting working.
+    fig = matplotlib.figure.Figure(figsize=(11, 4))
+    axes = fig.subplots(1, 2)
     if train:
         axes[0].plot([r["step"] for r in train], [r["loss"] for r in train], lw=1)
     axes[0].set_xlabel("step")
@@ -96,7 +96,6 @@ def plot_curves(metrics_path: str | Path, out_png: str | Path) -> Path | None:
     out_png = Path(out_png)
     with atomic_path(out_png) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
     return out_png
 
 

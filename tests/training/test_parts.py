@@ -190,3 +190,26 @@ def test_plot_curves_without_matplotlib_warns_and_skips(
         assert plot_curves(tmp_path / "metrics.jsonl", tmp_path / "curves.png") is None
     assert "matplotlib is not installed" in caplog.text
     assert not (tmp_path / "curves.png").exists()
+
+
+def test_plot_curves_writes_a_png_and_leaves_the_matplotlib_backend_alone(tmp_path: Path) -> None:
+    # Training inside a notebook must not switch the kernel's (inline) backend.
+    matplotlib = pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt
+
+    log = MetricsLog(tmp_path)
+    log.write("train", 1, 0.5, loss=1.0)
+    log.write("train", 2, 1.0, loss=0.5)
+    log.write("val", 2, 1.0, **{"v2m_R@1": 0.5, "v2m_R@10": 1.0})
+    log.close()
+    before = matplotlib.get_backend()
+    matplotlib.use("svg")
+    try:
+        figures = plt.get_fignums()
+        out = plot_curves(tmp_path / "metrics.jsonl", tmp_path / "curves.png")
+        assert matplotlib.get_backend() == "svg"
+        assert plt.get_fignums() == figures
+    finally:
+        matplotlib.use(before)
+    assert out == tmp_path / "curves.png"
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
