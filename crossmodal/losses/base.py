@@ -78,9 +78,14 @@ class PairwiseLoss(nn.Module):
             return pairs.sim, pairs.query_sqnorm, pairs.ref_sqnorm
         return (pairs.sim,)
 
-    def blocks(self, pairs: PairBatch) -> list[PairBatch]:
-        """Row blocks of about ``chunk_elements`` entries (one block when small)."""
-        return pairs.split(block_rows(pairs, self.chunk_elements))
+    def blocks(self, pairs: PairBatch) -> list[tuple[slice, PairBatch]]:
+        """Row blocks of about ``chunk_elements`` entries (one block when small), each
+        with the slice of ``pairs``' rows it covers (where its gradient rows go)."""
+        blocks, start = [], 0
+        for block in pairs.split(block_rows(pairs, self.chunk_elements)):
+            blocks.append((slice(start, start + block.sim.shape[0]), block))
+            start += block.sim.shape[0]
+        return blocks
 
     def evaluate(self, pairs: PairBatch, with_grad: bool) -> tuple[Tensor, tuple]:
         """The value and, if ``with_grad``, ``d value / d x`` for each of :meth:`grad_inputs`

@@ -40,10 +40,8 @@ class CircleLoss(PairwiseLoss):
 
     def evaluate(self, pairs: PairBatch, with_grad: bool) -> tuple[Tensor, tuple]:
         grad_sim = torch.zeros_like(pairs.sim) if with_grad else None
-        total, n_valid, start = pairs.sim.new_zeros(()), 0, 0
-        for block in self.blocks(pairs):
-            rows = slice(start, start + block.sim.shape[0])
-            start = rows.stop
+        total, n_valid = pairs.sim.new_zeros(()), 0
+        for rows, block in self.blocks(pairs):
             # Negatives over the row: γ α_n (s − Δ_n), α_n = [s + m]_+ held constant.
             neg_factor = (block.sim + self.m).clamp_min_(0.0).mul_(self.gamma)
             neg_logits = (block.sim - self.m).mul_(neg_factor)

@@ -58,10 +58,7 @@ class ContrastiveLoss(PairwiseLoss):
         side_rows = [pairs.sim.new_zeros(pairs.sim.shape[0]) for _ in range(2)]
         side_cols = [pairs.sim.new_zeros(pairs.sim.shape[1]) for _ in range(2)]
         pos_slot_grads = []
-        start = 0
-        for block in self.blocks(pairs):
-            rows = slice(start, start + block.sim.shape[0])
-            start = rows.stop
+        for rows, block in self.blocks(pairs):
             dist = block.distance()
             # Negatives over the row, positives (few) over their slots.
             neg_hinge = (self.neg_margin - dist).clamp_min_(0.0).mul_(block.neg_f)

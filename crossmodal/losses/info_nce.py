@@ -75,10 +75,8 @@ class InfoNCELoss(PairwiseLoss):
         scale = self._scale_value()
         grad_sim = torch.zeros_like(pairs.sim) if with_grad else None
         grad_scale = pairs.sim.new_zeros(())
-        total, n_valid, start = pairs.sim.new_zeros(()), 0, 0
-        for block in self.blocks(pairs):
-            rows = slice(start, start + block.sim.shape[0])
-            start = rows.stop
+        total, n_valid = pairs.sim.new_zeros(()), 0
+        for rows, block in self.blocks(pairs):
             logits = block.sim * scale
             pos = block.pos_f
             exps, norm, shift = masked_exp(

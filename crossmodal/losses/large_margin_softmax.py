@@ -61,6 +61,9 @@ class LargeMarginSoftmaxLoss(ProxyLoss):
     over time (it is a plain attribute).
     """
 
+    # SphereFace is this loss with unit-norm proxies (its subclass sets True).
+    normalize_proxies = False
+
     def __init__(
         self, num_classes: int, embedding_dim: int, margin: int = 4, lambda_: float = 0.0
     ) -> None:
@@ -72,6 +75,8 @@ class LargeMarginSoftmaxLoss(ProxyLoss):
 
     def logits(self, embeddings: Tensor, labels: Tensor) -> Tensor:
         weight = self.proxies(embeddings.dtype)
+        if self.normalize_proxies:
+            weight = F.normalize(weight, dim=1)
         raw = embeddings @ weight.T  # ‖w_j‖ ‖x‖ cos θ_j
         target_weight = weight[labels]
         norms = embeddings.norm(dim=1) * target_weight.norm(dim=1)

@@ -51,7 +51,7 @@ class LiftedStructureLoss(PairwiseLoss):
         # N(j) spans every query row: a first pass builds the column log-sum-exps.
         big = torch.finfo(pairs.sim.dtype).max / 4
         col = pairs.sim.new_full((1, pairs.sim.shape[1]), float("-inf"))
-        for block in blocks:
+        for _, block in blocks:
             masked = (block.neg_f - 1.0).mul_(big).add_(self._exponent(block))
             shift = masked.amax(dim=0, keepdim=True)
             part = masked.sub_(shift).exp_().sum(dim=0, keepdim=True).log_().add_(shift)
@@ -62,10 +62,8 @@ class LiftedStructureLoss(PairwiseLoss):
         col_f = torch.where(col_has, col, floor)
         grad_sim, grad_query, grad_ref = self.grad_buffers(pairs) if with_grad else (None,) * 3
         grad_col = torch.zeros_like(col)
-        total, count, start = pairs.sim.new_zeros(()), 0, 0
-        for block in blocks:
-            rows = slice(start, start + block.sim.shape[0])
-            start = rows.stop
+        total, count = pairs.sim.new_zeros(()), 0
+        for rows, block in blocks:
             exps, norm, shift = masked_exp(self._exponent(block), block.neg_f, block.neg_count)
             row = log_total(norm, shift)
             row_has = torch.isfinite(row)
@@ -90,10 +88,7 @@ class LiftedStructureLoss(PairwiseLoss):
         if not with_grad:
             return value, ()
         col_shift = torch.where(col_has, col, 0.0)
-        start = 0
-        for block in blocks:
-            rows = slice(start, start + block.sim.shape[0])
-            start = rows.stop
+        for rows, block in blocks:
             # Zero the exponent off the negatives first: there α − D − C_j is unbounded.
             exponent = self._exponent(block).sub_(col_shift).mul_(block.neg_f)
             col_softmax = exponent.exp_().mul_(block.neg_f)

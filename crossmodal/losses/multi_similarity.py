@@ -39,10 +39,8 @@ class MultiSimilarityLoss(PairwiseLoss):
 
     def evaluate(self, pairs: PairBatch, with_grad: bool) -> tuple[Tensor, tuple]:
         grad_sim = torch.zeros_like(pairs.sim) if with_grad else None
-        total, n_valid, start = pairs.sim.new_zeros(()), 0, 0
-        for block in self.blocks(pairs):
-            rows = slice(start, start + block.sim.shape[0])
-            start = rows.stop
+        total, n_valid = pairs.sim.new_zeros(()), 0
+        for rows, block in self.blocks(pairs):
             # Negatives over the row; positives (few) over their slots.
             neg_e, neg_total, neg_shift = _one_plus(
                 (block.sim - self.base).mul_(self.beta), block.neg_f, block.neg_count

@@ -50,10 +50,8 @@ class NPairLoss(PairwiseLoss):
 
     def evaluate(self, pairs: PairBatch, with_grad: bool) -> tuple[Tensor, tuple]:
         grad_sim = torch.zeros_like(pairs.sim) if with_grad else None
-        total, n_valid, start = pairs.sim.new_zeros(()), 0, 0
-        for block in self.blocks(pairs):
-            rows = slice(start, start + block.sim.shape[0])
-            start = rows.stop
+        total, n_valid = pairs.sim.new_zeros(()), 0
+        for rows, block in self.blocks(pairs):
             logits = block.sim * self.scale
             exps, norm, shift = masked_exp(logits, block.neg_f, block.neg_count)
             neg_lse = log_total(norm, shift)

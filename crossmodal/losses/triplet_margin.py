@@ -93,10 +93,8 @@ class TripletMarginLoss(PairwiseLoss):
 
     def evaluate(self, pairs: PairBatch, with_grad: bool) -> tuple[Tensor, tuple]:
         grad_sim, grad_query, grad_ref = self.grad_buffers(pairs) if with_grad else (None,) * 3
-        total, count, start = pairs.sim.new_zeros(()), 0, 0
-        for block in self.blocks(pairs):
-            rows = slice(start, start + block.sim.shape[0])
-            start = rows.stop
+        total, count = pairs.sim.new_zeros(()), 0
+        for rows, block in self.blocks(pairs):
             grad_dist = torch.zeros_like(block.sim) if with_grad else None
             block_total, block_count = self._block(block, grad_dist)
             total += block_total

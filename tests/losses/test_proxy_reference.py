@@ -63,6 +63,12 @@ def naive(loss, x: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor) -> 
                     logit = loss.scale * inner
                 else:
                     logit = loss.scale * c
+            elif isinstance(loss, SphereFaceLoss):  # before its base class, L-Softmax
+                if j == y:
+                    lam = loss.lambda_
+                    logit = x[i].norm() * (lam * c + psi(theta, loss.margin)) / (1 + lam)
+                else:
+                    logit = x[i].norm() * c
             elif isinstance(loss, LargeMarginSoftmaxLoss):
                 scale = x[i].norm() * weight[j].norm()
                 if j == y:
@@ -70,12 +76,6 @@ def naive(loss, x: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor) -> 
                     logit = scale * (lam * c + psi(theta, loss.margin)) / (1 + lam)
                 else:
                     logit = scale * c
-            elif isinstance(loss, SphereFaceLoss):
-                if j == y:
-                    lam = loss.lambda_
-                    logit = x[i].norm() * (lam * c + psi(theta, loss.margin)) / (1 + lam)
-                else:
-                    logit = x[i].norm() * c
             elif isinstance(loss, L2SoftmaxLoss):
                 logit = loss.alpha * (x[i] / x[i].norm()) @ weight[j] + loss.bias[j]
             elif isinstance(loss, ProxyCircleLoss):
