@@ -20,6 +20,7 @@ from crossmodal.retrieval import (
     StoreError,
     StoreLockedError,
     StoreNotFoundError,
+    StoreUpdater,
     TooFewVectorsError,
 )
 
@@ -43,6 +44,15 @@ def _fill(root: Path, meta: Callable, names: list[str], **kw: object) -> None:
     with IndexStore(root).begin_update(FP, DIM, **kw) as update:  # type: ignore[arg-type]
         for i, name in enumerate(names):
             update.add_item("music", name, meta(), [(0.0, 2.0), (2.0, 4.0)], _vec(i, 2))
+
+
+def _add_five_window_items(
+    update: StoreUpdater, meta: Callable, vectors: np.ndarray, ids: range
+) -> None:
+    """Items ``{i}.wav`` of five 1-s windows each, with rows ``5i … 5i+4`` of ``vectors``."""
+    for i in ids:
+        windows = [(w, w + 1.0) for w in range(5)]
+        update.add_item("music", f"{i}.wav", meta(), windows, vectors[5 * i : 5 * i + 5])
 
 
 def test_incremental_add_change_remove(tmp_path: Path, meta: Callable) -> None:
@@ -303,24 +313,10 @@ def test_auto_kind_grows_to_hnsw_and_compacts(
     params = IndexParams(flat_max=300, hnsw_m=8, tombstone_ratio=0.2)
     vectors = clustered(400, DIM)
     with IndexStore(root).begin_update(FP, DIM, params=params) as update:
-        for i in range(40):
-            update.add_item(
-                "music",
-                f"{i}.wav",
-                meta(),
-                [(w, w + 1.0) for w in range(5)],
-                vectors[5 * i : 5 * i + 5],
-            )
+        _add_five_window_items(update, meta, vectors, range(40))
     assert IndexStore.open(root).info().index_kinds["music"] == "flat"  # 200 < 300
     with IndexStore(root).begin_update(FP, DIM) as update:  # the stored policy is reused
-        for i in range(40, 80):
-            update.add_item(
-                "music",
-                f"{i}.wav",
-                meta(),
-                [(w, w + 1.0) for w in range(5)],
-                vectors[5 * i : 5 * i + 5],
-            )
+        _add_five_window_items(update, meta, vectors, range(40, 80))
     store = IndexStore.open(root)
     assert store.info().index_kinds["music"] == "hnsw"
     assert store.snapshot.index("music").num_tombstones == 0
@@ -397,14 +393,7 @@ def test_ivfpq_store_cannot_be_converted(
     params = IndexParams(kind="ivfpq", ivf_nlist=16, pq_m=4, pq_nbits=4)  # trains on >= 624 vectors
     vectors = clustered(700, DIM)
     with IndexStore(root).begin_update(FP, DIM, params=params) as update:
-        for i in range(140):
-            update.add_item(
-                "music",
-                f"{i}.wav",
-                meta(),
-                [(w, w + 1.0) for w in range(5)],
-                vectors[5 * i : 5 * i + 5],
-            )
+        _add_five_window_items(update, meta, vectors, range(140))
     store = IndexStore.open(root)
     assert store.info().index_kinds == {"music": "ivfpq", "video": "flat"}
     assert store.search("music", vectors[0], k=3)[0][0].item.path == "0.wav"
