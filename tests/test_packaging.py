@@ -59,7 +59,10 @@ def test_wheel_contains_exactly_the_package_tree(tmp_path: Path) -> None:
             rel = py.relative_to(REPO / folder)
             assert "/".join([*name.split("."), *rel.parts]) in names, py
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "crossmodal = crossmodal.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert (
+        "crossmodal = crossmodal.apps.cli:main"
+        in zipfile.ZipFile(wheel).read(entry_points).decode()
+    )
 
 
 def test_installed_subpackages_import_from_the_mapped_folders() -> None:

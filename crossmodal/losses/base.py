@@ -28,7 +28,7 @@ class PairwiseLoss(nn.Module):
       modality). Pair (i, j) is positive when ``labels[i] == ref_labels[j]``, negative
       otherwise. Omitted: the batch against itself, the diagonal excluded from both.
     * ``miner_masks``: (pos_mask, neg_mask) bool (N_q, N_r), e.g. from a
-      :mod:`crossmodal.miners` miner, ANDed with the label masks. A ``miner`` given at
+      :mod:`crossmodal.sampling.miners` miner, ANDed with the label masks. A ``miner`` given at
       construction is run on every call and ANDed as well.
 
     Embeddings are L2-normalised first unless ``normalize=False`` (similarity = cosine).

@@ -17,7 +17,7 @@ class MultiSimilarityLoss(PairwiseLoss):
             + 1/β log(1 + Σ_{n∈N_i} exp( β (S_in − λ)))
 
     ``α=2, β=50, λ=base=0.5`` by default. The paper mines pairs first
-    (:class:`~crossmodal.miners.MultiSimilarityMiner`); without a miner every pair is
+    (:class:`~crossmodal.sampling.miners.MultiSimilarityMiner`); without a miner every pair is
     used. Reduction: mean of ``ℓ_i`` over anchors with at least one positive or negative
     term; 0 (connected) when none has one.
     """

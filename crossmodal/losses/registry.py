@@ -70,14 +70,14 @@ def create_loss(
     """Build the loss registered as ``name`` with ``kwargs``.
 
     ``symmetric=True`` wraps it in :class:`SymmetricLoss`. ``miner`` (a miner or a miner
-    name for :func:`crossmodal.miners.create_miner`) is attached to a pairwise loss.
+    name for :func:`crossmodal.sampling.miners.create_miner`) is attached to a pairwise loss.
     Unknown names or arguments raise ``ValueError`` listing what is accepted.
     """
     if name not in _REGISTRY:
         raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(list_losses())}")
     if miner is not None:
         if isinstance(miner, str):
-            from crossmodal.miners import create_miner
+            from crossmodal.sampling.miners import create_miner
 
             miner = create_miner(miner)
         kwargs["miner"] = miner

@@ -11,7 +11,7 @@ class SymmetricLoss(nn.Module):
     ``reverse`` defaults to ``loss`` itself (shared parameters such as InfoNCE's
     temperature or a proxy loss's class weights). Pass a separate ``reverse`` when a
     direction carries state of its own, e.g. one
-    :class:`~crossmodal.memory.CrossBatchMemory` per modality:
+    :class:`~crossmodal.sampling.memory.CrossBatchMemory` per modality:
     ``SymmetricLoss(CrossBatchMemory(loss, ...), CrossBatchMemory(loss, ...))``.
     Both modalities' embeddings and labels are required.
     """

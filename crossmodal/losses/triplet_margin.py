@@ -21,7 +21,7 @@ class TripletMarginLoss(PairwiseLoss):
     """Triplet loss ``[d(a, p) − d(a, n) + margin]_+`` over every (anchor, positive, negative).
 
     Triplets are all (i, p, n) with ``pos[i, p]`` and ``neg[i, n]`` (a miner narrows the
-    masks, e.g. :class:`~crossmodal.miners.BatchHardMiner` gives one triplet per anchor).
+    masks, e.g. :class:`~crossmodal.sampling.miners.BatchHardMiner` gives one triplet per anchor).
     Distances are Euclidean between L2-normalised embeddings (squared with
     ``squared=True``, FaceNet's choice). Reduction: the mean over triplets with a non-zero
     term ("batch all ≠ 0" of Hermans et al. 2017, also pytorch-metric-learning's

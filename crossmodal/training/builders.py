@@ -140,7 +140,7 @@ def epoch_batches(
     """
     size = cfg.batch_size
     if cfg.data.sampler == "pk":
-        from crossmodal.samplers import PKSampler
+        from crossmodal.sampling.pk_sampler import PKSampler
 
         k = cfg.data.pk_per_class
         if size % k:

@@ -25,7 +25,7 @@ class LossTerm:
     or ``label`` (the same category, e.g. mood; every training clip then needs a label).
     Proxy losses get one class proxy per distinct key. ``symmetric`` adds the
     music→video direction (the two directions averaged); ``miner`` names a miner from
-    :func:`crossmodal.miners.list_miners` for pairwise losses (``miner_params`` go to
+    :func:`crossmodal.sampling.miners.list_miners` for pairwise losses (``miner_params`` go to
     it); ``params`` go to the loss.
     """
 

@@ -63,7 +63,7 @@ def build_objective(
     data (a proxy loss gets one proxy per key value); ``labelled``: whether every
     training clip has a label (required by ``key: label`` terms)."""
     from crossmodal.losses import SymmetricLoss, create_loss, is_proxy_loss, list_losses
-    from crossmodal.memory import CrossBatchMemory
+    from crossmodal.sampling.memory import CrossBatchMemory
 
     terms: dict[str, nn.Module] = {}
     weights: dict[str, float] = {}
@@ -86,7 +86,7 @@ def build_objective(
         try:
             miner = None
             if term.miner is not None:
-                from crossmodal.miners import create_miner
+                from crossmodal.sampling.miners import create_miner
 
                 miner = create_miner(term.miner, **term.miner_params)
             if cfg.memory_size > 0 and not proxy:

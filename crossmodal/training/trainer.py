@@ -302,7 +302,7 @@ class Trainer:
             video_emb, music_emb = self.forward_model(video, audio)
         video_emb, music_emb = video_emb.float(), music_emb.float()
         if self.world > 1:
-            from crossmodal.distributed import all_gather_no_grad, all_gather_with_grad
+            from crossmodal.training.distributed import all_gather_no_grad, all_gather_with_grad
 
             video_emb = all_gather_with_grad(video_emb)
             music_emb = all_gather_with_grad(music_emb)

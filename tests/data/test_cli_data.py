@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from crossmodal.cli import main
+from crossmodal.apps.cli import main
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from crossmodal.cli import main
+from crossmodal.apps.cli import main
 from crossmodal.encoders import list_encoders
 
 

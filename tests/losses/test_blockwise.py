@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from crossmodal.losses import PairwiseLoss, create_loss, is_proxy_loss, list_losses
-from crossmodal.miners import MultiSimilarityMiner
+from crossmodal.sampling.miners import MultiSimilarityMiner
 
 PAIRWISE = [n for n in list_losses() if n != "default" and not is_proxy_loss(n)]
 

@@ -22,7 +22,7 @@ from crossmodal.losses import (
     list_losses,
     register_loss,
 )
-from crossmodal.miners import BatchHardMiner
+from crossmodal.sampling.miners import BatchHardMiner
 
 ISSUE_NAMES = {
     "contrastive": "ContrastiveLoss",

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from crossmodal.cli import main
+from crossmodal.apps.cli import main
 from crossmodal.data import load_audio_windows, load_video_windows, read_manifest
 from crossmodal.data.synth.corpus import SynthConfig, generate_corpus
 from crossmodal.errors import CrossmodalError
@@ -272,7 +272,7 @@ def test_cli_errors_for_empty_folder_and_missing_index(
     assert "holds no audio or video files" in capsys.readouterr().err
     assert main(["recommend", str(empty), "--index", str(tmp_path / "nowhere")]) == 2
     assert "nowhere" in capsys.readouterr().err
-    from crossmodal.cli.index import run
+    from crossmodal.apps.cli.index import run
 
     with pytest.raises(CrossmodalError, match="nothing to index"):
         run(argparse.Namespace(music=None, videos=None))

@@ -14,7 +14,7 @@ import sys
 
 import torch.distributed as dist
 
-from crossmodal.cli import main
+from crossmodal.apps.cli import main
 
 if __name__ == "__main__":
     dist.init_process_group("gloo")

@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from crossmodal.cli import main
-from crossmodal.cli.train import EPILOG
+from crossmodal.apps.cli import main
+from crossmodal.apps.cli.train import EPILOG
 from crossmodal.config import from_dict, load_config
 from crossmodal.data import PairedClipDataset, read_manifest, write_manifest
 from crossmodal.evaluation.crossmodal_eval import evaluate_embeddings

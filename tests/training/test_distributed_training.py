@@ -3,7 +3,7 @@
 Two ranks with ``batch_size`` B each, embeddings all-gathered, must train as one process
 with batch 2·B: the global batch i of the single process is split over the ranks (rank 0
 its first half), the loss is computed on the gathered batch, and DDP's gradient average
-undoes the all-gather's sum (see :mod:`crossmodal.distributed`). In the frozen-backbone
+undoes the all-gather's sum (see :mod:`crossmodal.training.distributed`). In the frozen-backbone
 regime this holds up to float summation order. End to end, the towers' BatchNorm
 normalises each rank's half batch on its own (as in any DDP run without SyncBatchNorm,
 which has no CPU kernel), so there the run itself is checked: both ranks step together,
@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from crossmodal.cli import main
+from crossmodal.apps.cli import main
 from crossmodal.training.checkpoint import load_checkpoint
 from crossmodal.training.metrics_log import read_metrics
 from tests.training.helpers import tiny_overrides

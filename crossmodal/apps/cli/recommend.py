@@ -1,0 +1,28 @@
+"""`crossmodal recommend`: music for a video."""
+
+from __future__ import annotations
+
+import argparse
+
+from crossmodal.apps.cli._query import add_query_arguments
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "recommend",
+        help="recommend music from an index for video files",
+        description=(
+            "For each video, list the k tracks of the index's music library that fit it best, "
+            "with the cosine score and the best-matching window of each track. A video that "
+            "cannot be decoded gets its own error; the others are still answered (exit code 1 "
+            "if any failed)."
+        ),
+    )
+    add_query_arguments(parser, "video file(s) to find music for")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from crossmodal.apps.cli._query import run_queries
+
+    return run_queries(args, "music")

@@ -1,0 +1,233 @@
+"""The exploratory notebooks: committed without outputs, and each one runs top to bottom
+in a fresh kernel of this interpreter, producing the results and media it promises.
+
+The notebooks share one asset cache (corpus, model, index) per test session: a pytest
+temporary folder, or ``$CROSSMODAL_NOTEBOOK_CACHE`` when set (to reuse a warm cache).
+Set ``CROSSMODAL_NOTEBOOK_OUT`` to a folder to keep the executed notebooks there.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tools.notebook_strip import dumps_notebook, read_notebook, run_leftovers, strip_notebook
+
+NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
+EXPECTED = ["01_data_tour", "02_embedding_space", "03_loss_zoo", "04_recommend"]
+# Each notebook is meant to run within 2 minutes here; the hard limit leaves room for a
+# busy machine and for building the shared assets in whichever notebook runs first.
+NOTEBOOK_TIMEOUT_S = 300
+LOSSES = [
+    "contrastive",
+    "triplet_margin",
+    "lifted_structure",
+    "npair",
+    "multi_similarity",
+    "circle",
+    "info_nce",
+    "arcface",
+    "cosface",
+    "am_softmax",
+    "normface",
+    "large_margin_softmax",
+    "sphereface",
+    "l2_softmax",
+]
+PROBE = "import json, sys\nprint('KERNEL ' + json.dumps([sys.executable, sys.prefix]))"
+
+
+def test_the_four_notebooks_are_there() -> None:
+    assert sorted(p.stem for p in NOTEBOOK_DIR.glob("*.ipynb")) == EXPECTED
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_committed_notebook_has_no_outputs(name: str) -> None:
+    nb = read_notebook(NOTEBOOK_DIR / f"{name}.ipynb")
+    assert run_leftovers(nb) == [], (
+        f"{name}.ipynb carries outputs: python -m tools.notebook_strip notebooks/*.ipynb"
+    )
+    assert any(c["cell_type"] == "code" for c in nb["cells"])
+
+
+@pytest.fixture(scope="session")
+def notebook_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    explicit = os.environ.get("CROSSMODAL_NOTEBOOK_CACHE")
+    return Path(explicit) if explicit else tmp_path_factory.mktemp("notebook-cache")
+
+
+def execute(name: str, cache: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, float]:
+    """Run the notebook in a fresh kernel (with a first cell that reports the kernel's
+    interpreter); the executed notebook and its wall time."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    nb = nbformat.read(NOTEBOOK_DIR / f"{name}.ipynb", as_version=4)
+    nb.cells.insert(0, nbformat.v4.new_code_cell(PROBE))
+    # The kernel inherits the environment: the shared cache, and the inline plot backend
+    # (an inherited MPLBACKEND such as Agg would swallow every figure).
+    monkeypatch.setenv("CROSSMODAL_NOTEBOOK_CACHE", str(cache))
+    monkeypatch.delenv("MPLBACKEND", raising=False)
+    monkeypatch.delenv("CROSSMODAL_LOSS_ZOO_FULL", raising=False)
+    client = nbclient.NotebookClient(
+        nb,
+        timeout=NOTEBOOK_TIMEOUT_S,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(NOTEBOOK_DIR)}},
+    )
+    started = time.perf_counter()
+    client.execute()
+    seconds = time.perf_counter() - started
+    out = os.environ.get("CROSSMODAL_NOTEBOOK_OUT")
+    if out:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, Path(out) / f"{name}.ipynb")
+    return nb, seconds
+
+
+def outputs(nb: Any) -> list[dict[str, Any]]:
+    return [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs]
+
+
+def stdout_lines(nb: Any) -> list[str]:
+    return [
+        line
+        for o in outputs(nb)
+        if o.output_type == "stream" and o.name == "stdout"
+        for line in o.text.splitlines()
+    ]
+
+
+def html_of(nb: Any) -> str:
+    return "".join(o.get("data", {}).get("text/html", "") for o in outputs(nb))
+
+
+def count_images(nb: Any) -> int:
+    return sum("image/png" in o.get("data", {}) for o in outputs(nb))
+
+
+def summary_of(nb: Any) -> dict[str, Any]:
+    """The JSON summary the notebook's last code cell prints."""
+    last = [c for c in nb.cells if c.cell_type == "code"][-1]
+    text = "".join(o.text for o in last.outputs if o.output_type == "stream")
+    return json.loads(text.strip().splitlines()[-1])
+
+
+def check_common(name: str, nb: Any, seconds: float) -> dict[str, Any]:
+    kernel = [line for line in stdout_lines(nb) if line.startswith("KERNEL ")]
+    assert kernel, "the probe cell printed nothing"
+    executable, prefix = json.loads(kernel[0][len("KERNEL ") :])
+    assert (executable, prefix) == (sys.executable, sys.prefix), (
+        "the kernel does not run this interpreter"
+    )
+    assert not [o for o in outputs(nb) if o.output_type == "error"]
+    assert seconds < NOTEBOOK_TIMEOUT_S
+    nbformat = pytest.importorskip("nbformat")
+    # Stripping the executed notebook, as nbformat saves it (less the probe cell), gives
+    # back the committed file.
+    executed = json.loads(nbformat.writes(nb))
+    del executed["cells"][0]
+    committed = (NOTEBOOK_DIR / f"{name}.ipynb").read_text(encoding="utf-8")
+    assert dumps_notebook(strip_notebook(executed)) == committed
+    return summary_of(nb)
+
+
+@pytest.mark.slow
+@pytest.mark.notebook
+@pytest.mark.timeout(NOTEBOOK_TIMEOUT_S + 60)
+def test_01_data_tour(notebook_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    nb, seconds = execute("01_data_tour", notebook_cache, monkeypatch)
+    summary = check_common("01_data_tour", nb, seconds)
+    assert summary["clips"] == 300
+    assert len(summary["moods"]) == 6
+    assert summary["beat_ratio_median"] > 1.2
+    assert summary["break_db_median"] < -6
+    assert summary["coupling_v2m"]["R@10"] > 2 * 10 / 80
+    assert count_images(nb) >= 3  # frames per mood, one clip's views, histograms
+    html = html_of(nb)
+    assert html.count('<video controls preload="metadata"') == 3
+    assert html.count("data:audio/wav;base64,") == 3
+    assert "<table>" in html
+
+
+@pytest.mark.slow
+@pytest.mark.notebook
+@pytest.mark.timeout(NOTEBOOK_TIMEOUT_S + 60)
+def test_02_embedding_space(notebook_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    nb, seconds = execute("02_embedding_space", notebook_cache, monkeypatch)
+    summary = check_common("02_embedding_space", nb, seconds)
+    chance = summary["chance"]
+    for direction in ("video_to_music", "music_to_video"):
+        trained, untrained = summary["trained"][direction], summary["untrained"][direction]
+        assert trained["R@10"] >= 4 * chance["R@10"], direction
+        assert trained["R@1"] >= 10 * chance["R@1"], direction
+        assert trained["MedR"] < untrained["MedR"] / 5, direction
+    assert summary["gallery_size"] == 80
+    assert summary["modality_gap"]["trained"] < summary["modality_gap"]["untrained"] / 2
+    sims = summary["mean_similarity"]
+    assert sims["own music"] > sims["other clip, other mood"] + 0.3
+    # Curves, projections, heatmap: also after training the model inside this kernel.
+    assert count_images(nb) >= 3
+    html = html_of(nb)
+    assert html.count("data:video/mp4;base64,") == 6  # the query video and 5 found videos
+    assert html.count("data:audio/wav;base64,") == 6  # 5 found tracks and the query track
+
+
+@pytest.mark.slow
+@pytest.mark.notebook
+@pytest.mark.timeout(NOTEBOOK_TIMEOUT_S + 60)
+def test_03_loss_zoo(notebook_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    nb, seconds = execute("03_loss_zoo", notebook_cache, monkeypatch)
+    summary = check_common("03_loss_zoo", nb, seconds)
+    assert summary["full_run"] is False
+    assert summary["protocol"]["frozen_backbones"] is True
+    losses = summary["losses"]
+    assert list(losses) == LOSSES
+    for name, row in losses.items():
+        numbers = {k: v for k, v in row.items() if k not in ("paradigm", "run")}
+        assert all(math.isfinite(v) for v in numbers.values()), name
+        assert 0 <= row["v→m R@1"] <= 1, name
+        assert 1 <= row["v→m MedR"] <= 80, name
+    steps = {row["steps"] for row in losses.values()}
+    assert len(steps) == 1, "every loss gets the same budget"
+    assert steps.pop() > 0
+    assert set(summary["curve_lengths"].values()) == {losses["info_nce"]["steps"]}
+    chance = summary["chance"]
+    best = max(row["v→m R@1"] + row["m→v R@1"] for row in losses.values())
+    assert best / 2 >= 10 * chance["R@1"]
+    assert summary["untrained"]["v→m MedR"] > 20
+    assert count_images(nb) >= 2  # the bar chart and the loss curves
+    html = html_of(nb)
+    assert all(f"<td>{name}</td>" in html for name in LOSSES)
+
+
+@pytest.mark.slow
+@pytest.mark.notebook
+@pytest.mark.timeout(NOTEBOOK_TIMEOUT_S + 60)
+def test_04_recommend(notebook_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    nb, seconds = execute("04_recommend", notebook_cache, monkeypatch)
+    summary = check_common("04_recommend", nb, seconds)
+    assert summary["index"]["items"] == {"music": 86, "video": 86}
+    assert summary["index"]["fine_windows"] > summary["index"]["windows"]["music"]
+    for task in ("recommend_music", "find_videos"):
+        result = summary[task]
+        assert 1 <= result["true_rank"] <= 5, task
+        assert [m["rank"] for m in result["matches"]] == [1, 2, 3, 4, 5]
+        scores = [m["score"] for m in result["matches"]]
+        assert scores == sorted(scores, reverse=True)
+    windows = summary["windows"]
+    assert len(windows) == 4
+    assert all(row["queries"] == 48 for row in windows)
+    assert summary["shift_profile"]["0"] > summary["shift_profile"]["1"] + 0.4
+    assert count_images(nb) >= 1
+    html = html_of(nb)
+    # Query video, 2 dubbed videos and 5 found videos; 3 recommended tracks and the query song.
+    assert html.count("data:video/mp4;base64,") == 8
+    assert html.count("data:audio/wav;base64,") == 4
