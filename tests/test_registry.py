@@ -33,7 +33,8 @@ def test_create_passes_arguments_and_lists_by_metadata() -> None:
     assert reg.names() == ["round_widget", "square_widget"]
     assert reg.names(kind="proxy") == ["round_widget"]
     assert reg.names(kind="nothing") == []
-    assert "square_widget" in reg and "circle" not in reg
+    assert "square_widget" in reg
+    assert "circle" not in reg
     assert reg.options("square_widget") == {"side": ..., "colour": "blue"}
     assert len(calls) == 2
 
@@ -45,7 +46,8 @@ def test_unknown_name_hints_close_matches() -> None:
     message = str(info.value)
     assert "unknown widget 'round_widgt'" in message
     assert "Did you mean 'round_widget'" in message
-    assert isinstance(info.value, CrossmodalError) and isinstance(info.value, KeyError)
+    assert isinstance(info.value, CrossmodalError)
+    assert isinstance(info.value, KeyError)
 
 
 @pytest.mark.parametrize(
@@ -61,7 +63,8 @@ def test_bad_arguments_are_refused_before_the_factory_runs(
     reg, calls = _registry()
     with pytest.raises(BadArgumentsError) as info:
         reg.create(name, **kwargs)
-    assert fragment in str(info.value) and "options:" in str(info.value)
+    assert fragment in str(info.value)
+    assert "options:" in str(info.value)
     assert calls == []
 
 

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from crossmodal.errors import CrossmodalError
 from crossmodal.apps.notebooks.assets import (
     DATA_FIELDS,
     MODEL_FIELDS,
@@ -19,6 +18,7 @@ from crossmodal.apps.notebooks.assets import (
     NotebookAssets,
     cache_root,
 )
+from crossmodal.errors import CrossmodalError
 
 
 def test_cache_root_prefers_the_explicit_variable(

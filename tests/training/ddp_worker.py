@@ -12,8 +12,8 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from crossmodal.training.distributed import all_gather_with_grad, gather_embeddings
 from crossmodal.losses import InfoNCELoss, default_objective
+from crossmodal.training.distributed import all_gather_with_grad, gather_embeddings
 
 # Rows per rank deliberately differ (the gather pads and cuts).
 SIZES = (5, 7)

@@ -18,13 +18,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from crossmodal.losses import InfoNCELoss, create_loss, default_objective
 from crossmodal.training.distributed import (
     all_gather_with_grad,
     gather_embeddings,
     rank,
     world_size,
 )
-from crossmodal.losses import InfoNCELoss, create_loss, default_objective
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
 WORLD = 2

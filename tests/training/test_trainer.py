@@ -18,8 +18,8 @@ import yaml
 from crossmodal.config import from_dict
 from crossmodal.errors import CrossmodalError
 from crossmodal.losses import list_losses
-from crossmodal.sampling.miners import list_miners
 from crossmodal.model import CrossModalModel
+from crossmodal.sampling.miners import list_miners
 from crossmodal.training import Objective, Trainer, TrainingDivergedError
 from crossmodal.training.checkpoint import load_checkpoint
 from crossmodal.training.config import TrainConfig
