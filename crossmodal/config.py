@@ -48,8 +48,9 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T:
     return cls(**kwargs)
 
 
-def save_yaml(cfg: Any, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+def to_yaml(cfg: Any) -> str:
+    """``cfg`` as YAML text that :func:`load_config` reads back (field order kept)."""
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
 
 
 def load_config(

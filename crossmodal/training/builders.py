@@ -4,7 +4,6 @@ datasets, per-epoch batch lists and the optimiser."""
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -12,16 +11,11 @@ import torch
 from torch import nn
 
 from crossmodal.errors import CrossmodalError
+from crossmodal.fileio import user_cache_dir
 from crossmodal.training.config import TrainConfig
 from crossmodal.training.schedule import warmup_cosine
 
 log = logging.getLogger(__name__)
-
-
-def default_cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/crossmodal/features`` (``~/.cache/crossmodal/features``)."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "crossmodal" / "features"
 
 
 def check_media_exist(records: list) -> None:
@@ -89,7 +83,9 @@ def build_datasets(cfg: TrainConfig, video_spec, audio_spec):
     if cfg.data.val_max_clips:
         val_records = val_records[: cfg.data.val_max_clips]
     check_media_exist(train_records + val_records)
-    common = dict(cache=cfg.data.cache_dir or default_cache_dir(), on_error=cfg.data.on_error)
+    common = dict(
+        cache=cfg.data.cache_dir or user_cache_dir("features"), on_error=cfg.data.on_error
+    )
     train = PairedClipDataset(
         train_records,
         video_spec,

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 import crossmodal
 from crossmodal.errors import CrossmodalError
+from crossmodal.fileio import user_cache_dir
 
 if TYPE_CHECKING:
     from crossmodal.data import ClipRecord, PairedClipDataset
@@ -64,10 +65,7 @@ MODEL_FIELDS = ("seed", "video_size", "epochs", "batch_size", "lr")
 def cache_root() -> Path:
     """``$CROSSMODAL_NOTEBOOK_CACHE``, else ``$XDG_CACHE_HOME/crossmodal/notebooks``."""
     explicit = os.environ.get("CROSSMODAL_NOTEBOOK_CACHE")
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "crossmodal" / "notebooks"
+    return Path(explicit) if explicit else user_cache_dir("notebooks")
 
 
 def _digest(payload: dict[str, Any]) -> str:
