@@ -7,7 +7,10 @@ import math
 import pytest
 import torch
 
+from crossmodal.registry import UnknownNameError
+
 from crossmodal.encoders.temporal import (
+    TEMPORAL_POOLS,
     AttentionPool,
     MeanPool,
     TemporalConvNet,
@@ -117,5 +120,8 @@ def test_builder_knows_every_kind_and_rejects_others() -> None:
         pool = build_temporal_pool(kind, 8, num_steps=10, num_bins=4)
         assert pool.output_dim == dim
         assert pool(torch.randn(2, 10, 8)).shape == (2, dim)
-    with pytest.raises(ValueError, match="must be one of mean, attention, transformer, bins"):
+    assert TEMPORAL_POOLS.names() == ["attention", "bins", "mean", "transformer"]
+    with pytest.raises(
+        UnknownNameError, match="unknown temporal pooling 'max'.*attention, bins, mean, transformer"
+    ):
         build_temporal_pool("max", 8, 10)
