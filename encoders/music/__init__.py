@@ -59,9 +59,9 @@ register_encoder(
 
 __all__ = [
     "ASTEncoder",
-    "MusicTiny",
     "DescriptorEncoder",
     "LogMelCNN",
+    "MusicTiny",
     "WaveformTransformerEncoder",
     "compute_descriptors",
     "descriptor_names",

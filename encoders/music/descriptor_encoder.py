@@ -6,12 +6,12 @@ import torch
 from torch import nn
 
 from crossmodal.data.specs import AudioSpec
+from crossmodal.encoders.base import MusicEncoder
 from crossmodal.encoders.music.descriptors import (
     compute_descriptors_batch,
     descriptor_names,
     num_frames,
 )
-from crossmodal.encoders.base import MusicEncoder
 from crossmodal.encoders.temporal import TemporalConvNet, build_temporal_pool
 
 

@@ -32,5 +32,5 @@ def test_mlp_head_matches_its_formula() -> None:
 def test_build_head_by_name() -> None:
     assert isinstance(build_head("linear", 4, 2), LinearHead)
     assert isinstance(build_head("mlp", 4, 2), MLPHead)
-    with pytest.raises(UnknownNameError, match="unknown head 'conv'.*Registered: linear, mlp"):
+    with pytest.raises(UnknownNameError, match=r"unknown head 'conv'.*Registered: linear, mlp"):
         build_head("conv", 4, 2)

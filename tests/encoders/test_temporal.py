@@ -7,8 +7,6 @@ import math
 import pytest
 import torch
 
-from crossmodal.registry import UnknownNameError
-
 from crossmodal.encoders.temporal import (
     TEMPORAL_POOLS,
     AttentionPool,
@@ -18,6 +16,7 @@ from crossmodal.encoders.temporal import (
     TimeBinsPool,
     build_temporal_pool,
 )
+from crossmodal.registry import UnknownNameError
 
 
 def test_mean_pool() -> None:
@@ -122,6 +121,7 @@ def test_builder_knows_every_kind_and_rejects_others() -> None:
         assert pool(torch.randn(2, 10, 8)).shape == (2, dim)
     assert TEMPORAL_POOLS.names() == ["attention", "bins", "mean", "transformer"]
     with pytest.raises(
-        UnknownNameError, match="unknown temporal pooling 'max'.*attention, bins, mean, transformer"
+        UnknownNameError,
+        match=r"unknown temporal pooling 'max'.*attention, bins, mean, transformer",
     ):
         build_temporal_pool("max", 8, 10)

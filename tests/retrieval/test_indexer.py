@@ -60,9 +60,9 @@ def _reference_windows(
 ) -> np.ndarray:
     window = model.audio_spec.seconds
     if modality == "video":
-        emb = model.encode_video(load_video_windows(path, model.video_spec, starts, window))
+        emb = model.encode("video", load_video_windows(path, model.video_spec, starts, window))
     else:
-        emb = model.encode_audio(load_audio_windows(path, model.audio_spec, starts))
+        emb = model.encode("music", load_audio_windows(path, model.audio_spec, starts))
     return emb.numpy().astype(np.float64)
 
 
