@@ -8,6 +8,7 @@ are loaded here, once, after the encoder is built (timm's ``build_model_with_cfg
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Callable
 from typing import Any
@@ -45,6 +46,15 @@ def register_encoder(
     """
     if modality not in MODALITIES:
         raise ValueError(f"modality must be one of {', '.join(MODALITIES)}, got {modality!r}")
+    takes_pretrained = "pretrained" in inspect.signature(builder).parameters
+    if takes_pretrained != builds_from_pretrained:
+        # Weights load in create_encoder; a builder that takes them too would be
+        # silently bypassed (or would load them twice).
+        raise ValueError(
+            f"encoder {name!r}: a builder takes pretrained= only with "
+            "builds_from_pretrained=True (its weights folder holds the architecture); "
+            "otherwise pass load_pretrained=loader(encoder, pretrained)"
+        )
     ENCODERS.register(
         name,
         builder,

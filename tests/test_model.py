@@ -246,3 +246,23 @@ def test_config_with_the_former_audio_names_loads_and_both_names_is_an_error() -
     assert config.freeze_music_backbone
     with pytest.raises(ValueError, match="audio_encoder is the former name of music_encoder"):
         ModelConfig.from_dict({"audio_encoder": "logmel_cnn", "music_encoder": "audio_tiny"})
+
+
+def test_yaml_and_overrides_with_the_former_audio_names_still_configure_the_music_tower(
+    tmp_path: Path,
+) -> None:
+    from crossmodal.config import load_config
+    from crossmodal.training.config import TrainConfig
+
+    (tmp_path / "old.yaml").write_text(
+        "model:\n  audio_encoder: logmel_cnn\n  logit_scale_init: 20.0\n"
+    )
+    cfg = load_config(
+        TrainConfig,
+        tmp_path / "old.yaml",
+        ["--model.audio_overrides", '{"seconds": 1.0}', "--freeze_audio_backbone"],
+    )
+    assert cfg.model.music_encoder == "logmel_cnn"
+    assert cfg.model.music_overrides == {"seconds": 1.0}
+    assert cfg.model.freeze_music_backbone
+    assert load_config(TrainConfig).model.music_encoder == "audio_tiny"

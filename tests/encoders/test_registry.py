@@ -166,3 +166,18 @@ def test_tiny_towers_cover_the_same_window() -> None:
     audio = create_encoder("audio_tiny")
     assert video.video_spec.fps is not None
     assert video.video_spec.num_frames / video.video_spec.fps == audio.audio_spec.seconds
+
+
+def test_register_encoder_checks_modality_and_who_loads_the_weights() -> None:
+    from crossmodal.encoders import MusicEncoder as Base
+    from crossmodal.encoders import register_encoder
+
+    def builder(*, pretrained: str | None = None) -> Base:
+        raise AssertionError("never built")
+
+    with pytest.raises(ValueError, match="modality must be one of video, music, got 'audio'"):
+        register_encoder("x_audio", builder, modality="audio", description="")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="builds_from_pretrained=True"):
+        register_encoder("x_ctor_weights", builder, modality="music", description="")
+    assert "x_audio" not in list_encoders()
+    assert "x_ctor_weights" not in list_encoders()
