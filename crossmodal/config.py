@@ -7,8 +7,8 @@ when unambiguous, a bare field name (``lr``). Unknown keys and values of the wro
 are errors that name the key and the accepted choices, never silently ignored.
 
 A config class that renamed fields lists them in ``RENAMED_KEYS`` (old → new name) and
-fields it no longer has in ``RETIRED_KEYS`` (name → why): files, YAML and overrides that
-use the old names still load (:func:`migrate`).
+fields it no longer has in ``RETIRED_KEYS`` (name → (former default, why)): files, YAML
+and overrides that use the old names still load (:func:`migrate`).
 """
 
 from __future__ import annotations
@@ -57,7 +57,8 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T:
 
 def migrate(cls: type, data: dict[str, Any], where: str = "") -> dict[str, Any]:
     """``data`` with ``cls``'s renamed keys under their new names and its retired keys
-    dropped (a warning says why), in nested configs too. A key given under both its old
+    dropped (a warning says why when one was set to other than its former default), in
+    nested configs too. A key given under both its old
     and its new name is an error."""
     data = dict(data)
     for old, new in getattr(cls, "RENAMED_KEYS", {}).items():
@@ -67,10 +68,9 @@ def migrate(cls: type, data: dict[str, Any], where: str = "") -> dict[str, Any]:
                     f"{_join(where, old)} is the former name of {_join(where, new)}: give one"
                 )
             data[new] = data.pop(old)
-    for name, why in getattr(cls, "RETIRED_KEYS", {}).items():
-        if name in data:
+    for name, (former_default, why) in getattr(cls, "RETIRED_KEYS", {}).items():
+        if name in data and data.pop(name) != former_default:
             log.warning("ignoring %s: %s", _join(where, name), why)
-            del data[name]
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         if dataclasses.is_dataclass(hints[f.name]) and isinstance(data.get(f.name), dict):

@@ -43,6 +43,7 @@ _LEGACY_PREFIXES = {
     "video_head.": "heads.video.",
     "audio_head.": "heads.music.",
 }
+# The model's logit scale never trained (the loss's did; it was copied in at save time).
 _LOGIT_SCALE_RETIRED = "the learnable temperature belongs to the InfoNCE loss now"
 
 
@@ -65,10 +66,10 @@ class ModelConfig:
         "audio_pretrained": "music_pretrained",
         "freeze_audio_backbone": "freeze_music_backbone",
     }
-    RETIRED_KEYS: ClassVar[dict[str, str]] = {
-        "logit_scale_init": _LOGIT_SCALE_RETIRED,
-        "logit_scale_max": _LOGIT_SCALE_RETIRED,
-        "learn_logit_scale": _LOGIT_SCALE_RETIRED,
+    RETIRED_KEYS: ClassVar[dict[str, tuple[Any, str]]] = {
+        "logit_scale_init": (1.0 / 0.07, _LOGIT_SCALE_RETIRED),
+        "logit_scale_max": (100.0, _LOGIT_SCALE_RETIRED),
+        "learn_logit_scale": (True, _LOGIT_SCALE_RETIRED),
     }
 
     video_encoder: str = "video_tiny"

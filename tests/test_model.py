@@ -238,12 +238,19 @@ def test_a_legacy_model_saved_again_is_written_in_todays_names(tmp_path: Path) -
     assert CrossModalModel.load(tmp_path / "m.pt").legacy_fingerprint is None
 
 
-def test_config_with_the_former_audio_names_loads_and_both_names_is_an_error() -> None:
+def test_config_with_the_former_audio_names_loads_and_both_names_is_an_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     config = ModelConfig.from_dict(
         {"audio_encoder": "logmel_cnn", "freeze_audio_backbone": True, "logit_scale_init": 20.0}
     )
     assert config.music_encoder == "logmel_cnn"
     assert config.freeze_music_backbone
+    # the retired logit scale settings: a warning only when one was set to a new value
+    assert "ignoring logit_scale_init: the learnable temperature belongs to" in caplog.text
+    caplog.clear()
+    ModelConfig.from_dict({"logit_scale_init": 1 / 0.07, "learn_logit_scale": True})
+    assert caplog.text == ""
     with pytest.raises(ValueError, match="audio_encoder is the former name of music_encoder"):
         ModelConfig.from_dict({"audio_encoder": "logmel_cnn", "music_encoder": "audio_tiny"})
 
