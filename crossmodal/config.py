@@ -58,8 +58,7 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T:
 def migrate(cls: type, data: dict[str, Any], where: str = "") -> dict[str, Any]:
     """``data`` with ``cls``'s renamed keys under their new names and its retired keys
     dropped (a warning says why when one was set to other than its former default), in
-    nested configs too. A key given under both its old
-    and its new name is an error."""
+    nested configs too. A key given under both its old and its new name is an error."""
     data = dict(data)
     for old, new in getattr(cls, "RENAMED_KEYS", {}).items():
         if old in data:
@@ -78,8 +77,9 @@ def migrate(cls: type, data: dict[str, Any], where: str = "") -> dict[str, Any]:
     return data
 
 
-def save_yaml(cfg: Any, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+def to_yaml(cfg: Any) -> str:
+    """``cfg`` as YAML text that :func:`load_config` reads back (field order kept)."""
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
 
 
 def load_config(

@@ -4,8 +4,6 @@ datasets, per-epoch batch lists and the optimiser."""
 from __future__ import annotations
 
 import logging
-import os
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -13,16 +11,11 @@ from torch import nn
 
 from crossmodal.data.splits import check_media_exist
 from crossmodal.errors import CrossmodalError
+from crossmodal.fileio import user_cache_dir
 from crossmodal.training.config import TrainConfig
 from crossmodal.training.schedule import warmup_cosine
 
 log = logging.getLogger(__name__)
-
-
-def default_cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/crossmodal/features`` (``~/.cache/crossmodal/features``)."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "crossmodal" / "features"
 
 
 def build_datasets(cfg: TrainConfig, video_spec, audio_spec):
@@ -57,7 +50,9 @@ def build_datasets(cfg: TrainConfig, video_spec, audio_spec):
     if cfg.data.val_max_clips:
         val_records = val_records[: cfg.data.val_max_clips]
     check_media_exist(train_records + val_records)
-    common = dict(cache=cfg.data.cache_dir or default_cache_dir(), on_error=cfg.data.on_error)
+    common = dict(
+        cache=cfg.data.cache_dir or user_cache_dir("features"), on_error=cfg.data.on_error
+    )
     train = PairedClipDataset(
         train_records,
         video_spec,

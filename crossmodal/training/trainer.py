@@ -32,11 +32,10 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 from torch import nn
 
 from crossmodal.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from crossmodal.config import from_dict, to_dict
+from crossmodal.config import from_dict, to_dict, to_yaml
 from crossmodal.errors import CrossmodalError
 from crossmodal.fileio import atomic_write_text
 from crossmodal.training import builders
@@ -328,9 +327,7 @@ class Trainer:
         metrics = None
         if self.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(
-                self.run_dir / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False)
-            )
+            atomic_write_text(self.run_dir / "config.yaml", to_yaml(cfg))
             metrics = MetricsLog(self.run_dir, resume_step=self.step if self.step else None)
         started = time.monotonic() - self.train_seconds
         deadline = time.monotonic() + cfg.max_minutes * 60 if cfg.max_minutes else None
