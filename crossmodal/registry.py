@@ -123,8 +123,7 @@ class Registry(Generic[T]):
             # Name the unknown options themselves; TypeError's text names only the first.
             problem = f"no option {', '.join(map(repr, unknown))}" if unknown else str(exc)
             raise BadArgumentsError(
-                f"bad arguments for {self.family} {name!r}: {problem}; "
-                f"options: {options or 'none'}"
+                f"bad arguments for {self.family} {name!r}: {problem}; options: {options or 'none'}"
             ) from None
 
     def create(self, name: str, /, **kwargs: Any) -> T:

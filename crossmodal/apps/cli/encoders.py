@@ -100,10 +100,7 @@ def describe(name: str, overrides: dict[str, object], as_json: bool) -> int:
         "spec": encoder.spec.to_dict(),
         "output_dim": encoder.output_dim,
         "parameters": encoder.num_parameters(),
-        "options": {
-            k: (None if v is ... else v)
-            for k, v in encoder_options(name).items()
-        },
+        "options": {k: (None if v is ... else v) for k, v in encoder_options(name).items()},
     }
     if as_json:
         print(json.dumps(info, indent=2, default=str))
