@@ -19,7 +19,7 @@ from crossmodal.checkpoint import load_checkpoint
 from crossmodal.config import from_dict
 from crossmodal.errors import CrossmodalError
 from crossmodal.losses import list_losses
-from crossmodal.model import CrossModalModel
+from crossmodal.model import CrossModalModel, ModelConfig
 from crossmodal.sampling.miners import list_miners
 from crossmodal.training import Objective, Trainer, TrainingDivergedError
 from crossmodal.training.config import TrainConfig
@@ -101,6 +101,42 @@ def test_resume_after_stop_after_epoch_repeats_the_run_bit_for_bit(
     cfg = make_config(epochs=4)
     first = Trainer(cfg, tmp_path).fit(stop_after_epoch=2)
     assert (first.epochs_done, first.steps, first.stop_reason) == (2, 6, "stop_after_epoch")
+    result = Trainer(cfg, tmp_path, resume=True).fit()
+    assert (result.epochs_done, result.steps) == (4, 12)
+    assert run_state(tmp_path) == run_state(reference)
+    assert train_losses(tmp_path) == train_losses(reference)
+
+
+def _as_format_1(payload: dict) -> dict:
+    """A last.pt as the code before checkpoint format 2 wrote it: the model under
+    ``model_config``/``model``, the former ``audio_*`` names, the model's logit scale."""
+    renamed = {new: old for old, new in ModelConfig.RENAMED_KEYS.items()}
+    legacy_config = {renamed.get(k, k): v for k, v in payload.pop("config").items()}
+    legacy_config |= {"logit_scale_init": 1 / 0.07, "logit_scale_max": 100.0}
+    prefixes = {"encoders.video.": "video_encoder.", "encoders.music.": "audio_encoder."}
+    prefixes |= {"heads.video.": "video_head.", "heads.music.": "audio_head."}
+    state = {"log_logit_scale": torch.tensor(2.5)}
+    for key, value in payload.pop("state_dict").items():
+        new = next(p for p in prefixes if key.startswith(p))
+        state[prefixes[new] + key[len(new) :]] = value
+    train_config = dict(payload["train_config"])
+    train_config["model"] = {renamed.get(k, k): v for k, v in train_config["model"].items()}
+    return {
+        **payload,
+        "format_version": 1,
+        "model_config": legacy_config,
+        "model": state,
+        "train_config": train_config,
+    }
+
+
+def test_a_run_checkpointed_in_format_1_resumes_bit_for_bit(
+    make_config: MakeConfig, tmp_path: Path, reference: Path
+) -> None:
+    cfg = make_config(epochs=4)
+    Trainer(cfg, tmp_path).fit(stop_after_epoch=2)
+    last = tmp_path / "last.pt"
+    torch.save(_as_format_1(torch.load(last, weights_only=True)), last)
     result = Trainer(cfg, tmp_path, resume=True).fit()
     assert (result.epochs_done, result.steps) == (4, 12)
     assert run_state(tmp_path) == run_state(reference)
