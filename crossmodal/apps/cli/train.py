@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         # torchrun: rank 0 speaks for the run.
         logging.getLogger("crossmodal").setLevel(logging.WARNING)
     if args.resume:
-        from crossmodal.training.checkpoint import load_checkpoint
+        from crossmodal.checkpoint import load_checkpoint
 
         explicit = _explicit_fields(args.config, overrides)
         if args.print_config:
