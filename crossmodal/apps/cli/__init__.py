@@ -31,6 +31,8 @@ PREFERRED_ORDER = (
     "index",
     "recommend",
     "find-video",
+    "dub",
+    "serve",
     "info",
 )
 
