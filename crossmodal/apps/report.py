@@ -67,25 +67,25 @@ def join(parts: Iterable[Any], sep: str = "") -> Html:
     return Html(sep.join(escape(p) for p in parts))
 
 
-def element(name: str, *children: Any, **attrs: Any) -> Html:
-    """``<name attrs>children</name>`` with every attribute value and text child escaped.
+def element(tag: str, /, *children: Any, **attrs: Any) -> Html:
+    """``<tag attrs>children</tag>`` with every attribute value and text child escaped.
 
     Attribute names: a trailing underscore is dropped (``class_``), other underscores
     become hyphens (``data_rank``). ``True`` writes a bare attribute, ``None``/``False``
     omit it. Void elements (img, source, ...) take no children.
     """
-    parts = [name]
+    parts = [tag]
     for key, value in attrs.items():
         if value is None or value is False:
             continue
         attr = key.rstrip("_").replace("_", "-")
         parts.append(attr if value is True else f'{attr}="{escape(value)}"')
     opening = f"<{' '.join(parts)}>"
-    if name in VOID_ELEMENTS:
+    if tag in VOID_ELEMENTS:
         if children:
-            raise ValueError(f"<{name}> takes no children")
+            raise ValueError(f"<{tag}> takes no children")
         return Html(opening)
-    return Html(f"{opening}{join(children)}</{name}>")
+    return Html(f"{opening}{join(children)}</{tag}>")
 
 
 def _cell(value: Any, floatfmt: str) -> Html:
