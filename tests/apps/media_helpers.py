@@ -53,20 +53,37 @@ def best_lag(signal: np.ndarray, reference: np.ndarray, max_lag: int) -> tuple[i
     return best
 
 
-def build_index(root: Path, clips: int = 6) -> tuple[Path, Path]:
+# Markup planted in user-controlled strings (a file name cannot hold "/").
+SCRIPT = "<script>alert(1)</script>"
+FILE_XSS = "<img src=x onerror=alert(1)>"
+
+
+def build_index(root: Path, clips: int = 6, planted: bool = False) -> tuple[Path, Path]:
     """A synthetic corpus of ``clips`` 4-s clips and an index of all its music and videos
-    built by a small untrained model. Returns (manifest, index folder)."""
+    built by a small untrained model. ``planted``: one more clip of each, named
+    :data:`FILE_XSS` and labelled :data:`SCRIPT`. Returns (manifest, index folder)."""
+    import shutil
+
     from crossmodal.data.synth.corpus import SynthConfig, generate_corpus
     from crossmodal.model import CrossModalModel, ModelConfig
-    from crossmodal.retrieval.indexer import Indexer, library_files
+    from crossmodal.retrieval.indexer import Indexer, LibraryFile, library_files
 
     manifest = generate_corpus(
         root / "corpus", SynthConfig(clips=clips, size=48, split=(1.0, 0.0, 0.0)), progress=False
     )
+    libraries = {
+        "music": library_files(manifest, "music"),
+        "video": library_files(manifest, "video"),
+    }
+    if planted:
+        for modality, files in libraries.items():
+            source = files[-1].path
+            copy = root / "planted" / modality / f"{FILE_XSS}{source.suffix}"
+            copy.parent.mkdir(parents=True)
+            shutil.copyfile(source, copy)
+            files.append(LibraryFile(copy, label=SCRIPT, clip_id=SCRIPT))
     torch.manual_seed(0)
     model = CrossModalModel.from_config(ModelConfig(embed_dim=32)).eval()
     index_dir = root / "index"
-    Indexer(model, index_dir).index(
-        {"music": library_files(manifest, "music"), "video": library_files(manifest, "video")}
-    )
+    Indexer(model, index_dir).index(libraries)
     return manifest, index_dir

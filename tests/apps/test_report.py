@@ -17,10 +17,7 @@ from crossmodal.apps.report import (
     page,
     video_player,
 )
-
-SCRIPT = "<script>alert(1)</script>"
-# A file name cannot hold "/": markup that runs script without one.
-FILE_XSS = "<img src=x onerror=alert(1)>"
+from tests.apps.media_helpers import FILE_XSS, SCRIPT
 
 
 class Collector(HTMLParser):

@@ -16,8 +16,8 @@ import soundfile
 from crossmodal.apps.demo_report import write_report
 from crossmodal.retrieval.recommender import Match
 from tests.apps.browser import media_states
-from tests.apps.media_helpers import make_video, noise_music
-from tests.apps.test_report import FILE_XSS, SCRIPT, parsed
+from tests.apps.media_helpers import FILE_XSS, SCRIPT, make_video, noise_music
+from tests.apps.test_report import parsed
 
 METRICS = {"R@1": 0.25, "R@5": 0.5, "R@10": 0.75, "MedR": 101.0, "MeanR": 27.5, "mAP": 0.3}
 

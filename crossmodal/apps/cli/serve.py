@@ -63,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
     app = create_app(settings)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("serving on %s: other machines can reach this app", args.host)
-    print(f"crossmodal: serving {settings.index_dir} on http://{args.host}:{args.port}/", flush=True)
+    print(
+        f"crossmodal: serving {settings.index_dir} on http://{args.host}:{args.port}/", flush=True
+    )
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
     return 0

@@ -1,0 +1,185 @@
+"""The web app without a browser (FastAPI's test client): escaping, media by catalog id
+only, limits and one-sentence errors, uploads removed, one index version per request."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("httpx")
+
+from fastapi.testclient import TestClient
+
+from crossmodal.apps.web.app import create_app
+from crossmodal.apps.web.state import Settings
+from tests.apps.media_helpers import FILE_XSS, SCRIPT, build_index, make_video
+
+
+class Tags(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def tags(doc: str) -> Tags:
+    parser = Tags()
+    parser.feed(doc)
+    return parser
+
+
+def assert_no_injection(doc: str) -> None:
+    parsed = tags(doc)
+    scripts = [a for t, a in parsed.tags if t == "script"]
+    assert all(a.get("src") == "/app.js" for a in scripts), scripts
+    assert not [a for _, attrs in parsed.tags for a in attrs if a.startswith("on")]
+
+
+@pytest.fixture(scope="module")
+def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_index(tmp_path_factory.mktemp("web"), planted=True)[1]
+
+
+@pytest.fixture
+def client(index_dir: Path) -> Iterator[TestClient]:
+    app = create_app(Settings(index_dir, k=3, max_upload_mb=1.0, max_seconds=8.0))
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+def _upload(client: TestClient, endpoint: str, path: Path, name: str | None = None) -> Any:
+    with path.open("rb") as handle:
+        return client.post(endpoint, files={"file": (name or path.name, handle)})
+
+
+def test_pages_escape_planted_names_and_labels(client: TestClient, tmp_path: Path) -> None:
+    library = client.get("/library")
+    assert library.status_code == 200
+    text = "".join(tags(library.text).text)
+    assert SCRIPT in text  # the label, shown as text
+    assert FILE_XSS in text  # the file name, shown as text
+    assert_no_injection(library.text)
+    for page in ("/", "/videos"):
+        assert_no_injection(client.get(page).text)
+    video = make_video(tmp_path / "clip.mp4", 5.0)
+    answer = _upload(client, "/api/music", video, name=f"{FILE_XSS}.mp4")
+    assert answer.status_code == 200
+    assert FILE_XSS in "".join(tags(answer.text).text)
+    assert_no_injection(answer.text)
+    assert answer.headers["content-security-policy"].startswith("default-src 'self'")
+
+
+def test_media_only_by_catalog_id(client: TestClient, index_dir: Path) -> None:
+    from crossmodal.retrieval import IndexStore
+
+    with IndexStore.open(index_dir) as store:
+        version = store.info().version
+        item = store.snapshot.items("music")[0]
+    url = f"/media/{version}/music/{item.item_id}"
+    answer = client.get(url)
+    assert answer.status_code == 200
+    assert answer.content == Path(item.path).read_bytes()
+    part = client.get(url, headers={"Range": "bytes=10-19"})  # players seek with ranges
+    assert part.status_code == 206
+    assert part.content == Path(item.path).read_bytes()[10:20]
+    for bad in (
+        f"/media/{version}/music/99999",
+        f"/media/{version}/other/{item.item_id}",
+        f"/media/{version}/music/..%2F..%2Fetc%2Fpasswd",
+        "/media/../../etc/passwd",
+        f"/media/old-version/music/{item.item_id}",
+        "/query/not-a-token",
+        "/dubbed/not-a-token",
+        "/corpus/",
+        "/static/",
+    ):
+        response = client.get(bad)
+        assert response.status_code in (404, 422), (bad, response.status_code)
+        assert "root:" not in response.text
+
+
+def test_bad_uploads_get_one_sentence(client: TestClient, tmp_path: Path) -> None:
+    fake = tmp_path / "notes.mp4"
+    fake.write_text("these are my notes, not a video\n")
+    answer = _upload(client, "/api/music", fake)
+    assert answer.status_code == 400
+    assert answer.text == "notes.mp4 is not a video or audio file this app can read."
+
+    silent = make_video(tmp_path / "silent.mp4", 5.0, tone_hz=None)
+    answer = _upload(client, "/api/videos", silent)
+    assert answer.status_code == 400
+    assert answer.text == "silent.mp4 has no audio track: upload music or a video with sound."
+
+    long = make_video(tmp_path / "long.mp4", 9.0)
+    answer = _upload(client, "/api/music", long)
+    assert answer.text == "long.mp4 lasts 9 s, longer than the 8 s this server accepts."
+
+    big = tmp_path / "big.mp4"
+    big.write_bytes(b"\0" * (2 << 20))
+    answer = _upload(client, "/api/music", big)
+    assert answer.status_code == 413
+    assert answer.text == "The file is larger than the 1 MB this server accepts."
+
+    short = make_video(tmp_path / "short.mp4", 2.0)
+    answer = _upload(client, "/api/music", short)
+    assert answer.status_code == 400
+    assert answer.text.startswith("short.mp4: lasts 2.00 s, shorter than the model")
+    for response_text in (answer.text,):
+        assert "Traceback" not in response_text
+        assert "\n" not in response_text
+    # Nothing of the refused uploads is kept.
+    assert client.app.state.queries.files() == []  # type: ignore[attr-defined]
+
+
+def test_uploads_are_removed_after_use(index_dir: Path, tmp_path: Path) -> None:
+    app = create_app(Settings(index_dir, k=2))
+    app.state.queries.keep = 1
+    video = make_video(tmp_path / "clip.mp4", 5.0)
+    with TestClient(app) as client:
+        folder = app.state.queries.root
+        assert _upload(client, "/api/music", video).status_code == 200
+        assert len(app.state.queries.files()) == 1
+        assert _upload(client, "/api/music", video).status_code == 200
+        assert len(app.state.queries.files()) == 1  # the first query's upload is gone
+    assert not folder.exists()  # shutting down removes the rest
+
+
+def test_readers_see_one_version_while_the_index_is_republished(
+    client: TestClient, index_dir: Path, tmp_path: Path
+) -> None:
+    import torch
+
+    from crossmodal.model import CrossModalModel
+    from crossmodal.retrieval import IndexStore
+    from crossmodal.retrieval.indexer import Indexer, LibraryFile, model_path_in_store
+
+    handle = client.app.state.handle  # type: ignore[attr-defined]
+    before = handle.current()
+    old_url = next(a["src"] for t, a in tags(client.get("/library").text).tags if t == "audio")
+    with IndexStore.open(index_dir) as store:
+        fingerprint = store.info().fingerprint
+    model = CrossModalModel.load(model_path_in_store(index_dir, fingerprint))
+    extra = make_video(tmp_path / "extra.mp4", 5.0, seed=3)
+    torch.manual_seed(0)
+    Indexer(model, index_dir).index({"video": [LibraryFile(extra)]})
+
+    after = handle.current()
+    assert after.version != before.version
+    assert before.recommender.store.snapshot.version == before.version  # still pinned
+    assert len(after.items["video"]) == len(before.items["video"]) + 1
+    assert "video: files / windows / index" in client.get("/library").text
+    assert client.get(old_url.split("#")[0]).status_code == 200  # links of the old page
+    picked = client.get("/", params={"video": next(iter(after.items["video"]))})
+    assert picked.status_code == 200
+    assert f"/media/{after.version}/music/" in picked.text
