@@ -62,6 +62,14 @@ def _video(report: HtmlReport, path: str | Path, width: int) -> Html:
     return video_player(report.media(path), poster=report.media(poster), width=width)
 
 
+def _card(record: Any, found: str, *content: Html) -> Html:
+    """One example: the query's id, mood and whether its true pair was found, then
+    ``content``."""
+    mood = element("b", record.label or "none")
+    heading = [element("b", record.id), " — mood ", mood, f" — {found}", element("br")]
+    return element("div", *heading, *content, class_="card")
+
+
 def _metrics_rows(trained: dict, untrained: dict) -> tuple[list[list[Any]], list[str]]:
     rows: list[list[Any]] = []
     classes: list[str] = []
@@ -154,13 +162,9 @@ def write_report(
             )
             classes.append("hit" if ex["true_rank"] == m.rank else "")
         report.add(
-            element(
-                "div",
-                element("b", record.id),
-                " — mood ",
-                element("b", record.label or "none"),
-                f" — {found}",
-                element("br"),
+            _card(
+                record,
+                found,
                 _video(report, record.video, width=224),
                 element("img", src=report.media(strip), alt=f"frames of {record.id}"),
                 html_table(
@@ -168,7 +172,6 @@ def write_report(
                     ["rank", "track", "mood", "score", "best window", "listen"],
                     row_classes=classes,
                 ),
-                class_="card",
             )
         )
 
@@ -187,16 +190,11 @@ def write_report(
             )
             classes.append("hit" if ex["true_rank"] == m.rank else "")
         report.add(
-            element(
-                "div",
-                element("b", record.id),
-                " — mood ",
-                element("b", record.label or "none"),
-                f" — {found}",
-                element("br"),
+            _card(
+                record,
+                found,
                 audio_player(report.media(record.music)),
                 html_table(rows, ["rank", "video", "mood", "score", "watch"], row_classes=classes),
-                class_="card",
             )
         )
 

@@ -4,7 +4,6 @@ only, limits and one-sentence errors, uploads removed, one index version per req
 from __future__ import annotations
 
 from collections.abc import Iterator
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -18,32 +17,14 @@ from fastapi.testclient import TestClient
 from crossmodal.apps.web.app import create_app
 from crossmodal.apps.web.state import Settings
 from tests.apps.media_helpers import FILE_XSS, SCRIPT, build_index, make_video
-
-
-class Tags(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.tags: list[tuple[str, dict[str, str | None]]] = []
-        self.text: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.append((tag, dict(attrs)))
-
-    def handle_data(self, data: str) -> None:
-        self.text.append(data)
-
-
-def tags(doc: str) -> Tags:
-    parser = Tags()
-    parser.feed(doc)
-    return parser
+from tests.apps.test_report import parsed
 
 
 def assert_no_injection(doc: str) -> None:
-    parsed = tags(doc)
-    scripts = [a for t, a in parsed.tags if t == "script"]
+    found = parsed(doc)
+    scripts = [a for t, a in found.tags if t == "script"]
     assert all(a.get("src") == "/app.js" for a in scripts), scripts
-    assert not [a for _, attrs in parsed.tags for a in attrs if a.startswith("on")]
+    assert not [a for _, attrs in found.tags for a in attrs if a.startswith("on")]
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +47,7 @@ def _upload(client: TestClient, endpoint: str, path: Path, name: str | None = No
 def test_pages_escape_planted_names_and_labels(client: TestClient, tmp_path: Path) -> None:
     library = client.get("/library")
     assert library.status_code == 200
-    text = "".join(tags(library.text).text)
+    text = "".join(parsed(library.text).text)
     assert SCRIPT in text  # the label, shown as text
     assert FILE_XSS in text  # the file name, shown as text
     assert_no_injection(library.text)
@@ -75,7 +56,7 @@ def test_pages_escape_planted_names_and_labels(client: TestClient, tmp_path: Pat
     video = make_video(tmp_path / "clip.mp4", 5.0)
     answer = _upload(client, "/api/music", video, name=f"{FILE_XSS}.mp4")
     assert answer.status_code == 200
-    assert FILE_XSS in "".join(tags(answer.text).text)
+    assert FILE_XSS in "".join(parsed(answer.text).text)
     assert_no_injection(answer.text)
     assert answer.headers["content-security-policy"].startswith("default-src 'self'")
 
@@ -166,7 +147,7 @@ def test_readers_see_one_version_while_the_index_is_republished(
 
     handle = client.app.state.handle  # type: ignore[attr-defined]
     before = handle.current()
-    old_url = next(a["src"] for t, a in tags(client.get("/library").text).tags if t == "audio")
+    old_url = next(a["src"] for t, a in parsed(client.get("/library").text).tags if t == "audio")
     with IndexStore.open(index_dir) as store:
         fingerprint = store.info().fingerprint
     model = CrossModalModel.load(model_path_in_store(index_dir, fingerprint))

@@ -217,21 +217,20 @@ def create_app(settings: Settings) -> Any:
         return html(pages.dub_result(f"/dubbed/{query.token}", name, seconds, match))
 
     # -- pages -----------------------------------------------------------------------------
-    @app.get("/")
-    def music_page(video: int | None = None) -> HTMLResponse:
+    def query_page(modality: str, item_id: int | None) -> HTMLResponse:
         library = handle.current()
         fragment = None
-        if video is not None:
-            fragment = results(library, run_query(library, picked(library, "video", video)))
-        return html(pages.music_page(library, settings, fragment, video))
+        if item_id is not None:
+            fragment = results(library, run_query(library, picked(library, modality, item_id)))
+        return html(pages.query_page(library, settings, modality, fragment, item_id))
+
+    @app.get("/")
+    def music_page(video: int | None = None) -> HTMLResponse:
+        return query_page("video", video)
 
     @app.get("/videos")
     def videos_page(track: int | None = None) -> HTMLResponse:
-        library = handle.current()
-        fragment = None
-        if track is not None:
-            fragment = results(library, run_query(library, picked(library, "music", track)))
-        return html(pages.videos_page(library, settings, fragment, track))
+        return query_page("music", track)
 
     @app.get("/library")
     def library_page() -> HTMLResponse:

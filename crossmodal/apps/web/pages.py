@@ -100,33 +100,46 @@ def _status_area(results: Html | None) -> Html:
     )
 
 
-def music_page(
-    library: Library, settings: Settings, results: Html | None, picked: int | None
-) -> Html:
-    return _layout(
-        "music for a video",
+# Per query modality: page path, title, intro, upload endpoint, accepted files, upload
+# noun, the library picker's parameter.
+QUERY_PAGES = {
+    "video": (
         "/",
-        element(
-            "p",
-            "Drop in a video: the index's music library is ranked by how well each track fits it.",
-        ),
-        _upload_form("/api/music", "video/*,.mp4,.mkv,.webm,.mov", "a video", settings),
-        _pick_form(library, "video", "video", "/", picked),
-        _status_area(results),
-    )
-
-
-def videos_page(
-    library: Library, settings: Settings, results: Html | None, picked: int | None
-) -> Html:
-    return _layout(
-        "videos for music",
+        "music for a video",
+        "Drop in a video: the index's music library is ranked by how well each track fits it.",
+        "/api/music",
+        "video/*,.mp4,.mkv,.webm,.mov",
+        "a video",
+        "video",
+    ),
+    "music": (
         "/videos",
-        element(
-            "p", "Give a piece of music: the index's videos are ranked by how well each fits it."
-        ),
-        _upload_form("/api/videos", "audio/*,video/*", "a music file", settings),
-        _pick_form(library, "music", "track", "/videos", picked),
+        "videos for music",
+        "Give a piece of music: the index's videos are ranked by how well each fits it.",
+        "/api/videos",
+        "audio/*,video/*",
+        "a music file",
+        "track",
+    ),
+}
+
+
+def query_page(
+    library: Library,
+    settings: Settings,
+    modality: str,
+    results: Html | None,
+    picked: int | None,
+) -> Html:
+    """The page that takes a query of ``modality`` (upload or library pick) and shows
+    its ``results`` fragment when there is one."""
+    path, title, intro, endpoint, accept, noun, param = QUERY_PAGES[modality]
+    return _layout(
+        title,
+        path,
+        element("p", intro),
+        _upload_form(endpoint, accept, noun, settings),
+        _pick_form(library, modality, param, path, picked),
         _status_area(results),
     )
 
