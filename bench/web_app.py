@@ -87,6 +87,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--concurrent", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--bursts", type=int, default=3, help="load loops, RSS after each")
     parser.add_argument("--out", default="bench/results/web_app.md")
     args = parser.parse_args()
 
@@ -165,14 +166,17 @@ def main() -> None:
                     with lock:
                         latencies.append(elapsed)
 
-        threads = [threading.Thread(target=one_client) for _ in range(args.concurrent)]
-        t = time.perf_counter()
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        wall = time.perf_counter() - t
-        end_mb = process.memory_info().rss / 2**20
+        burst_mb: list[float] = []
+        walls: list[float] = []
+        for _ in range(args.bursts):
+            threads = [threading.Thread(target=one_client) for _ in range(args.concurrent)]
+            t = time.perf_counter()
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            walls.append(time.perf_counter() - t)
+            burst_mb.append(process.memory_info().rss / 2**20)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -201,18 +205,18 @@ the same matches.
 
 ## Server memory (RSS)
 
-| at rest (started, no query) | after the three videos above | after {args.queries} more 5-s queries | after the load loop |
+| at rest (started, no query) | after the three videos above | after {args.queries} more 5-s queries | after each load burst |
 |---|---|---|---|
-| {rest_mb:.0f} MB | {first_mb:.0f} MB | {after_mb:.0f} MB | {end_mb:.0f} MB |
+| {rest_mb:.0f} MB | {first_mb:.0f} MB | {after_mb:.0f} MB | {" → ".join(f"{m:.0f}" for m in burst_mb)} MB |
 
-## {args.concurrent} concurrent clients × {args.rounds} queries (5-s video uploads)
+## {args.bursts} bursts of {args.concurrent} concurrent clients × {args.rounds} queries (5-s video uploads)
 
 Queries run one at a time in the server (one model on a shared CPU), so latency under
 load is queueing: p95 ≈ clients × one query.
 
-| requests | errors | p50 s | p95 s | wall s | one query alone (floor) s |
+| requests | errors | p50 s | p95 s | wall s per burst | one query alone (floor) s |
 |---|---|---|---|---|---|
-| {len(latencies) + len(errors)} | {len(errors)} | {q[0]:.2f} | {q[1]:.2f} | {wall:.1f} | {single:.2f} |
+| {len(latencies) + len(errors)} | {len(errors)} | {q[0]:.2f} | {q[1]:.2f} | {" / ".join(f"{w:.1f}" for w in walls)} | {single:.2f} |
 """
     if errors:
         text += "\nErrors:\n" + "\n".join(f"- {e}" for e in errors[:5]) + "\n"

@@ -123,6 +123,21 @@ def test_bad_uploads_get_one_sentence(client: TestClient, tmp_path: Path) -> Non
     assert client.app.state.queries.files() == []  # type: ignore[attr-defined]
 
 
+def test_an_unexpected_failure_is_one_sentence_without_a_trace(
+    index_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = create_app(Settings(index_dir))
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("boom\nTraceback (most recent call last): ...")
+
+    monkeypatch.setattr(app.state.handle, "current", broken)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        answer = client.get("/library")
+    assert answer.status_code == 500
+    assert answer.text == "Something went wrong on the server; its log has the details."
+
+
 def test_uploads_are_removed_after_use(index_dir: Path, tmp_path: Path) -> None:
     app = create_app(Settings(index_dir, k=2))
     app.state.queries.keep = 1

@@ -94,6 +94,14 @@ def create_app(settings: Settings) -> Any:
     async def user_error(_: Request, err: UserError) -> Response:
         return PlainTextResponse(str(err), status_code=err.status)
 
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, err: Exception) -> Response:
+        # The page shows one sentence; the details go to the server's log.
+        log.exception("%s %s failed", request.method, request.url.path, exc_info=err)
+        return PlainTextResponse(
+            "Something went wrong on the server; its log has the details.", status_code=500
+        )
+
     @app.exception_handler(404)
     async def not_found(_: Request, __: Exception) -> Response:
         return HTMLResponse(pages.not_found("Nothing here."), status_code=404)
