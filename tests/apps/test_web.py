@@ -152,15 +152,21 @@ def test_uploads_are_removed_after_use(index_dir: Path, tmp_path: Path) -> None:
 
 
 def test_readers_see_one_version_while_the_index_is_republished(
-    client: TestClient, index_dir: Path, tmp_path: Path
+    index_dir: Path, tmp_path: Path
 ) -> None:
+    import shutil
+
     import torch
 
     from crossmodal.model import CrossModalModel
     from crossmodal.retrieval import IndexStore
     from crossmodal.retrieval.indexer import Indexer, LibraryFile, model_path_in_store
 
-    handle = client.app.state.handle  # type: ignore[attr-defined]
+    # A copy: re-publishing must not change the index the other tests read.
+    index_dir = Path(shutil.copytree(index_dir, tmp_path / "index"))
+    app = create_app(Settings(index_dir, k=3))
+    client = TestClient(app)
+    handle = app.state.handle
     before = handle.current()
     old_url = next(a["src"] for t, a in parsed(client.get("/library").text).tags if t == "audio")
     with IndexStore.open(index_dir) as store:
@@ -179,3 +185,17 @@ def test_readers_see_one_version_while_the_index_is_republished(
     picked = client.get("/", params={"video": next(iter(after.items["video"]))})
     assert picked.status_code == 200
     assert f"/media/{after.version}/music/" in picked.text
+
+
+def test_long_libraries_are_listed_in_part(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from crossmodal.apps.web import pages
+
+    monkeypatch.setattr(pages, "LIST_LIMIT", 2)
+    page = parsed(client.get("/library").text)
+    text = " ".join(page.text)
+    assert "Music (the first 2 of 7)" in text
+    assert "Video (the first 2 of 7)" in text
+    assert len([t for t, _ in page.tags if t == "audio"]) == 2
+    assert len([t for t, _ in parsed(client.get("/").text).tags if t == "option"]) == 2

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from crossmodal.retrieval.recommender import Match
     from crossmodal.retrieval.records import Item
 
+# A page lists at most this many items of a modality (a library can hold 100,000).
+LIST_LIMIT = 500
 NAV = (("/", "Music for a video"), ("/videos", "Videos for music"), ("/library", "Library"))
 APP_CSS = """
 nav a { margin-right: 1.2rem; } nav a.active { font-weight: 700; }
@@ -77,7 +79,7 @@ def _pick_form(
             value=item_id,
             selected=item_id == picked,
         )
-        for item_id, item in sorted(library.items.get(modality, {}).items())
+        for item_id, item in sorted(library.items.get(modality, {}).items())[:LIST_LIMIT]
     ]
     return element(
         "form",
@@ -258,7 +260,8 @@ def library_page(library: Library) -> Html:
     blocks = [element("h2", "Index"), summary]
     for modality in sorted(library.items):
         rows = []
-        for item_id, item in sorted(library.items[modality].items()):
+        total = len(library.items[modality])
+        for item_id, item in sorted(library.items[modality].items())[:LIST_LIMIT]:
             src = media_url(library.version, item)
             player = audio_player(src) if modality == "music" else video_player(src, width=160)
             rows.append(
@@ -270,8 +273,9 @@ def library_page(library: Library) -> Html:
                     player,
                 ]
             )
+        shown = f"{total}" if total == len(rows) else f"the first {len(rows)} of {total}"
         blocks += [
-            element("h2", f"{modality.capitalize()} ({len(rows)})"),
+            element("h2", f"{modality.capitalize()} ({shown})"),
             html_table(rows, ["id", "file", "label", "seconds", "play"], floatfmt=".1f"),
         ]
     return _layout("library", "/library", *blocks)
