@@ -199,3 +199,33 @@ def test_long_libraries_are_listed_in_part(
     assert "Video (the first 2 of 7)" in text
     assert len([t for t, _ in page.tags if t == "audio"]) == 2
     assert len([t for t, _ in parsed(client.get("/").text).tags if t == "option"]) == 2
+
+
+def test_upload_then_query_with_an_estimate_from_earlier_queries(
+    client: TestClient, tmp_path: Path
+) -> None:
+    video = make_video(tmp_path / "clip.mp4", 6.0)
+
+    def upload_only() -> dict[str, Any]:
+        with video.open("rb") as handle:
+            answer = client.post(
+                "/api/upload", files={"file": ("clip.mp4", handle)}, data={"kind": "video"}
+            )
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    first = upload_only()
+    assert first["seconds"] == pytest.approx(6.0, abs=0.1)
+    assert first["estimate"] is None  # nothing measured yet
+    early = client.post("/api/dub", data={"token": first["token"], "rank": "1"})
+    assert early.text == "find music for a video before dubbing it"
+    answer = client.post("/api/query", data={"token": first["token"]})
+    assert answer.status_code == 200
+    assert answer.text.count('class="track"') == 3
+    second = upload_only()
+    assert second["estimate"] > 0  # the first query's speed, scaled to this file's length
+    assert client.post("/api/query", data={"token": "unknown"}).status_code == 404
+    wrong_kind = client.post(
+        "/api/upload", files={"file": ("clip.mp4", b"x")}, data={"kind": "text"}
+    )
+    assert wrong_kind.status_code == 422

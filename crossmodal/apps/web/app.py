@@ -18,7 +18,13 @@ from typing import Any, Literal
 
 # FastAPI reads the endpoints' annotations at run time: these names must be module globals.
 from fastapi import FastAPI, File, Form, Request, UploadFile
-from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    Response,
+)
 
 from crossmodal.apps.web import pages
 from crossmodal.apps.web.script import APP_JS
@@ -114,14 +120,17 @@ def create_app(settings: Settings) -> Any:
         from crossmodal.data.errors import MediaError
         from crossmodal.errors import CrossmodalError
 
+        if query.matches:
+            return query
         rec = library.recommender
         search = rec.recommend_music if query.modality == "video" else rec.find_videos
         try:
             with handle.compute:
+                started = time.perf_counter()
                 query.matches = search(query.path, k=settings.k)
+                handle.record(query.modality, query.seconds, time.perf_counter() - started)
         except (MediaError, CrossmodalError) as err:
-            if query.owned:
-                query.path.unlink(missing_ok=True)
+            queries.discard(query)
             raise UserError(_media_error_sentence(query.name, err)) from err
         return queries.add(query)
 
@@ -166,7 +175,8 @@ def create_app(settings: Settings) -> Any:
             path.unlink(missing_ok=True)
             raise
         version = handle.current().version
-        return Query(new_token(), path, name, modality, version, owned=True)
+        seconds = float(info.duration or 0.0)
+        return Query(new_token(), path, name, modality, version, owned=True, seconds=seconds)
 
     def picked(library: Library, modality: str, item_id: int) -> Query:
         item = library.item(modality, item_id)
@@ -178,6 +188,7 @@ def create_app(settings: Settings) -> Any:
             modality,
             library.version,
             owned=False,
+            seconds=float(item.duration or 0.0),
         )
 
     @app.post("/api/music")
@@ -190,6 +201,23 @@ def create_app(settings: Settings) -> Any:
         library = handle.current()
         return html(results(library, run_query(library, receive(file, "music"))))
 
+    # The page's two steps: upload (byte progress), then query (with an estimate of how
+    # long embedding takes, from the queries before it).
+    @app.post("/api/upload")
+    def upload_only(
+        file: UploadFile = File(...),  # noqa: B008
+        kind: Literal["video", "music"] = Form(...),
+    ) -> JSONResponse:
+        query = queries.add(receive(file, kind))
+        estimate = handle.estimate(kind, query.seconds)
+        return JSONResponse({"token": query.token, "seconds": query.seconds, "estimate": estimate})
+
+    @app.post("/api/query")
+    def query_uploaded(token: str = Form(...)) -> HTMLResponse:
+        query = queries.get(token)
+        library = handle.version(query.version)
+        return html(results(library, run_query(library, query)))
+
     @app.post("/api/dub")
     def dub(
         token: str = Form(...), rank: int = Form(1), keep_original: float = Form(0.0)
@@ -199,8 +227,8 @@ def create_app(settings: Settings) -> Any:
         from crossmodal.retrieval.dub import dub_recommended
 
         query = queries.get(token)
-        if query.modality != "video":
-            raise UserError("only a video can be dubbed")
+        if query.modality != "video" or not query.matches:
+            raise UserError("find music for a video before dubbing it")
         library = handle.version(query.version)
         out = queries.new_upload_path(".mp4")
         started = time.perf_counter()

@@ -48,7 +48,7 @@ def _name(path: str) -> str:
     return Path(path).name
 
 
-def _upload_form(endpoint: str, accept: str, what: str, settings: Settings) -> Html:
+def _upload_form(kind: str, accept: str, what: str, settings: Settings) -> Html:
     return element(
         "form",
         element(
@@ -62,7 +62,7 @@ def _upload_form(endpoint: str, accept: str, what: str, settings: Settings) -> H
             class_="muted",
         ),
         id="upload-form",
-        data_endpoint=endpoint,
+        data_kind=kind,
         data_max_bytes=settings.max_upload_bytes,
         method="post",
         enctype="multipart/form-data",
@@ -95,21 +95,25 @@ def _pick_form(
 def _status_area(results: Html | None) -> Html:
     return join(
         [
-            element("p", id="status", role="status"),
+            element(
+                "p",
+                element("span", id="status", role="status"),
+                " ",
+                element("progress", id="progress", hidden=True),
+            ),
             element("p", id="error", class_="error", role="alert"),
             element("div", results or Html(""), id="results"),
         ]
     )
 
 
-# Per query modality: page path, title, intro, upload endpoint, accepted files, upload
-# noun, the library picker's parameter.
+# Per query modality: page path, title, intro, accepted files, upload noun, the library
+# picker's parameter.
 QUERY_PAGES = {
     "video": (
         "/",
         "music for a video",
         "Drop in a video: the index's music library is ranked by how well each track fits it.",
-        "/api/music",
         "video/*,.mp4,.mkv,.webm,.mov",
         "a video",
         "video",
@@ -118,7 +122,6 @@ QUERY_PAGES = {
         "/videos",
         "videos for music",
         "Give a piece of music: the index's videos are ranked by how well each fits it.",
-        "/api/videos",
         "audio/*,video/*",
         "a music file",
         "track",
@@ -135,12 +138,12 @@ def query_page(
 ) -> Html:
     """The page that takes a query of ``modality`` (upload or library pick) and shows
     its ``results`` fragment when there is one."""
-    path, title, intro, endpoint, accept, noun, param = QUERY_PAGES[modality]
+    path, title, intro, accept, noun, param = QUERY_PAGES[modality]
     return _layout(
         title,
         path,
         element("p", intro),
-        _upload_form(endpoint, accept, noun, settings),
+        _upload_form(modality, accept, noun, settings),
         _pick_form(library, modality, param, path, picked),
         _status_area(results),
     )

@@ -5,12 +5,11 @@ APP_JS = r"""
 "use strict";
 const $ = (selector) => document.querySelector(selector);
 
-function post(url, data, { onUploaded, onProgress } = {}) {
+function post(url, data, { onProgress } = {}) {
   return new Promise((resolve) => {
     const xhr = new XMLHttpRequest();
     xhr.open("POST", url);
     if (onProgress) xhr.upload.onprogress = (e) => e.lengthComputable && onProgress(e.loaded / e.total);
-    if (onUploaded) xhr.upload.onload = onUploaded;
     xhr.onload = () => resolve({ ok: xhr.status === 200, text: xhr.responseText });
     xhr.onerror = () => resolve({ ok: false, text: "The server cannot be reached; is crossmodal serve still running?" });
     xhr.send(data);
@@ -19,7 +18,8 @@ function post(url, data, { onUploaded, onProgress } = {}) {
 
 async function upload(form) {
   const input = form.querySelector("input[type=file]");
-  const status = $("#status"), error = $("#error"), results = $("#results");
+  const status = $("#status"), error = $("#error"), results = $("#results"), bar = $("#progress");
+  const button = form.querySelector("button");
   error.textContent = "";
   const file = input.files[0];
   if (!file) { error.textContent = "Choose a file first."; return; }
@@ -28,24 +28,46 @@ async function upload(form) {
     return;
   }
   results.innerHTML = "";
+  button.disabled = true;
+  bar.hidden = false;
+  bar.removeAttribute("value");
+  const finish = (answer) => {
+    button.disabled = false;
+    bar.hidden = true;
+    status.textContent = "";
+    if (answer.ok) results.innerHTML = answer.text;
+    else error.textContent = answer.text;
+  };
+  // Step 1: the upload, with its byte progress.
   const data = new FormData();
   data.append("file", file);
-  const started = Date.now();
-  let timer = null;
-  form.querySelector("button").disabled = true;
-  const answer = await post(form.dataset.endpoint, data, {
-    onProgress: (part) => { status.textContent = `Uploading ${file.name}: ${Math.round(100 * part)} %`; },
-    onUploaded: () => {
-      const tick = () => { status.textContent = `Embedding ${file.name}… ${Math.round((Date.now() - started) / 1000)} s`; };
-      tick();
-      timer = setInterval(tick, 500);
-    },
+  data.append("kind", form.dataset.kind);
+  const uploaded = await post("/api/upload", data, {
+    onProgress: (part) => { bar.max = 1; bar.value = part; status.textContent = `Uploading ${file.name}: ${Math.round(100 * part)} %`; },
   });
+  if (!uploaded.ok) { finish(uploaded); return; }
+  const job = JSON.parse(uploaded.text);
+  // Step 2: embedding and search; the bar follows the server's estimate when it has one.
+  const started = Date.now();
+  const length = job.seconds >= 60 ? `${(job.seconds / 60).toFixed(1)} min` : `${Math.round(job.seconds)} s`;
+  const tick = () => {
+    const elapsed = (Date.now() - started) / 1000;
+    if (job.estimate) {
+      bar.max = job.estimate;
+      bar.value = Math.min(elapsed, job.estimate);
+      status.textContent = `Embedding ${file.name} (${length}): ${Math.round(elapsed)} s of about ${Math.max(1, Math.round(job.estimate))} s`;
+    } else {
+      bar.removeAttribute("value");
+      status.textContent = `Embedding ${file.name} (${length}): ${Math.round(elapsed)} s`;
+    }
+  };
+  tick();
+  const timer = setInterval(tick, 250);
+  const query = new FormData();
+  query.append("token", job.token);
+  const answer = await post("/api/query", query);
   clearInterval(timer);
-  form.querySelector("button").disabled = false;
-  status.textContent = "";
-  if (answer.ok) results.innerHTML = answer.text;
-  else error.textContent = answer.text;
+  finish(answer);
 }
 
 async function dub(button) {

@@ -93,6 +93,21 @@ class IndexHandle:
         self._add(Library.load(first))
         self._lock = threading.Lock()
         self.compute = threading.Lock()
+        # Seconds of compute per second of media, per query modality (moving average):
+        # the page's estimate of how long embedding an upload will take.
+        self._rates: dict[str, float] = {}
+
+    def record(self, modality: str, media_seconds: float, compute_seconds: float) -> None:
+        if media_seconds > 0:
+            rate = compute_seconds / media_seconds
+            old = self._rates.get(modality)
+            self._rates[modality] = rate if old is None else 0.7 * old + 0.3 * rate
+
+    def estimate(self, modality: str, media_seconds: float) -> float | None:
+        """Expected compute seconds for a query of ``media_seconds`` (None before the
+        first query of that modality)."""
+        rate = self._rates.get(modality)
+        return None if rate is None else rate * media_seconds
 
     def _add(self, library: Library) -> None:
         self._libraries[library.version] = library
@@ -138,6 +153,7 @@ class Query:
     modality: str  # what the file is used as: "video" (music for it) or "music"
     version: str
     owned: bool  # an upload (removed with the query) rather than a library file
+    seconds: float = 0.0  # the file's duration
     matches: list[Match] = field(default_factory=list)
     created: float = field(default_factory=time.monotonic)
     dubbed: Path | None = None
@@ -174,6 +190,11 @@ class QueryStore:
         if query is None:
             raise UserError("this query has expired: upload or pick the file again", 404)
         return query
+
+    def discard(self, query: Query) -> None:
+        with self._lock:
+            self._queries.pop(query.token, None)
+        self._remove(query)
 
     def _expire(self) -> None:
         now = time.monotonic()
