@@ -13,7 +13,13 @@ import soundfile
 from crossmodal.apps.cli import main
 from crossmodal.data.errors import MediaError, NoStreamError
 from crossmodal.errors import CrossmodalError
-from crossmodal.retrieval.dub import dub_video, fade_envelope, music_start_for
+from crossmodal.retrieval.dub import (
+    dub_video,
+    estimate_tempo,
+    fade_envelope,
+    music_start_for,
+    snap_to_beat,
+)
 from tests.apps.media_helpers import MUSIC_RATE, best_lag, build_index, make_video, noise_music
 
 RATE = MUSIC_RATE  # decode the output at the music file's own rate: no resampling to compare
@@ -66,6 +72,36 @@ def test_music_start_keeps_the_track_playing_to_the_end_of_the_video(
     match_start: float, track: float, video: float, expected: float
 ) -> None:
     assert music_start_for(match_start, track, video) == expected
+
+
+def test_tempo_of_a_pulse_train() -> None:
+    frame_rate = 100.0
+    onset = np.zeros(1000)
+    onset[7::50] = 1.0  # a pulse every 0.5 s: 120 BPM
+    assert estimate_tempo(onset, frame_rate) == pytest.approx(120.0, rel=0.02)
+    onset = np.zeros(1000)
+    onset[3::40] = 1.0  # 150 BPM
+    assert estimate_tempo(onset, frame_rate) == pytest.approx(150.0, rel=0.02)
+    assert estimate_tempo(np.ones(500), frame_rate) == 0.0
+
+
+def test_snap_to_beat_finds_the_nearest_click(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    wave = 0.02 * rng.standard_normal(12 * RATE).astype(np.float32)
+    clicks = np.arange(0.23, 12.0, 0.5)  # 120 BPM, first beat at 0.23 s
+    burst = (np.hanning(1200)[600:] * np.sin(np.arange(600) * 0.3)).astype(np.float32)
+    for beat in clicks:
+        wave[round(beat * RATE) : round(beat * RATE) + 600] += burst
+    path = tmp_path / "clicks.wav"
+    soundfile.write(path, wave, RATE)
+    for start in (2.0, 4.1, 6.4, 0.0):
+        snapped = snap_to_beat(path, start)
+        nearest = clicks[np.argmin(np.abs(clicks - start))]
+        assert snapped == pytest.approx(nearest, abs=0.03), (start, snapped)
+    assert snap_to_beat(path, 2.0, tolerance=0.05) == 2.0  # no beat that close
+    silent = tmp_path / "silent.wav"
+    soundfile.write(silent, np.zeros(8 * RATE, dtype=np.float32), RATE)
+    assert snap_to_beat(silent, 2.0) == 2.0
 
 
 def test_dub_copies_h264_and_lays_the_track_from_its_offset(

@@ -14,7 +14,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="write a video with the music an index recommends for it",
         description=(
             "Find the music that fits VIDEO in the index, then write OUT (mp4, H.264/AAC, "
-            "plays in browsers) with that track mixed in from its best-matching window, "
+            "plays in browsers) with that track mixed in from its best-matching window "
+            "(moved to the nearest beat), "
             "trimmed to the video's length, with short fades. The video's own sound is "
             "dropped unless --keep-original gives it a gain."
         ),
@@ -34,6 +35,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--fade", type=float, default=0.5, help="fade in/out length in seconds (default 0.5)"
+    )
+    parser.add_argument(
+        "--no-beat-snap",
+        action="store_true",
+        help="start the track exactly at its matched window, not at the nearest beat",
     )
     parser.add_argument("--device", default="auto")
     parser.set_defaults(func=run)
@@ -56,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
             rank=args.rank,
             keep_original=args.keep_original,
             fade=args.fade,
+            beat_snap=not args.no_beat_snap,
         )
     finally:
         recommender.close()
