@@ -88,12 +88,12 @@ def estimate_tempo(onset: np.ndarray, frame_rate: float) -> float:
 def beat_times(wave: np.ndarray, sample_rate: int = BEAT_RATE) -> np.ndarray:
     """Beat times (s) of mono ``wave``: spectral-flux onsets of its log-mel spectrogram,
     :func:`estimate_tempo`, then dynamic-programming beat tracking
-    (:func:`crossmodal.encoders.audio.beats.track_beats`)."""
+    (:func:`crossmodal.encoders.music.beats.track_beats`)."""
     import torch
 
     from crossmodal.data.logmel import LogMel
     from crossmodal.data.specs import AudioSpec
-    from crossmodal.encoders.audio.beats import track_beats
+    from crossmodal.encoders.music.beats import track_beats
 
     spec = AudioSpec(sample_rate=sample_rate, n_mels=64, n_fft=1024, hop_length=BEAT_HOP)
     with torch.no_grad():

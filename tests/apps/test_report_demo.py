@@ -45,7 +45,8 @@ def _report_inputs(root: Path) -> dict[str, Any]:
         "reports": {"trained": trained, "untrained": dict(metrics)},
         "examples": [{"record": record, "matches": matches(tracks), "true_rank": 1}],
         "reverse": [{"record": record, "matches": matches(videos), "true_rank": None}],
-        "result": SimpleNamespace(train_seconds=90.0, epochs_done=2, steps=10),
+        "training": {"train_seconds": 90.0, "epochs_done": 2, "steps": 10},
+        "run_dir": root / "run",
         "timings": {"corpus": 27.5, "train": 90.04},
         "corpus_size": 3,
     }
