@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shutil
 import socket
 import statistics
 import subprocess
@@ -180,6 +181,7 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
+        shutil.rmtree(tmp, ignore_errors=True)
 
     q = np.percentile(latencies, [50, 95]) if latencies else [float("nan")] * 2
     single = statistics.median([floors["5 s"]])
