@@ -30,6 +30,8 @@ PREFERRED_ORDER = (
     "index",
     "recommend",
     "find-video",
+    "dub",
+    "serve",
     "info",
 )
 
