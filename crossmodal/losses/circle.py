@@ -6,7 +6,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from crossmodal.losses.blockwise import BlockwiseLoss, log_total, masked_exp, safe_div, slot_logsumexp
+from crossmodal.losses.blockwise import (
+    BlockwiseLoss,
+    log_total,
+    masked_exp,
+    safe_div,
+    slot_logsumexp,
+)
 from crossmodal.losses.pairs import PairBatch
 
 

@@ -110,3 +110,13 @@ class InfoNCELoss(BlockwiseLoss):
         unclamped = self.log_scale.detach().exp() <= self.max_scale
         grad_log_scale = (grad_scale / n_valid) * scale * unclamped
         return value, (grad_sim, grad_log_scale.to(self.log_scale.dtype))
+
+
+def learned_logit_scale(module: nn.Module) -> Tensor | None:
+    """The logit scale of the first learnable :class:`InfoNCELoss` inside ``module``
+    (e.g. a training objective), clamped as the loss uses it and detached; None when
+    there is none."""
+    for part in module.modules():
+        if isinstance(part, InfoNCELoss) and part.learnable:
+            return part.logit_scale.detach()
+    return None

@@ -5,7 +5,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from crossmodal.losses.blockwise import BlockwiseLoss, distance_chain, log_total, masked_exp, safe_div
+from crossmodal.losses.blockwise import (
+    BlockwiseLoss,
+    distance_chain,
+    log_total,
+    masked_exp,
+    safe_div,
+)
 from crossmodal.losses.pairs import PairBatch
 
 

@@ -307,7 +307,7 @@ class Trainer:
             video_emb = all_gather_with_grad(video_emb)
             music_emb = all_gather_with_grad(music_emb)
             keys = {name: all_gather_no_grad(value) for name, value in keys.items()}
-        return self.objective(video_emb, music_emb, keys)
+        return self.objective(video_emb, keys, music_emb, keys)
 
     def _optimizer_step(self) -> str | None:
         """Clip, check and apply the accumulated gradients. None when applied (or when

@@ -8,9 +8,8 @@ import math
 import pytest
 import torch
 
-from crossmodal.registry import BadArgumentsError, UnknownNameError
-
 from crossmodal.losses import TripletMarginLoss, create_loss
+from crossmodal.registry import BadArgumentsError, UnknownNameError
 from crossmodal.sampling.miners import (
     BatchHardMiner,
     DistanceWeightedMiner,

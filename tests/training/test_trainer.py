@@ -17,10 +17,10 @@ import yaml
 
 from crossmodal.config import from_dict
 from crossmodal.errors import CrossmodalError
-from crossmodal.losses import list_losses
+from crossmodal.losses import WeightedSum, list_losses
 from crossmodal.model import CrossModalModel
 from crossmodal.sampling.miners import list_miners
-from crossmodal.training import Objective, Trainer, TrainingDivergedError
+from crossmodal.training import Trainer, TrainingDivergedError
 from crossmodal.training.checkpoint import load_checkpoint
 from crossmodal.training.config import TrainConfig
 from crossmodal.training.metrics_log import read_metrics
@@ -189,7 +189,7 @@ def test_non_finite_steps_are_skipped_with_a_warning(
     kind: str,
 ) -> None:
     calls = {"n": 0}
-    original = Objective.forward
+    original = WeightedSum.forward
 
     def poisoned(self, *args):
         value = original(self, *args)
@@ -198,7 +198,7 @@ def test_non_finite_steps_are_skipped_with_a_warning(
             return value * math.nan if kind == "loss" else NanGrad.apply(value)
         return value
 
-    monkeypatch.setattr(Objective, "forward", poisoned)
+    monkeypatch.setattr(WeightedSum, "forward", poisoned)
     with caplog.at_level(logging.WARNING, logger="crossmodal"):
         result = Trainer(make_config(epochs=2), tmp_path).fit()
     skipped = [r.message for r in caplog.records if "step skipped" in r.message]
@@ -216,8 +216,8 @@ def test_repeated_non_finite_losses_stop_training_and_keep_the_checkpoint(
     cfg = make_config(epochs=3)
     Trainer(cfg, tmp_path).fit(stop_after_epoch=1)
     before = {name: (tmp_path / name).read_bytes() for name in ("last.pt", "best.pt")}
-    original = Objective.forward
-    monkeypatch.setattr(Objective, "forward", lambda self, *a: original(self, *a) * math.nan)
+    original = WeightedSum.forward
+    monkeypatch.setattr(WeightedSum, "forward", lambda self, *a: original(self, *a) * math.nan)
     with pytest.raises(TrainingDivergedError, match=r"3 consecutive steps.*last good checkpoint"):
         Trainer(make_config(epochs=3, max_bad_steps=3), tmp_path, resume=True).fit()
     for name, data in before.items():
