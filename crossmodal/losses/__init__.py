@@ -17,6 +17,7 @@ _EXPORTS = {
     "AMSoftmaxLoss": "crossmodal.losses.am_softmax",
     "ArcFaceLoss": "crossmodal.losses.arcface",
     "AutogradPairwiseLoss": "crossmodal.losses.base",
+    "BinomialDevianceLoss": "crossmodal.losses.binomial_deviance",
     "BlockwiseLoss": "crossmodal.losses.blockwise",
     "CircleLoss": "crossmodal.losses.circle",
     "ContrastiveLoss": "crossmodal.losses.contrastive",

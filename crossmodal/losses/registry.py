@@ -16,6 +16,7 @@ from torch import nn
 
 from crossmodal.losses.am_softmax import AMSoftmaxLoss
 from crossmodal.losses.arcface import ArcFaceLoss
+from crossmodal.losses.binomial_deviance import BinomialDevianceLoss
 from crossmodal.losses.circle import CircleLoss
 from crossmodal.losses.contrastive import ContrastiveLoss
 from crossmodal.losses.cosface import CosFaceLoss
@@ -45,6 +46,7 @@ for _name, _factory in {
     "multi_similarity": MultiSimilarityLoss,
     "circle": CircleLoss,
     "info_nce": InfoNCELoss,
+    "binomial_deviance": BinomialDevianceLoss,
 }.items():
     LOSSES.register(_name, _factory, kind="pairwise")
 for _name, _factory in {

@@ -35,6 +35,7 @@ ISSUE_NAMES = {
     "multi_similarity": "MultiSimilarityLoss",
     "circle": "CircleLoss",
     "info_nce": "InfoNCELoss",
+    "binomial_deviance": "BinomialDevianceLoss",
     "l2_softmax": "L2SoftmaxLoss",
     "large_margin_softmax": "LargeMarginSoftmaxLoss",
     "sphereface": "SphereFaceLoss",
