@@ -64,10 +64,7 @@ def test_binomial_deviance_matches_a_naive_loop_and_gradcheck(mode: str) -> None
     assert isinstance(loss, AutogradPairwiseLoss)
     assert loss_kind("binomial_deviance") == "pairwise"
     masks = MultiSimilarityMiner(epsilon=0.3)(q, lq, r, lr) if mode == "mined" else None
-    if mode == "unimodal":
-        args = (q, lq)
-    else:
-        args = (q, lq, r, lr)
+    args = (q, lq) if mode == "unimodal" else (q, lq, r, lr)
 
     def ours(*embs):
         given = (embs[0], lq) if len(embs) == 1 else (embs[0], lq, embs[1], lr)
