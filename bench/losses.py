@@ -26,6 +26,11 @@ to ``--threads`` threads in every subprocess.
 
     python bench/losses.py            # B ∈ {256, 1024, 4096}
     python bench/losses.py --quick    # B ∈ {256, 1024}, fewer repeats
+    python bench/losses.py --quick --no-pml --baseline ../main --losses info_nce circle
+
+``--baseline DIR`` also times ``crossmodal.losses`` of another checkout (e.g. ``main``)
+in the same run, case by case next to ours, each against its own floor: the change's
+effect on "ours / floor" without the drift between runs on a shared machine.
 """
 
 from __future__ import annotations
@@ -139,12 +144,13 @@ def make_step(impl: str, name: str, batch: int, inputs):
                 (F.normalize(video, dim=1) @ F.normalize(music, dim=1).T).sum().backward()
 
         return step
-    if impl == "ours":
+    if impl in ("ours", "base"):
         from crossmodal.losses import SymmetricLoss, create_loss
 
         kwargs = dict(OURS_KWARGS.get(name, {}))
         if proxy:
             kwargs.update(num_classes=classes, embedding_dim=DIM)
+            # SymmetricLoss by hand: a baseline checkout may predate create_loss's wrappers.
             loss = SymmetricLoss(create_loss(name, **kwargs))
         else:
             loss = create_loss(name, **kwargs)
@@ -257,6 +263,7 @@ class Options:
     cap_gib: float
     timeout_s: float
     budget_s: float
+    baseline: Path | None = None
 
 
 def run_group(impl: str, batch: int, names: list[str], opts: Options) -> dict[str, dict]:
@@ -275,6 +282,11 @@ def run_group(impl: str, batch: int, names: list[str], opts: Options) -> dict[st
             "budget_s": opts.budget_s,
         }
         env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": str(opts.threads)}
+        if impl == "base":
+            # The baseline checkout's package comes first on the path.
+            env["PYTHONPATH"] = os.pathsep.join(
+                [str(opts.baseline), *filter(None, [env.get("PYTHONPATH")])]
+            )
         proc = subprocess.Popen(
             [sys.executable, __file__, "--worker", json.dumps(spec)],
             stdout=subprocess.PIPE,
@@ -327,10 +339,12 @@ def fmt_mem(record: dict | None) -> str:
 
 def table(results: dict, opts: Options) -> str:
     names = [n for n in PAIRWISE + PROXY + OURS_ONLY if any(k[2] == n for k in results)]
+    base = opts.baseline is not None
     lines = [
-        "| loss | B | floor | ours | ours / floor | PML | PML / floor | PML / ours | "
-        "ours peak MiB | PML peak MiB |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| loss | B | floor | ours | ours / floor | "
+        + ("baseline / floor | " if base else "")
+        + "PML | PML / floor | PML / ours | ours peak MiB | PML peak MiB |",
+        "|---|---:|---:|---:|---:|" + ("---:|" if base else "") + "---:|---:|---:|---:|---:|",
     ]
     for name in names:
         for batch in opts.sizes:
@@ -350,9 +364,14 @@ def table(results: dict, opts: Options) -> str:
             floor_s = f"{ours['floor_s'] * 1e3:.1f} ms" if ours_ok else "—"
             over = f"{ours['over_floor']:.2f}×" if ours_ok else "—"
             pml_over = f"{pml['over_floor']:.1f}×" if pml_ok else "—"
+            base_col = ""
+            if base:
+                record = results.get(("base", batch, name))
+                ok = record is not None and record.get("status") == "ok"
+                base_col = f"{record['over_floor']:.2f}× | " if ok else "— | "  # type: ignore[index]
             lines.append(
-                f"| {name} | {batch} | {floor_s} | {fmt_time(ours)} | {over} | {fmt_time(pml)} | "
-                f"{pml_over} | {speedup_s} | {fmt_mem(ours)} | {fmt_mem(pml)} |"
+                f"| {name} | {batch} | {floor_s} | {fmt_time(ours)} | {over} | {base_col}"
+                f"{fmt_time(pml)} | {pml_over} | {speedup_s} | {fmt_mem(ours)} | {fmt_mem(pml)} |"
             )
     return "\n".join(lines)
 
@@ -396,6 +415,10 @@ def main() -> int:
     parser.add_argument("--cap-gib", type=float, default=6.0, help="PML address-space cap (6)")
     parser.add_argument("--timeout", type=float, default=60.0, help="PML seconds per case (60)")
     parser.add_argument("--losses", nargs="+", help="only these losses (default: all)")
+    parser.add_argument("--no-pml", action="store_true", help="skip pytorch-metric-learning")
+    parser.add_argument(
+        "--baseline", type=Path, help="also time crossmodal.losses of this checkout (e.g. main)"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"markdown file ({RESULTS})")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -409,11 +432,17 @@ def main() -> int:
         cap_gib=args.cap_gib,
         timeout_s=args.timeout,
         budget_s=4.0 if args.quick else 8.0,
+        baseline=args.baseline.resolve() if args.baseline else None,
     )
+    groups = [("ours", PAIRWISE + PROXY + OURS_ONLY)]
+    if opts.baseline is not None:
+        groups.append(("base", PAIRWISE + PROXY + OURS_ONLY))
+    if not args.no_pml:
+        groups.append(("pml", PAIRWISE + PROXY))
     started = time.monotonic()
     results: dict[tuple[str, int, str], dict] = {}
     for batch in opts.sizes:
-        for impl, names in (("ours", PAIRWISE + PROXY + OURS_ONLY), ("pml", PAIRWISE + PROXY)):
+        for impl, names in groups:
             names = [n for n in names if not args.losses or n in args.losses]
             if not names:
                 continue
