@@ -103,15 +103,15 @@ class _Blockwise(torch.autograd.Function):
         grad_query = grad_ref = None
         # sim = query @ refᵀ (and |x|² for distance losses): the chain rule of the matmul.
         if ctx.needs_input_grad[2]:
-            grad_query = grad_sim @ ref.to(grad_sim.dtype)
+            grad_query = grad_sim @ ref
             if norm_grads:
                 grad_query.addcmul_(query, norm_grads[0][:, None], value=2.0)
-            grad_query = grad_query.mul_(grad).to(query.dtype)
+            grad_query.mul_(grad)
         if ctx.needs_input_grad[3]:
-            grad_ref = grad_sim.T @ query.to(grad_sim.dtype)
+            grad_ref = grad_sim.T @ query
             if norm_grads:
                 grad_ref.addcmul_(ref, norm_grads[1][:, None], value=2.0)
-            grad_ref = grad_ref.mul_(grad).to(ref.dtype)
+            grad_ref.mul_(grad)
         return (None, None, grad_query, grad_ref, *(g * grad for g in param_grads))
 
 
