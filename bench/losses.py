@@ -264,6 +264,7 @@ class Options:
     timeout_s: float
     budget_s: float
     baseline: Path | None = None
+    rounds: int = 1
 
 
 def run_group(impl: str, batch: int, names: list[str], opts: Options) -> dict[str, dict]:
@@ -409,7 +410,19 @@ def header(opts: Options, seconds: float) -> str:
         "(ours and PML run in different processes, minutes apart). PML capped "
         f"at {opts.cap_gib:g} GiB address space and {opts.timeout_s:g} s per case. Peak = "
         "RSS high-water mark of the first step above the RSS before it. "
-        f"Whole run: {seconds:.0f} s.\n\n"
+        + (
+            f"Each case run in {opts.rounds} interleaved rounds; the table keeps the round "
+            "with the median ratio to the floor. "
+            if opts.rounds > 1
+            else ""
+        )
+        + (
+            f"Baseline / floor: crossmodal.losses of {opts.baseline} timed the same way in "
+            "the same run. "
+            if opts.baseline
+            else ""
+        )
+        + f"Whole run: {seconds:.0f} s.\n\n"
     )
 
 
@@ -447,6 +460,7 @@ def main() -> int:
         timeout_s=args.timeout,
         budget_s=4.0 if args.quick else 8.0,
         baseline=args.baseline.resolve() if args.baseline else None,
+        rounds=args.rounds,
     )
     groups = [("ours", PAIRWISE + PROXY + OURS_ONLY)]
     if opts.baseline is not None:
@@ -458,7 +472,7 @@ def main() -> int:
     for batch in opts.sizes:
         # Rounds interleave the implementations, so slow spells of a shared machine hit
         # each of them alike.
-        for _ in range(args.rounds):
+        for _ in range(opts.rounds):
             for impl, names in groups:
                 names = [n for n in names if not args.losses or n in args.losses]
                 if not names:

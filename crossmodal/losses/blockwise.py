@@ -14,8 +14,9 @@ masks with the value and avoids recomputing them.
 
 The block loops read no tensor value on the host (no ``.item()``, ``int(t)``,
 ``if t.any()``): on a GPU they queue kernels without waiting for them. Counts stay
-tensors; the one host read per call is the positive-slot width
-(:meth:`PairBatch.positive_slots`), before the loops.
+tensors. The host reads are per call, not per block: the positive-slot width
+(:meth:`PairBatch.positive_slots`) and, for distance losses, whether any pair can be
+coincident (:meth:`PairBatch.find_coincident`, which spares the masks when none can).
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ class BlockwiseLoss(PairwiseLoss):
     def blocks(self, pairs: PairBatch) -> list[tuple[slice, PairBatch]]:
         """Row blocks of about ``chunk_elements`` entries (one block when small), each
         with the slice of ``pairs``' rows it covers (where its gradient rows go)."""
+        if self.uses_distance:
+            pairs.find_coincident()
         blocks, start = [], 0
         for block in pairs.split(block_rows(pairs, self.chunk_elements)):
             blocks.append((slice(start, start + block.sim.shape[0]), block))
@@ -174,7 +177,8 @@ def distance_chain(
     if squared:
         grad_sq = grad_dist.mul_(pairs.distance(squared=True).sign())
     else:
-        grad_sq = grad_dist.mul_(pairs.apart())
+        coincident = pairs.coincident()
+        grad_sq = grad_dist if coincident is None else grad_dist.masked_fill_(coincident, 0.0)
         grad_sq = grad_sq.div_(pairs.distance_floor()).mul_(0.5)
     torch.mul(grad_sq, -2.0, out=out)
     return grad_sq.sum(1), grad_sq.sum(0)
@@ -191,8 +195,10 @@ def slot_distance_chain(
     if squared:
         grad_sq = grad_dist * pairs.distance(squared=True).gather(1, index).sign()
     else:
-        grad_sq = grad_dist * pairs.apart().gather(1, index)
-        grad_sq = grad_sq / pairs.distance_floor().gather(1, index) * 0.5
+        coincident = pairs.coincident()
+        if coincident is not None:
+            grad_dist = grad_dist.masked_fill(coincident.gather(1, index), 0.0)
+        grad_sq = grad_dist / pairs.distance_floor().gather(1, index) * 0.5
     ref = grad_sq.new_zeros(pairs.sim.shape[1]).scatter_add_(0, index.flatten(), grad_sq.flatten())
     return grad_sq * -2.0, grad_sq.sum(1), ref
 

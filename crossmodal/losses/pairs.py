@@ -245,7 +245,11 @@ class PairBatch:
         if squared:
             return self._sq_distance()
         if "dist" not in self._cache:
-            self._cache["dist"] = self.distance_floor() * self.apart()
+            coincident = self.coincident()
+            floor = self.distance_floor()
+            self._cache["dist"] = (
+                floor if coincident is None else floor.masked_fill(coincident, 0.0)
+            )
         return self._cache["dist"]
 
     def distance_floor(self) -> Tensor:
@@ -254,12 +258,25 @@ class PairBatch:
             self._cache["dist_floor"] = self._sq_distance().clamp_min(SQDIST_EPS).sqrt_()
         return self._cache["dist_floor"]
 
-    def apart(self) -> Tensor:
-        """1.0 where ``d² > 1e-12`` (distinct points), 0.0 for coincident pairs."""
-        if "apart" not in self._cache:
-            # Always a mask: deciding "no pair coincides" would read a value on the host.
-            self._cache["apart"] = self._sq_distance().gt(SQDIST_EPS).to(self.sim.dtype)
-        return self._cache["apart"]
+    def coincident(self) -> Tensor | None:
+        """Bool, True where ``d² ≤ 1e-12`` (coincident points: distance 0, no gradient);
+        None when :meth:`find_coincident` ruled out any such pair for the whole call."""
+        if self.shared.get("may_coincide", True) is False:
+            return None
+        if "coincident" not in self._cache:
+            self._cache["coincident"] = self._sq_distance().le(SQDIST_EPS)
+        return self._cache["coincident"]
+
+    def find_coincident(self) -> None:
+        """Decide once for the whole call (all row blocks) whether a pair can coincide.
+
+        From a lower bound of every ``d²``: ``min |q|² + min |r|² − 2 max q·r``. When it
+        is above 1e-12 (the usual case, except the batch against itself) the blocks skip
+        the coincidence masks. One host read per call, before the block loops.
+        """
+        if "may_coincide" not in self.shared:
+            bound = self.query_sqnorm.min() + self.ref_sqnorm.min() - 2.0 * self.sim.max()
+            self.shared["may_coincide"] = bool(bound <= SQDIST_EPS)
 
     def positive_slots(self) -> tuple[Tensor, Tensor]:
         """Each row's positive references as slots: ``(index, used)``, both (n, P).

@@ -19,9 +19,8 @@ from crossmodal.losses import (
 from crossmodal.registry import UnknownNameError
 from crossmodal.training.config import LossTerm, TrainConfig
 
-KEYS = ("track", "label")
-
-__all__ = ["KEYS", "build_objective", "expand_presets", "keys_of", "learned_logit_scale"]
+# learned_logit_scale is re-exported: the trainer logs and stores the objective's scale.
+__all__ = ["build_objective", "expand_presets", "keys_of", "learned_logit_scale"]
 
 
 def expand_presets(terms: list[LossTerm]) -> list[LossTerm]:
