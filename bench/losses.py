@@ -29,8 +29,8 @@ to ``--threads`` threads in every subprocess.
     python bench/losses.py --quick --no-pml --baseline ../main --losses info_nce circle
 
 ``--baseline DIR`` also times ``crossmodal.losses`` of another checkout (e.g. ``main``)
-in the same run, case by case next to ours, each against its own floor: the change's
-effect on "ours / floor" without the drift between runs on a shared machine.
+in the same worker process, alternating with ours and the floor run by run: the change's
+effect on "ours / floor" without the drift between runs of a shared machine.
 """
 
 from __future__ import annotations
@@ -123,8 +123,27 @@ def _alarm(signum, frame):
     raise CaseTimeout
 
 
-def make_step(impl: str, name: str, batch: int, inputs):
-    """A closure running one forward+backward of ``name`` under ``impl``."""
+def load_baseline(checkout: str):
+    """``crossmodal.losses`` of another checkout, imported before ours: its modules are
+    then dropped from ``sys.modules`` so that ``import crossmodal`` finds ours, while
+    the returned module keeps working on its own (its functions hold their globals)."""
+    import importlib
+
+    sys.path.insert(0, checkout)
+    try:
+        module = importlib.import_module("crossmodal.losses")
+    finally:
+        sys.path.remove(checkout)
+    if not module.__file__.startswith(checkout):
+        raise RuntimeError(f"crossmodal.losses came from {module.__file__}, not {checkout}")
+    for name in [m for m in sys.modules if m == "crossmodal" or m.startswith("crossmodal.")]:
+        del sys.modules[name]
+    return module
+
+
+def make_step(impl: str, name: str, batch: int, inputs, baseline=None):
+    """A closure running one forward+backward of ``name`` under ``impl`` ("base": the
+    ``baseline`` module's losses)."""
     import torch
     import torch.nn.functional as F
 
@@ -145,8 +164,10 @@ def make_step(impl: str, name: str, batch: int, inputs):
 
         return step
     if impl in ("ours", "base"):
-        from crossmodal.losses import SymmetricLoss, create_loss
+        import crossmodal.losses
 
+        module = baseline if impl == "base" else crossmodal.losses
+        SymmetricLoss, create_loss = module.SymmetricLoss, module.create_loss
         kwargs = dict(OURS_KWARGS.get(name, {}))
         if proxy:
             kwargs.update(num_classes=classes, embedding_dim=DIM)
@@ -184,8 +205,11 @@ def make_step(impl: str, name: str, batch: int, inputs):
     return step
 
 
-def run_case(impl: str, name: str, batch: int, repeats: int, budget_s: float) -> dict:
-    """Peak memory of one step, then ``impl`` and the floor timed alternately."""
+def run_case(
+    impl: str, name: str, batch: int, repeats: int, budget_s: float, baseline=None
+) -> dict:
+    """Peak memory of one step, then ``impl``, the floor (and the ``baseline``
+    module's losses) timed alternately."""
     import torch
 
     gen = torch.Generator().manual_seed(0)
@@ -202,30 +226,38 @@ def run_case(impl: str, name: str, batch: int, repeats: int, budget_s: float) ->
     first = time.perf_counter() - start
     peak = rss_kib("VmHWM") - before
     floor()
+    runs = [(floor, []), (step, [])]
+    if baseline is not None:
+        base = make_step("base", name, batch, (video, music, labels), baseline)
+        base()
+        runs.append((base, []))
     # Alternating runs: load from other jobs hits both sides of the ratio alike.
     # Fast cases get more runs (at least `repeats`, up to 30) for a stable median.
     count = max(1, min(max(repeats, 30), int(budget_s / max(first, 1e-6))))
-    times, floor_times = [], []
     for _ in range(count):
-        for fn, bucket in ((floor, floor_times), (step, times)):
+        for fn, bucket in runs:
             video.grad = music.grad = None
             start = time.perf_counter()
             fn()
             bucket.append(time.perf_counter() - start)
-    median, floor_median = statistics.median(times), statistics.median(floor_times)
-    return {
+    floor_median, median = (statistics.median(bucket) for _, bucket in runs[:2])
+    result = {
         "median_s": median,
         "floor_s": floor_median,
         "over_floor": median / floor_median,
         "runs": count,
         "peak_mib": max(peak, 0) / 1024,
     }
+    if baseline is not None:
+        result["base_over_floor"] = statistics.median(runs[2][1]) / floor_median
+    return result
 
 
 def worker(spec: dict) -> None:
     import torch
 
     torch.set_num_threads(spec["threads"])
+    baseline = load_baseline(spec["baseline"]) if spec.get("baseline") else None
     import crossmodal.losses  # noqa: F401 - import cost outside the timed region
 
     if spec["impl"] == "pml":
@@ -238,7 +270,9 @@ def worker(spec: dict) -> None:
         print(json.dumps({"start": name}), flush=True)
         signal.alarm(int(spec["timeout_s"]))
         try:
-            result = run_case(spec["impl"], name, spec["batch"], spec["repeats"], spec["budget_s"])
+            result = run_case(
+                spec["impl"], name, spec["batch"], spec["repeats"], spec["budget_s"], baseline
+            )
             result["status"] = "ok"
         except CaseTimeout:
             result = {"status": "timeout"}
@@ -281,13 +315,9 @@ def run_group(impl: str, batch: int, names: list[str], opts: Options) -> dict[st
             "cap_gib": opts.cap_gib,
             "timeout_s": opts.timeout_s,
             "budget_s": opts.budget_s,
+            "baseline": str(opts.baseline) if impl == "ours" and opts.baseline else None,
         }
         env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": str(opts.threads)}
-        if impl == "base":
-            # The baseline checkout's package comes first on the path.
-            env["PYTHONPATH"] = os.pathsep.join(
-                [str(opts.baseline), *filter(None, [env.get("PYTHONPATH")])]
-            )
         proc = subprocess.Popen(
             [sys.executable, __file__, "--worker", json.dumps(spec)],
             stdout=subprocess.PIPE,
@@ -374,9 +404,7 @@ def table(results: dict, opts: Options) -> str:
             pml_over = f"{pml['over_floor']:.1f}×" if pml_ok else "—"
             base_col = ""
             if base:
-                record = results.get(("base", batch, name))
-                ok = record is not None and record.get("status") == "ok"
-                base_col = f"{record['over_floor']:.2f}× | " if ok else "— | "  # type: ignore[index]
+                base_col = f"{ours['base_over_floor']:.2f}× | " if ours_ok else "— | "  # type: ignore[index]
             lines.append(
                 f"| {name} | {batch} | {floor_s} | {fmt_time(ours)} | {over} | {base_col}"
                 f"{fmt_time(pml)} | {pml_over} | {speedup_s} | {fmt_mem(ours)} | {fmt_mem(pml)} |"
@@ -417,8 +445,8 @@ def header(opts: Options, seconds: float) -> str:
             else ""
         )
         + (
-            f"Baseline / floor: crossmodal.losses of {opts.baseline} timed the same way in "
-            "the same run. "
+            f"Baseline / floor: crossmodal.losses of {opts.baseline} timed in the same "
+            "process, alternating run by run with ours and the floor. "
             if opts.baseline
             else ""
         )
@@ -463,8 +491,6 @@ def main() -> int:
         rounds=args.rounds,
     )
     groups = [("ours", PAIRWISE + PROXY + OURS_ONLY)]
-    if opts.baseline is not None:
-        groups.append(("base", PAIRWISE + PROXY + OURS_ONLY))
     if not args.no_pml:
         groups.append(("pml", PAIRWISE + PROXY))
     started = time.monotonic()

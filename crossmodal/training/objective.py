@@ -58,6 +58,11 @@ def build_objective(
     weights: dict[str, float] = {}
     keys: dict[str, str] = {}
     for term in expand_presets(cfg.losses):
+        if term.name not in list_losses():
+            raise CrossmodalError(
+                f"unknown loss {term.name!r}; choose from {', '.join(list_losses())}, or "
+                f"default (the preset {' + '.join(DEFAULT_PRESET)})"
+            )
         if term.key == "label" and not labelled:
             raise CrossmodalError(
                 f"loss {term.name!r} matches on key=label, but some training clips have no "
@@ -65,11 +70,11 @@ def build_objective(
             )
         params = dict(term.params)
         miner = None if term.miner is None else {"name": term.miner, **term.miner_params}
+        # A cross-batch memory adds reference rows, which only pairwise terms have.
+        pairwise = loss_kind(term.name) == "pairwise"
+        if not pairwise:
+            params.setdefault("num_classes", num_keys[term.key])
         try:
-            # A cross-batch memory adds reference rows, which only pairwise terms have.
-            pairwise = loss_kind(term.name) == "pairwise"
-            if not pairwise:
-                params.setdefault("num_classes", num_keys[term.key])
             loss = create_loss(
                 term.name,
                 symmetric=term.symmetric,
@@ -79,12 +84,7 @@ def build_objective(
                 embedding_dim=embed_dim,
                 **params,
             )
-        except UnknownNameError:
-            raise CrossmodalError(
-                f"unknown loss {term.name!r}; choose from {', '.join(list_losses())}, or "
-                f"default (the preset {' + '.join(DEFAULT_PRESET)})"
-            ) from None
-        except (TypeError, ValueError) as err:
+        except (UnknownNameError, TypeError, ValueError) as err:  # e.g. an unknown miner
             raise CrossmodalError(f"loss {term.name!r}: {err}") from err
         base_name = term.name if term.key == "track" else f"{term.name}_label"
         name, suffix = base_name, 2

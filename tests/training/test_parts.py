@@ -101,6 +101,9 @@ def test_build_objective_errors() -> None:
     cfg = TrainConfig(losses=[LossTerm("info_nse")])
     with pytest.raises(CrossmodalError, match="unknown loss 'info_nse'; choose from"):
         build_objective(cfg, {"track": 10, "label": 3}, 16, labelled=True)
+    cfg = TrainConfig(losses=[LossTerm("triplet_margin", miner="hardest")])
+    with pytest.raises(CrossmodalError, match="loss 'triplet_margin': unknown miner 'hardest'"):
+        build_objective(cfg, {"track": 10, "label": 3}, 16, labelled=True)
     cfg = TrainConfig(losses=[LossTerm("default", params={"temperature": 0.1})])
     with pytest.raises(CrossmodalError, match=r"list the terms: --losses '\[\{name: info_nce"):
         build_objective(cfg, {"track": 10, "label": 3}, 16, labelled=True)
