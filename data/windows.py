@@ -1,7 +1,9 @@
 """Where windows go inside a clip [start, end]: random (training), fixed (evaluation),
-sliding (embedding long files window by window)."""
+sliding (embedding long files window by window), and the batches that carry them."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -55,3 +57,16 @@ def sliding_windows(start: float, end: float, window: float, hop: float) -> np.n
     if last - starts[-1] > 1e-6:
         starts = np.append(starts, last)
     return starts
+
+
+@dataclass
+class WindowBatch:
+    """Consecutive windows of one file: their starts (s), the model inputs (float (N, ...)
+    per the spec), and ``padded``: whether the file was shorter than one window and its
+    only window was completed (silence for music, the last frame held for video).
+    ``end``: the file's decoded end in seconds, set on its last batch."""
+
+    starts: np.ndarray
+    inputs: torch.Tensor
+    padded: bool = False
+    end: float | None = None
