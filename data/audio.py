@@ -29,7 +29,7 @@ from crossmodal.data.decoders import first_line
 from crossmodal.data.errors import CorruptMediaError, NoStreamError, TooShortError
 from crossmodal.data.media_info import check_file
 from crossmodal.data.specs import AudioSpec
-from crossmodal.data.windows import WindowBatch, sliding_windows
+from crossmodal.data.windows import WindowBatch, file_windows
 
 # Names the audio decoding in cache keys: cached music from another decoder is not reused.
 AUDIO_DECODER = "pyav-swr"
@@ -248,8 +248,8 @@ def audio_window_batches(
 ) -> Iterator[WindowBatch]:
     """Every ``spec.seconds`` window of a file, ``hop`` apart, in batches, cut while the
     file streams: memory holds one window plus one hop of samples and one batch, whatever
-    the file's length. The window placement is :func:`~crossmodal.data.windows.sliding_windows`
-    over the *decoded* stream [0, end]: the last window ends at the decoded end.
+    the file's length. The window placement is :func:`~crossmodal.data.windows.file_windows`
+    of the *decoded* stream [0, end]: the last window ends at the decoded end.
 
     A file shorter than one window gives one window padded with silence when it lasts at
     least ``min_seconds`` (None: never pad), else :class:`TooShortError`.
@@ -312,7 +312,7 @@ def audio_window_batches(
         emitted.append(0)
         padded = total < width
     else:
-        placed = sliding_windows(0.0, seconds, spec.seconds, hop)
+        placed = file_windows(seconds, spec.seconds, hop)
         tail = round(float(placed[-1]) * sr) if len(placed) else 0
         if tail > emitted[-1]:  # the hops left a tail: one window ends at the decoded end
             batch.append(take(tail).copy())

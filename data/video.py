@@ -26,7 +26,7 @@ from crossmodal.data.errors import CorruptMediaError, NoStreamError, TooShortErr
 from crossmodal.data.formats import shortfall_tolerance
 from crossmodal.data.media_info import probe
 from crossmodal.data.specs import VideoSpec
-from crossmodal.data.windows import WindowBatch, sliding_windows
+from crossmodal.data.windows import WindowBatch, file_windows
 
 # A sample time may pass the last frame's end by this much (float rounding in containers).
 TIME_TOLERANCE = 1e-3
@@ -350,13 +350,13 @@ def video_window_batches(
     """Every ``window``-second window of a video, ``hop`` apart, as normalised frames
     (float (N, 3, T, H, W)) in batches of ``batch_size`` windows: memory holds one batch,
     whatever the video's length. The placement is
-    :func:`~crossmodal.data.windows.sliding_windows` over the *decoded* frames [0, end].
+    :func:`~crossmodal.data.windows.file_windows` of the *decoded* frames [0, end].
 
     A video shorter than one window gives one window that holds its last frame to the
     end, when it lasts at least ``min_seconds`` (None: never), else :class:`TooShortError`.
     """
     video = VideoFile(path, spec, num_threads=num_threads)
-    starts = sliding_windows(0.0, video.end, window, hop)
+    starts = file_windows(video.end, window, hop)
     padded = False
     if len(starts) == 0:
         if min_seconds is None or video.end + 1e-6 < min_seconds:

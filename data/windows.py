@@ -44,19 +44,34 @@ def segment_windows(start: float, end: float, window: float, count: int) -> np.n
     return np.linspace(start, start + max(0.0, end - start - window), count)
 
 
-def sliding_windows(start: float, end: float, window: float, hop: float) -> np.ndarray:
+def sliding_windows(
+    start: float, end: float, window: float, hop: float, min_tail: float = 1e-6
+) -> np.ndarray:
     """Starts of ``window``-second windows every ``hop`` seconds over [start, end]; when
-    the hops leave a tail, one last window ends exactly at ``end`` so all of it is seen.
-    A span shorter than one window gives no windows."""
+    the hops leave a tail longer than ``min_tail`` seconds, one last window ends exactly
+    at ``end`` so all of it is seen. A span shorter than one window gives no windows."""
     if window <= 0 or hop <= 0:
         raise ValueError("window and hop must be positive")
     last = end - window
     if last < start - 1e-9:
         return np.zeros(0)
     starts = np.arange(start, last + 1e-9, hop)
-    if last - starts[-1] > 1e-6:
+    if last - starts[-1] > min_tail:
         starts = np.append(starts, last)
     return starts
+
+
+# A tail shorter than this fraction of a hop gets no window of its own when a whole file
+# is embedded: an AAC stream padded by a few milliseconds would otherwise give a window
+# that nearly repeats the one before it.
+TAIL_FRACTION = 0.25
+
+
+def file_windows(end: float, window: float, hop: float) -> np.ndarray:
+    """Window starts for embedding a whole file whose decoded stream ends at ``end``:
+    :func:`sliding_windows` over [0, end], the last window ending at ``end`` unless the
+    tail is under ``TAIL_FRACTION`` of a hop."""
+    return sliding_windows(0.0, end, window, hop, min_tail=TAIL_FRACTION * hop)
 
 
 @dataclass

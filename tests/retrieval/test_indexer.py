@@ -66,20 +66,56 @@ def _reference_windows(
     return emb.numpy().astype(np.float64)
 
 
-def test_windows_cover_long_files_and_reject_short_ones(long_clip: Path, corpus: Path) -> None:
+@pytest.mark.parametrize("modality", ["video", "music"])
+def test_windows_cover_long_files_and_reject_short_ones(
+    long_clip: Path, corpus: Path, tmp_path: Path, modality: str
+) -> None:
     model = _model(0)
     indexer = Indexer(model, "unused", hop=2.0)
-    duration, starts = indexer.windows_of(long_clip)
-    assert duration == pytest.approx(9.0, abs=0.1)
-    np.testing.assert_allclose(starts, [0.0, 2.0, 4.0, duration - 4.0], atol=1e-6)
-    _, one = indexer.windows_of(read_manifest(corpus)[0].video)
-    assert one.tolist() == [0.0]
-    long_window = Indexer(_model(0), "unused")
-    long_window.window = 20.0
-    from crossmodal.data.errors import TooShortError
+    embedded = indexer.embed_file(long_clip, modality)
+    assert embedded.duration == pytest.approx(9.0, abs=0.1)
+    np.testing.assert_allclose(
+        embedded.starts, [0.0, 2.0, 4.0, embedded.duration - 4.0], atol=1e-4
+    )
+    # Streamed, batched embedding equals embedding the same windows decoded directly.
+    reference = _reference_windows(model, long_clip, modality, list(embedded.starts))
+    np.testing.assert_allclose(embedded.vectors, reference, atol=1e-4)
+    one = indexer.embed_file(read_manifest(corpus)[0].video, modality)
+    assert one.starts.tolist() == [0.0]
+    assert not one.padded
 
-    with pytest.raises(TooShortError, match=r"shorter than the model's 20\.00 s window"):
-        long_window.windows_of(long_clip)
+    from crossmodal.data.errors import TooShortError
+    from crossmodal.data.writer import write_media
+
+    short = write_media(
+        tmp_path / "short clip.mp4",
+        np.full((12, 48, 48, 3), 90, dtype=np.uint8),
+        12.0,
+        np.zeros(16000, dtype=np.float32),
+        16000,
+    )
+    with pytest.raises(TooShortError, match=r"lasts 1\.0\d+ s, shorter than the 4 s window"):
+        indexer.embed_file(short, modality)
+    padded = indexer.embed_file(short, modality, min_seconds=0.5)
+    assert padded.padded and padded.starts.tolist() == [0.0]
+    with pytest.raises(TooShortError, match=r"shorter than the 2 s minimum"):
+        indexer.embed_file(short, modality, min_seconds=2.0)
+
+
+def test_workers_give_the_same_index_as_one_process(long_clip: Path, corpus: Path) -> None:
+    model = _model(0)
+    paths = [long_clip, *(r.video for r in read_manifest(corpus)[:3]), Path("missing.mp4")]
+    for modality in ("music", "video"):
+        alone = list(Indexer(model, "unused", hop=2.0).embed_files(paths, modality))
+        shared = list(Indexer(model, "unused", hop=2.0, workers=2).embed_files(paths, modality))
+        assert [i for i, _ in shared] == list(range(len(paths)))
+        for (_, a), (_, b) in zip(alone, shared, strict=True):
+            if isinstance(a, Exception):
+                assert type(a) is type(b) and str(a) == str(b)
+                continue
+            assert a.duration == b.duration
+            np.testing.assert_array_equal(a.starts, b.starts)
+            np.testing.assert_allclose(a.vectors, b.vectors, rtol=0, atol=1e-6)
 
 
 def test_recommendations_match_brute_force_and_best_window(
@@ -104,7 +140,7 @@ def test_recommendations_match_brute_force_and_best_window(
     q /= np.linalg.norm(q)
     expected = []
     for entry in libraries["music"]:
-        _, starts = Indexer(model, "unused", hop=2.0).windows_of(entry.path)
+        starts = Indexer(model, "unused", hop=2.0).embed_file(entry.path, "music").starts
         sims = _reference_windows(model, entry.path, "music", list(starts)) @ q
         best = int(np.argmax(sims))
         expected.append((float(sims[best]), str(entry.path), float(starts[best])))
@@ -171,15 +207,15 @@ def test_interrupted_indexing_leaves_the_previous_index_readable(
     files = library_files(corpus, "music")
     Indexer(model, index_dir).index({"music": files[:2]})
     calls = {"n": 0}
-    original = Indexer.embed_file
+    original = Indexer._encode
 
-    def interrupted(self: Indexer, path: Path, modality: str) -> tuple:
-        calls["n"] += 1
+    def interrupted(self: Indexer, modality: str, inputs: torch.Tensor) -> torch.Tensor:
+        calls["n"] += 1  # one batch per (short) file: the third new file is interrupted
         if calls["n"] == 3:
             raise KeyboardInterrupt
-        return original(self, path, modality)
+        return original(self, modality, inputs)
 
-    monkeypatch.setattr(Indexer, "embed_file", interrupted)
+    monkeypatch.setattr(Indexer, "_encode", interrupted)
     with pytest.raises(KeyboardInterrupt):
         Indexer(model, index_dir).index({"music": files})
     monkeypatch.undo()
