@@ -11,7 +11,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from crossmodal.data.audio import AUDIO_DECODER, LENGTH_TOLERANCE, cut_windows, load_audio, represent
+from crossmodal.data.audio import (
+    AUDIO_DECODER,
+    LENGTH_TOLERANCE,
+    cut_windows,
+    load_audio,
+    represent,
+)
 from crossmodal.data.cache import FeatureCache
 from crossmodal.data.errors import ManifestError, MediaError, NoStreamError
 from crossmodal.data.formats import shortfall_tolerance

@@ -45,9 +45,7 @@ def test_multichannel_soundtracks_become_the_mean_of_channels(make_video, helper
     left = helpers.tone(2.0, 16000, freq=440.0, amp=0.4)
     right = helpers.tone(2.0, 16000, freq=1000.0, amp=0.2)
     stereo = make_video("stereo.mp4", frames=24, audio=np.stack([left, right]))
-    gain_mean, residual = _gain_and_fit(
-        load_audio(stereo, 16000)[0], (left + right) / 2
-    )
+    gain_mean, residual = _gain_and_fit(load_audio(stereo, 16000)[0], (left + right) / 2)
     assert gain_mean == pytest.approx(1.0, abs=0.05)
     assert residual < 0.1
 

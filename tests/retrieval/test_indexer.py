@@ -74,9 +74,7 @@ def test_windows_cover_long_files_and_reject_short_ones(
     indexer = Indexer(model, "unused", hop=2.0)
     embedded = indexer.embed_file(long_clip, modality)
     assert embedded.duration == pytest.approx(9.0, abs=0.1)
-    np.testing.assert_allclose(
-        embedded.starts, [0.0, 2.0, 4.0, embedded.duration - 4.0], atol=1e-4
-    )
+    np.testing.assert_allclose(embedded.starts, [0.0, 2.0, 4.0, embedded.duration - 4.0], atol=1e-4)
     # Streamed, batched embedding equals embedding the same windows decoded directly.
     reference = _reference_windows(model, long_clip, modality, list(embedded.starts))
     np.testing.assert_allclose(embedded.vectors, reference, atol=1e-4)
@@ -97,7 +95,8 @@ def test_windows_cover_long_files_and_reject_short_ones(
     with pytest.raises(TooShortError, match=r"lasts 1\.0\d+ s, shorter than the 4 s window"):
         indexer.embed_file(short, modality)
     padded = indexer.embed_file(short, modality, min_seconds=0.5)
-    assert padded.padded and padded.starts.tolist() == [0.0]
+    assert padded.padded
+    assert padded.starts.tolist() == [0.0]
     with pytest.raises(TooShortError, match=r"shorter than the 2 s minimum"):
         indexer.embed_file(short, modality, min_seconds=2.0)
 
@@ -111,7 +110,8 @@ def test_workers_give_the_same_index_as_one_process(long_clip: Path, corpus: Pat
         assert [i for i, _ in shared] == list(range(len(paths)))
         for (_, a), (_, b) in zip(alone, shared, strict=True):
             if isinstance(a, Exception):
-                assert type(a) is type(b) and str(a) == str(b)
+                assert type(a) is type(b)
+                assert str(a) == str(b)
                 continue
             assert a.duration == b.duration
             np.testing.assert_array_equal(a.starts, b.starts)
