@@ -257,40 +257,28 @@ def audio_window_batches(
     sr, width = spec.sample_rate, spec.num_samples
     stream = stream_audio(path, sr)
     hop_samples = hop * sr
-    pending: list[np.ndarray] = []
-    pending_len = 0
-    base = 0  # stream index of pending[0][0]
+    # One buffer of fixed size, refilled in place: buffers of varying sizes, allocated
+    # and freed as the stream goes, let glibc's heap grow with the file's length.
+    ring = _Ring(width + math.ceil(hop_samples) + 4 * BLOCK_SAMPLES)
     emitted: list[int] = []  # first sample of every window cut so far
+    batch = np.zeros((batch_size, width), dtype=np.float32)
     batch_starts: list[int] = []
-    batch: list[np.ndarray] = []
-
-    def take(first: int) -> np.ndarray:
-        joined = np.concatenate(pending) if len(pending) > 1 else pending[0]
-        pending[:] = [joined]
-        return joined[first - base : first - base + width]
 
     for block in stream:
-        pending.append(block)
-        pending_len += len(block)
+        ring.append(block)
         while True:
             first = round(len(emitted) * hop_samples)
-            if first + width > base + pending_len:
+            if first + width > ring.stop:
                 break
-            batch.append(take(first).copy())
+            batch[len(batch_starts)] = ring.window(first, width)
             batch_starts.append(first)
             emitted.append(first)
-            if len(batch) == batch_size:
+            if len(batch_starts) == batch_size:
                 yield _audio_batch(batch_starts, batch, spec)
-                batch, batch_starts = [], []
+                batch_starts = []
         # Keep only what later windows need: from the next start, or the last full window
         # (the tail window may end at the decoded end, before the next regular start).
-        keep_from = min(round(len(emitted) * hop_samples), base + pending_len - width)
-        if keep_from > base and pending:
-            joined = np.concatenate(pending) if len(pending) > 1 else pending[0]
-            drop = min(keep_from - base, len(joined))
-            pending[:] = [joined[drop:]]
-            base += drop
-            pending_len -= drop
+        ring.drop_before(min(round(len(emitted) * hop_samples), ring.stop - width))
     total = stream.samples
     seconds = total / sr
     padded = False
@@ -304,10 +292,7 @@ def audio_window_batches(
             raise TooShortError(
                 stream.path, f"music lasts {seconds:.3f} s, shorter than the {need}"
             )
-        piece = take(0) if pending else np.zeros(0, dtype=np.float32)
-        window = np.zeros(width, dtype=np.float32)
-        window[: len(piece)] = piece
-        batch.append(window)
+        batch[0] = ring.window(0, width)  # zero-filled past the end
         batch_starts.append(0)
         emitted.append(0)
         padded = total < width
@@ -315,20 +300,57 @@ def audio_window_batches(
         placed = file_windows(seconds, spec.seconds, hop)
         tail = round(float(placed[-1]) * sr) if len(placed) else 0
         if tail > emitted[-1]:  # the hops left a tail: one window ends at the decoded end
-            batch.append(take(tail).copy())
+            batch[len(batch_starts)] = ring.window(tail, width)
             batch_starts.append(tail)
-    if batch:
+    if batch_starts:
         yield _audio_batch(batch_starts, batch, spec, padded, seconds)
     else:  # the windows filled whole batches: say where the stream ended
         yield WindowBatch(np.zeros(0), represent(np.zeros((0, width)), spec), False, seconds)
 
 
+class _Ring:
+    """The samples [start, stop) of a stream in one fixed buffer (grown only when a
+    block would not fit)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.data = np.zeros(capacity, dtype=np.float32)
+        self.start = self.stop = 0
+
+    def append(self, block: np.ndarray) -> None:
+        used = self.stop - self.start
+        if used + len(block) > len(self.data):
+            grown = np.zeros(used + len(block), dtype=np.float32)
+            grown[:used] = self.data[:used]
+            self.data = grown
+        self.data[used : used + len(block)] = block
+        self.stop += len(block)
+
+    def window(self, first: int, width: int) -> np.ndarray:
+        """Samples [first, first + width), zero-filled past ``stop``."""
+        piece = self.data[first - self.start : min(first + width, self.stop) - self.start]
+        if len(piece) == width:
+            return piece
+        out = np.zeros(width, dtype=np.float32)
+        out[: len(piece)] = piece
+        return out
+
+    def drop_before(self, index: int) -> None:
+        drop = min(index, self.stop) - self.start
+        if drop <= 0:
+            return
+        used = self.stop - self.start
+        self.data[: used - drop] = self.data[drop:used]  # in place: no new buffer
+        self.start += drop
+
+
 def _audio_batch(
     starts: list[int],
-    windows: list[np.ndarray],
+    batch: np.ndarray,
     spec: AudioSpec,
     padded: bool = False,
     end: float | None = None,
 ) -> WindowBatch:
     seconds = np.asarray(starts, dtype=np.float64) / spec.sample_rate
-    return WindowBatch(seconds, represent(np.stack(windows), spec), padded, end)
+    # A copy for waveform specs (the batch buffer is refilled); log-mels are new tensors.
+    inputs = represent(batch[: len(starts)].copy(), spec)
+    return WindowBatch(seconds, inputs, padded, end)

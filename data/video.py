@@ -28,6 +28,10 @@ from crossmodal.data.media_info import probe
 from crossmodal.data.specs import VideoSpec
 from crossmodal.data.windows import WindowBatch, file_windows
 
+# Containers whose frames decord reads but mis-times, so PyAV decodes them: in MPEG
+# program streams (.mpg) decord reports start times of -1e14 s, and in MPEG transport
+# streams (.ts) it hands frame i + 1 for frame i (measured on files written by PyAV).
+DECORD_UNRELIABLE_FORMATS = ("mpeg", "mpegts")
 # A sample time may pass the last frame's end by this much (float rounding in containers).
 TIME_TOLERANCE = 1e-3
 
@@ -53,7 +57,8 @@ class VideoFile:
     files fail with a specific reason before a decoder sees them), then opens the first
     decoder of the chain that can read the file: decord (reads the container index, no
     frames), else PyAV (one decoding pass for the timestamps; used for what decord
-    cannot measure, such as Theora in Ogg). :attr:`decoder` names the one in use.
+    cannot open or measure, such as Theora or VP8 in Ogg, and for the containers of
+    ``DECORD_UNRELIABLE_FORMATS``). :attr:`decoder` names the one in use.
     ``num_threads`` is the decoder's threads (1 suits DataLoader workers; 0: its choice).
 
     The decoded frames are the truth: :attr:`end` is the end of the last decoded frame.
@@ -69,11 +74,15 @@ class VideoFile:
         self.num_threads = num_threads
         if not self.info.has_video:
             raise NoStreamError(self.path, "no video stream")
-        try:
-            self.reader: DecordFrames | PyAVFrames = DecordFrames(self.path, spec, num_threads)
-        except CorruptMediaError as err:
-            log.debug("%s: decord cannot read it (%s); trying PyAV", self.path, err.reason)
+        self.reader: DecordFrames | PyAVFrames
+        if self.info.format in DECORD_UNRELIABLE_FORMATS:
             self.reader = PyAVFrames(self.path, spec, num_threads)
+        else:
+            try:
+                self.reader = DecordFrames(self.path, spec, num_threads)
+            except CorruptMediaError as err:
+                log.debug("%s: decord cannot read it (%s); trying PyAV", self.path, err.reason)
+                self.reader = PyAVFrames(self.path, spec, num_threads)
         self.decoder = self.reader.name
         log.debug("%s: video frames decoded by %s", self.path, self.decoder)
         if len(self.reader.starts) == 0:
@@ -138,6 +147,14 @@ class DecordFrames:
             raise CorruptMediaError(path, f"video decoder failed: {first_line(err)}") from err
         self.starts = np.asarray(stamps[:, 0], dtype=np.float64)
         self.end = float(stamps[-1, 1]) if n else 0.0
+        if n and not (
+            np.isfinite(self.starts).all()
+            and self.starts.min() > -1.0
+            and (np.diff(self.starts) >= 0).all()
+            and self.end > self.starts[-1]
+        ):
+            # Seen on MPEG program streams: start times of -1e14 s. Measured, not read.
+            raise CorruptMediaError(path, "decord cannot measure the frame timestamps")
 
     def frames(self, indices: list[int]) -> np.ndarray:
         decord = decord_module()
@@ -190,12 +207,21 @@ class PyAVFrames:
             for frame in self._decode(container, stream):
                 if frame.pts is not None:
                     self.pts.setdefault(frame.pts, len(starts))
-                time = frame.time if frame.time is not None else (starts[-1] if starts else 0.0)
-                starts.append(time - self.origin)
+                starts.append(np.nan if frame.time is None else frame.time - self.origin)
                 if frame.duration and frame.time_base:
                     durations.append(float(frame.duration * frame.time_base))
             rate = float(stream.average_rate) if stream.average_rate else 0.0
         self.starts = np.asarray(starts, dtype=np.float64)
+        if (
+            len(starts)
+            and rate
+            and (np.isnan(self.starts).any() or len(np.unique(self.starts)) < len(starts))
+        ):
+            # Frames without their own time (seen in MPEG program streams): a constant-rate
+            # grid from the first known time, and frames found by counting, not by pts.
+            first = float(np.nanmin(self.starts)) if not np.isnan(self.starts).all() else 0.0
+            self.starts = first + np.arange(len(starts)) / rate
+            self.pts = {}
         # Frames are shown in time order whatever order the decoder returned them in.
         self.order = np.argsort(self.starts, kind="stable")
         self.starts = self.starts[self.order]

@@ -72,7 +72,8 @@ def write_media(
             video_stream = container.add_stream(video_codec, rate=rate)
             video_stream.width = frames.shape[2]
             video_stream.height = frames.shape[1]
-            video_stream.pix_fmt = "yuv420p"
+            # MJPEG takes full-range YUV ("yuvj"); every other codec here limited-range.
+            video_stream.pix_fmt = "yuvj420p" if video_codec == "mjpeg" else "yuv420p"
             video_stream.codec_context.thread_count = 1
             if video_codec == "libx264":
                 video_stream.options = dict(video_options or DEFAULT_X264)
