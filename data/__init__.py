@@ -4,7 +4,7 @@
 Everything downstream consumes media through the specs: an encoder declares a
 :class:`VideoSpec` / :class:`AudioSpec`, and :class:`PairedClipDataset`,
 :func:`load_video_windows` / :func:`load_audio_windows` decode accordingly; whole files
-stream through :func:`ingest` as batches of windows.
+stream through :func:`crossmodal.data.ingest.ingest` as batches of windows.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
         TooShortError,
     )
     from crossmodal.data.formats import scan_folder, shortfall_tolerance
-    from crossmodal.data.ingest import WindowJob, ingest, window_batches
+    from crossmodal.data.ingest import WindowJob, window_batches
     from crossmodal.data.isolate import run_isolated
     from crossmodal.data.loader import make_loader, seed_worker
     from crossmodal.data.logmel import LogMel
@@ -102,7 +102,6 @@ _EXPORTS = {
     "video_window_batches": "crossmodal.data.video",
     "WindowBatch": "crossmodal.data.windows",
     "WindowJob": "crossmodal.data.ingest",
-    "ingest": "crossmodal.data.ingest",
     "window_batches": "crossmodal.data.ingest",
     "scan_folder": "crossmodal.data.formats",
     "shortfall_tolerance": "crossmodal.data.formats",
@@ -143,7 +142,6 @@ __all__ = [
     "check_manifest",
     "cut_windows",
     "decode_segment",
-    "ingest",
     "load_audio",
     "load_audio_windows",
     "load_video_windows",

@@ -305,8 +305,7 @@ def test_a_range_decodes_like_the_same_samples_of_the_whole(audios: dict[str, Pa
 
 
 def test_streams_of_different_lengths_stop_at_their_decoded_ends(media_dir: Path) -> None:
-    from crossmodal.data import ingest
-    from crossmodal.data.ingest import WindowJob
+    from crossmodal.data.ingest import WindowJob, ingest
 
     audio_short = write_media(
         media_dir / "audio short.mkv", painted_frames(120, 32, 32), 12.0, tone(9.0, RATE), RATE

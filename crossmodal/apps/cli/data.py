@@ -113,17 +113,14 @@ def _role(args: argparse.Namespace) -> tuple[str, str]:
     from pathlib import Path
 
     from crossmodal.data import read_manifest
-    from crossmodal.data.formats import VIDEO_EXTENSIONS
+    from crossmodal.data.formats import scan_folder
     from crossmodal.data.manifest import MANIFEST_NAME
 
     if args.role != "auto":
         return args.role, "as asked"
     source = Path(args.manifest)
     if source.is_dir() and not (source / MANIFEST_NAME).is_file():
-        has_video = any(
-            p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS for p in source.rglob("*")
-        )
-        if has_video:
+        if scan_folder(source, "video").files:
             return "pairs", "assumed: the folder holds videos; --role to change"
         return "music", "assumed: the folder holds no videos; --role to change"
     records = read_manifest(source)
