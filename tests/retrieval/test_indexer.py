@@ -312,3 +312,88 @@ def test_cli_errors_for_empty_folder_and_missing_index(
 
     with pytest.raises(CrossmodalError, match="nothing to index"):
         run(argparse.Namespace(music=None, videos=None))
+
+
+def test_music_only_manifest_uneven_streams_and_short_queries(
+    tmp_path: Path, corpus: Path, model_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The walk-through's files: a music library listed with `"video": null`, a 207-s-like
+    track whose last window would overrun, soundtracks a second shorter than their video
+    and the reverse, an .mpg, and 1-s queries."""
+    from crossmodal.data.writer import write_media
+
+    def frames(n: int) -> np.ndarray:
+        return np.random.default_rng(n).integers(0, 255, (n, 48, 48, 3), dtype=np.uint8)
+
+    def sound(seconds: float, rate: int = 16000) -> np.ndarray:
+        t = np.arange(round(seconds * rate)) / rate
+        return (0.3 * np.sin(2 * np.pi * 330 * t)).astype(np.float32)
+
+    media = tmp_path / "média"
+    media.mkdir()
+    write_media(media / "track.ogg", None, audio=sound(9.3, 48000), sample_rate=48000, audio_codec="libopus")  # fmt: skip
+    write_media(media / "track two.m4a", None, audio=sound(7.0, 44100), sample_rate=44100)
+    write_media(media / "audio short.mp4", frames(120), 12.0, sound(9.0))
+    write_media(media / "video short.mp4", frames(108), 12.0, sound(10.0))
+    write_media(media / "old.mpg", frames(240), 24.0, sound(10.0), video_codec="mpeg1video", audio_codec="mp2", container_format="mpeg")  # fmt: skip
+    write_media(media / "one second.mp4", frames(12), 12.0, sound(1.0))
+    rows = [
+        {"id": "t1", "video": None, "audio": "média/track.ogg"},
+        {"id": "t2", "audio": "média/track two.m4a"},
+        {"id": "v1", "video": "média/audio short.mp4"},
+        {"id": "v2", "video": "média/video short.mp4"},
+        {"id": "v3", "video": "média/old.mpg"},
+    ]
+    manifest = tmp_path / "library.jsonl"
+    manifest.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    index_dir = tmp_path / "index"
+    code = main(
+        [
+            "-q",
+            "index",
+            "--checkpoint",
+            str(model_file),
+            "--music",
+            str(manifest),
+            "--videos",
+            str(manifest),
+            "--out",
+            str(index_dir),
+            "--device",
+            "cpu",
+            "--hop",
+            "2",
+            "--workers",
+            "2",
+        ]
+    )
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "music: 5 embedded" in captured.out
+    assert "video: 3 embedded" in captured.out
+    assert "2 row(s) have no video" in captured.err
+
+    store = IndexStore.open(index_dir)
+    windows = {Path(item.path).name: item for item in store.snapshot.catalog.items("music")}
+    store.close()
+    # Windows stop at each decoded end: no file lost to the last window's arithmetic.
+    assert windows["track.ogg"].duration == pytest.approx(9.3, abs=0.03)
+    assert windows["audio short.mp4"].duration == pytest.approx(9.0, abs=0.1)
+
+    queries = [str(media / n) for n in ("audio short.mp4", "video short.mp4", "old.mpg")]
+    for command in ("recommend", "find-video"):
+        code = main(
+            ["-q", command, *queries, "--index", str(index_dir), "--json", "--device", "cpu"]
+        )
+        out = json.loads(capsys.readouterr().out)
+        assert code == 0, out
+        assert out["failed"] == 0
+    short = str(media / "one second.mp4")
+    code = main(["-q", "recommend", short, "--index", str(index_dir), "--device", "cpu"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "note: video lasts 1.00 s, shorter than the model's 4 s window: padded" in out
+    code = main(["-q", "find-video", short, "--index", str(index_dir), "--json", "--device", "cpu"])
+    out = json.loads(capsys.readouterr().out)
+    assert "padded with silence" in out["notes"][short]
+    assert len(out["results"][short]) == 3
