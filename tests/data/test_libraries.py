@@ -122,9 +122,7 @@ def test_folder_scans_take_every_decodable_extension_and_say_what_they_skip(
     assert "skipped 2 file(s)" in caplog.text
 
 
-def test_data_check_of_a_music_folder(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_data_check_of_a_music_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     music = _music_folder(tmp_path)
     args = ["data", "check", str(music), "--no-isolate", "--size", "32", "--seconds", "2"]
     assert main(args) == 0

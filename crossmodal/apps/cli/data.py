@@ -130,15 +130,14 @@ def _role(args: argparse.Namespace) -> tuple[str, str]:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    import sys
+    import logging
 
     from crossmodal.data import check_manifest
     from crossmodal.logging_utils import progress_disabled
 
     video_spec, audio_spec = _specs(args)
     role, why = _role(args)
-    if not args.json:
-        print(f"checking {args.manifest} for the {role} role ({why})", file=sys.stderr)
+    logging.getLogger(__name__).info("checking %s for the %s role (%s)", args.manifest, role, why)
     count, found = check_manifest(
         args.manifest,
         video_spec,
