@@ -66,6 +66,20 @@ def _music(seconds: float, rate: int, seed: int) -> np.ndarray:
     return np.stack([left, right]).astype(np.float32)
 
 
+def _pictures(n: int, seed: int) -> np.ndarray:
+    """uint8 (n, 144, 176, 3): a gradient drifting across the frame with a moving square
+    (cheap to encode, unlike noise, and every frame differs)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:144, 0:176]
+    frames = np.empty((n, 144, 176, 3), dtype=np.uint8)
+    colour = rng.integers(0, 255, 3)
+    for f in range(n):
+        frames[f] = ((x + y + 3 * f)[..., None] + colour) % 256
+        top, left = (5 * f) % 112, (7 * f) % 144
+        frames[f, top : top + 32, left : left + 32] = 255 - colour
+    return frames
+
+
 def make_library(root: Path, quick: bool, seed: int = 0) -> dict[str, list[tuple[Path, float]]]:
     """Files per codec, with their durations. Existing files are reused."""
     from crossmodal.data.writer import write_media
@@ -104,7 +118,7 @@ def make_library(root: Path, quick: bool, seed: int = 0) -> dict[str, list[tuple
         if not path.is_file():
             path.parent.mkdir(parents=True, exist_ok=True)
             n = round(seconds * 24)
-            frames = np.random.default_rng(i).integers(0, 255, (n, 144, 176, 3), dtype=np.uint8)
+            frames = _pictures(n, i)
             rate = 48000
             write_media(
                 path,
@@ -136,6 +150,8 @@ def measure(task: str, modality: str, files: list[str]) -> dict[str, float]:
     model = CrossModalModel.from_config(ModelConfig()).eval()
     paths = [Path(f) for f in files]
     started = time.perf_counter()
+    if task == "breakdown":
+        return _breakdown(model, paths[0])
     if task == "index":
         with tempfile.TemporaryDirectory() as out:
             report = Indexer(model, out, hop=HOP).index({modality: [LibraryFile(p) for p in paths]})
@@ -156,6 +172,30 @@ def measure(task: str, modality: str, files: list[str]) -> dict[str, float]:
                 for start in file_windows(video.end, window, HOP):
                     video.frames_at(window_frame_times(model.video_spec, float(start), window))
     return {"seconds": time.perf_counter() - started, "peak_mb": _peak_mb()}
+
+
+def _breakdown(model: object, path: Path) -> dict[str, float]:
+    """Where one track's indexing time goes: decoding alone, decoding with windows cut
+    and log-mels computed, and the music tower on those inputs."""
+    import torch
+
+    from crossmodal.data.audio import audio_window_batches, stream_audio
+
+    spec = model.audio_spec  # type: ignore[attr-defined]
+    started = time.perf_counter()
+    for _ in stream_audio(path, spec.sample_rate):
+        pass
+    decode = time.perf_counter() - started
+    started = time.perf_counter()
+    batches = list(audio_window_batches(path, spec, HOP, 32))
+    windows = time.perf_counter() - started
+    started = time.perf_counter()
+    with torch.no_grad():
+        for batch in batches:
+            if len(batch.starts):
+                model.encode_audio(batch.inputs)  # type: ignore[attr-defined]
+    encode = time.perf_counter() - started
+    return {"decode": decode, "windows": windows - decode, "model": encode}
 
 
 def _run(task: str, modality: str, files: list[Path]) -> dict[str, float]:
@@ -200,10 +240,14 @@ def main() -> None:
             short = _run("index", "music", [by_length[180.0]])
             long = _run("index", "music", [by_length[720.0]])
             linear.append((codec, short, long))
-    write_table(Path(args.out), rows, linear, args.quick)
+    breakdown = None
+    if "aac" in library:
+        path, seconds = library["aac"][0]
+        breakdown = (path.name, seconds, _run("breakdown", "music", [path]))
+    write_table(Path(args.out), rows, linear, args.quick, breakdown)
 
 
-def write_table(path: Path, rows: list, linear: list, quick: bool) -> None:
+def write_table(path: Path, rows: list, linear: list, quick: bool, breakdown: tuple | None) -> None:
     load = os.getloadavg()
     lines = [
         "# Ingestion: `index` per codec against the raw-decode floor",
@@ -239,6 +283,22 @@ def write_table(path: Path, rows: list, linear: list, quick: bool) -> None:
                 f"| {long['seconds'] / short['seconds']:.2f} | {short['peak_mb']:.0f} "
                 f"| {long['peak_mb']:.0f} |"
             )
+    if breakdown:
+        name, seconds, parts = breakdown
+        total = sum(parts.values())
+        lines += [
+            "",
+            f"Where the time of one track goes ({name}, {seconds:.0f} s, same run):",
+            "",
+            "| step | s | share |",
+            "|---|---:|---:|",
+        ]
+        for step, label in (
+            ("decode", "decode + resample (the floor)"),
+            ("windows", "cut windows + log-mel"),
+            ("model", "music tower (default model)"),
+        ):
+            lines.append(f"| {label} | {parts[step]:.2f} | {parts[step] / total:.0%} |")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
     print(path)
