@@ -1,7 +1,9 @@
 """Embed media libraries with a trained model into an :class:`IndexStore`.
 
-Each file is cut into windows of the model's clip length (``hop`` apart; a file
-exactly one window long gives one window), every window is embedded, and the file is
+Each file is decoded once, as a stream, and cut into windows of the model's clip length
+(``hop`` apart, placed on the decoded stream so the last window ends at its decoded end;
+a file exactly one window long gives one window); windows are embedded a batch at a time
+as the decoder goes (``workers`` decoding processes, or this one), and the file is
 catalogued with its windows' start/end times. Unchanged files (same size, mtime and
 content checksum) are skipped, changed ones re-embedded, and with ``prune`` files no
 longer in the library are dropped. Files that cannot be decoded are listed in the
