@@ -5,21 +5,24 @@ A manifest is JSONL, one clip a line::
     {"id": "clip_000001", "video": "videos/clip_000001.mp4", "audio": null,
      "track_id": "clip_000001", "label": "joyful", "split": "train", "start": 0.0, "end": 4.0}
 
-``id`` (required, unique) names the clip. ``video`` (required) and ``audio`` are paths,
-relative to the manifest's folder unless absolute; ``audio: null`` (the default) means the
-video's own soundtrack is its music. ``track_id`` is the match key (default: ``id``):
+``id`` (required, unique) names the clip. ``video`` and ``audio`` are paths, relative to
+the manifest's folder unless absolute; a row needs at least one. ``audio: null`` (the
+default) means the video's own soundtrack is its music; ``video: null`` makes a
+music-only row (a music library for ``index --music``; training needs both). ``track_id`` is the match key (default: ``id``):
 clips that share a track are all positives for it. ``label`` is an optional category
 (mood, genre). ``split`` is an optional name (train/val/test). ``start``/``end`` bound the
 clip inside its files in seconds (default: 0 and the end of the media). Other keys are
 kept in :attr:`ClipRecord.extra`.
 
 A folder is accepted too: its ``manifest.jsonl`` when it has one, otherwise every video
-under it (each paired with its own soundtrack, id = path without extension).
+under it (each paired with its own soundtrack, id = path without extension), or for the
+music role every audio file and video (see :mod:`crossmodal.data.formats`).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from collections.abc import Iterable
@@ -30,8 +33,9 @@ from typing import Any
 from crossmodal.data.errors import ManifestError
 from crossmodal.fileio import atomic_path
 
+log = logging.getLogger(__name__)
+
 MANIFEST_NAME = "manifest.jsonl"
-VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
 # Said when a clip whose music is its video's soundtrack has none.
 NO_SOUNDTRACK = (
     "no audio stream (the manifest's audio is null, so the video's own soundtrack is its music)"
@@ -44,7 +48,7 @@ class ClipRecord:
     """One clip of a manifest, with paths resolved against the manifest's folder."""
 
     id: str
-    video: Path
+    video: Path | None
     audio: Path | None = None
     track_id: str = ""
     label: str | None = None
@@ -60,7 +64,9 @@ class ClipRecord:
     @property
     def music(self) -> Path:
         """The file the music comes from: ``audio`` when set, else the video itself."""
-        return self.audio if self.audio is not None else self.video
+        music = self.audio if self.audio is not None else self.video
+        assert music is not None  # parse_record refuses rows with neither
+        return music
 
     def to_json(self, root: Path) -> dict[str, Any]:
         """The manifest line, with paths relative to ``root`` where they lie under it."""
@@ -123,8 +129,10 @@ def parse_record(line: dict[str, Any], root: Path, where: str = "manifest") -> C
     if not isinstance(line, dict):
         raise ManifestError(f"{where}: expected a JSON object, got {type(line).__name__}")
     clip_id = _string(line.get("id"), "id", where, optional=False)
-    video = _string(line.get("video"), "video", where, optional=False)
+    video = _string(line.get("video"), "video", where, optional=True)
     audio = _string(line.get("audio"), "audio", where, optional=True)
+    if video is None and audio is None:
+        raise ManifestError(f"{where}: 'video' or 'audio' is required (a row names a file)")
     track = _string(line.get("track_id"), "track_id", where, optional=True)
     label = _string(line.get("label"), "label", where, optional=True)
     split = _string(line.get("split"), "split", where, optional=True)
@@ -135,7 +143,7 @@ def parse_record(line: dict[str, Any], root: Path, where: str = "manifest") -> C
     extra = {k: v for k, v in line.items() if k not in KNOWN_KEYS}
     return ClipRecord(
         id=clip_id,  # type: ignore[arg-type]
-        video=root / video,  # type: ignore[operator]
+        video=None if video is None else root / video,
         audio=None if audio is None else root / audio,
         track_id=track or "",
         label=label,
@@ -146,8 +154,12 @@ def parse_record(line: dict[str, Any], root: Path, where: str = "manifest") -> C
     )
 
 
-def read_manifest(path: str | os.PathLike[str]) -> list[ClipRecord]:
+def read_manifest(path: str | os.PathLike[str], role: str = "pairs") -> list[ClipRecord]:
     """Records of a JSONL manifest, or of a folder (see the module docstring).
+
+    ``role`` only matters for a folder without a manifest: "pairs" or "video" list its
+    videos (each paired with its own soundtrack), "music" its audio files and videos as
+    music-only rows. What a scan leaves out is logged as a warning with the reason.
 
     Raises :class:`ManifestError` naming the file and line for malformed JSON, missing or
     mistyped keys, ``end <= start``, duplicate ids, or an empty manifest.
@@ -157,7 +169,7 @@ def read_manifest(path: str | os.PathLike[str]) -> list[ClipRecord]:
         if (path / MANIFEST_NAME).is_file():
             path = path / MANIFEST_NAME
         else:
-            return _scan_folder(path)
+            return _scan_folder(path, role)
     if not path.is_file():
         raise ManifestError(f"{path}: no such manifest file or folder")
     root = path.parent
@@ -184,17 +196,22 @@ def read_manifest(path: str | os.PathLike[str]) -> list[ClipRecord]:
     return records
 
 
-def _scan_folder(folder: Path) -> list[ClipRecord]:
-    videos = sorted(
-        p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS
-    )
-    if not videos:
-        raise ManifestError(
-            f"{folder}: no {MANIFEST_NAME} and no videos ({', '.join(VIDEO_EXTENSIONS)}) in it"
-        )
-    return [
-        ClipRecord(id=p.relative_to(folder).with_suffix("").as_posix(), video=p) for p in videos
-    ]
+def _scan_folder(folder: Path, role: str) -> list[ClipRecord]:
+    from crossmodal.data.formats import scan_folder
+
+    scan = scan_folder(folder, "music" if role == "music" else "video")
+    if scan.skipped:
+        log.warning("%s: %s", folder, scan.describe_skipped())
+    if not scan.files:
+        kinds = "audio or video files" if role == "music" else "videos"
+        raise ManifestError(f"{folder}: no {MANIFEST_NAME} and no {kinds} in it")
+
+    def clip_id(p: Path) -> str:
+        return p.relative_to(folder).with_suffix("").as_posix()
+
+    if role == "music":  # a music library: each file is its own music, no video needed
+        return [ClipRecord(id=clip_id(p), video=None, audio=p) for p in scan.files]
+    return [ClipRecord(id=clip_id(p), video=p) for p in scan.files]
 
 
 def write_manifest(records: Iterable[ClipRecord], path: str | os.PathLike[str]) -> Path:

@@ -20,8 +20,11 @@ import torch
 import torch.nn.functional as F
 
 from crossmodal.errors import CrossmodalError
-from crossmodal.retrieval.indexer import Indexer, model_path_in_store
+from crossmodal.retrieval.indexer import EmbeddedFile, Indexer, model_path_in_store
 from crossmodal.retrieval.store import IndexStore
+
+# The shortest query file answered: shorter than one window, it is padded to one.
+MIN_QUERY_SECONDS = 0.5
 
 
 @dataclass
@@ -39,6 +42,15 @@ class Match:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass
+class QueryResult:
+    """The matches of one query file; ``padding``: what was done to a file shorter than
+    one window (None when it was long enough)."""
+
+    matches: list[Match]
+    padding: str | None = None
 
 
 class Recommender:
@@ -78,25 +90,48 @@ class Recommender:
         store.close()
         return cls(IndexStore.open(index_dir, fingerprint=fingerprint), model, device)
 
-    @torch.no_grad()
-    def embed_query(self, path: str | os.PathLike[str], modality: str) -> np.ndarray:
-        """(D,) float32 query vector of a file's video or soundtrack/music."""
+    def _embed(self, path: str | os.PathLike[str], modality: str) -> EmbeddedFile:
         path = Path(path)
         if not path.is_file():
             from crossmodal.data.errors import MissingMediaError
 
             raise MissingMediaError(path, "file not found")
-        _, _, vectors = self.embedder.embed_file(path, modality)
+        return self.embedder.embed_file(path, modality, min_seconds=MIN_QUERY_SECONDS)
+
+    @staticmethod
+    def _mean(vectors: np.ndarray) -> np.ndarray:
         mean = F.normalize(torch.from_numpy(vectors).mean(dim=0), dim=0)
         return np.ascontiguousarray(mean.numpy(), dtype=np.float32)
 
+    def embed_query(self, path: str | os.PathLike[str], modality: str) -> np.ndarray:
+        """(D,) float32 query vector of a file's video or soundtrack/music: the
+        normalised mean of its windows' embeddings. A file shorter than one window but
+        at least :data:`MIN_QUERY_SECONDS` long is padded to one window (video: its last
+        frame held; music: silence)."""
+        return self._mean(self._embed(path, modality).vectors)
+
+    def query(self, path: str | os.PathLike[str], modality: str, k: int = 10) -> QueryResult:
+        """The ``k`` best items of the other modality for the file's ``modality``
+        ("video": its frames; "music": its audio or soundtrack), and whether the file
+        was padded."""
+        embedded = self._embed(path, modality)
+        other = "music" if modality == "video" else "video"
+        note = None
+        if embedded.padded:
+            fill = "its last frame held" if modality == "video" else "silence"
+            note = (
+                f"{modality} lasts {embedded.duration:.2f} s, shorter than the model's "
+                f"{self.embedder.window:g} s window: padded with {fill}"
+            )
+        return QueryResult(self._search(self._mean(embedded.vectors), other, k), note)
+
     def recommend_music(self, video: str | os.PathLike[str], k: int = 10) -> list[Match]:
         """The ``k`` tracks that best fit ``video`` (its frames; its own sound is ignored)."""
-        return self._search(self.embed_query(video, "video"), "music", k)
+        return self.query(video, "video", k).matches
 
     def find_videos(self, audio: str | os.PathLike[str], k: int = 10) -> list[Match]:
         """The ``k`` videos that best fit ``audio`` (a music file or a video's soundtrack)."""
-        return self._search(self.embed_query(audio, "music"), "video", k)
+        return self.query(audio, "music", k).matches
 
     def _search(self, query: np.ndarray, modality: str, k: int) -> list[Match]:
         if k < 1:

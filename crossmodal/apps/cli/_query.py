@@ -25,20 +25,26 @@ def run_queries(args: argparse.Namespace, direction: str) -> int:
     from crossmodal.training.trainer import resolve_device
 
     recommender = Recommender.load(args.index, device=resolve_device(args.device))
-    search = recommender.recommend_music if direction == "music" else recommender.find_videos
+    modality = "video" if direction == "music" else "music"  # what the query files give
     results: dict[str, object] = {}
+    notes: dict[str, str] = {}  # queries shorter than a window: how they were padded
     failures = 0
     for query in args.queries:
         try:
-            matches = search(query, k=args.k)
+            answer = recommender.query(query, modality, k=args.k)
         except MediaError as err:
             failures += 1
             log.error("%s: %s", query, err.reason)
             results[query] = {"error": err.reason}
             continue
+        matches = answer.matches
         results[query] = [m.to_dict() for m in matches]
+        if answer.padding:
+            notes[query] = answer.padding
         if not args.json:
             print(f"{query}")
+            if answer.padding:
+                print(f"  note: {answer.padding}")
             for m in matches:
                 label = f"  [{m.label}]" if m.label else ""
                 print(
@@ -46,5 +52,5 @@ def run_queries(args: argparse.Namespace, direction: str) -> int:
                 )
     recommender.close()
     if args.json:
-        print(json.dumps({"results": results, "failed": failures}, indent=2))
+        print(json.dumps({"results": results, "notes": notes, "failed": failures}, indent=2))
     return 1 if failures else 0

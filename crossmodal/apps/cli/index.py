@@ -20,8 +20,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--checkpoint", required=True, help="run folder, model.pt or a .pt checkpoint"
     )
-    parser.add_argument("--music", help="music library: folder (audio and video files) or manifest")
-    parser.add_argument("--videos", help="video library: folder or manifest")
+    parser.add_argument(
+        "--music",
+        help=(
+            "music library: a folder (searched recursively: audio files, and videos for their "
+            "soundtracks) or a manifest (rows with 'audio', or a video whose soundtrack is "
+            "the music)"
+        ),
+    )
+    parser.add_argument(
+        "--videos", help="video library: a folder (searched recursively) or a manifest"
+    )
     parser.add_argument("--out", required=True, help="index folder (created)")
     parser.add_argument("--split", help="only this split of manifest libraries (e.g. test)")
     parser.add_argument(
@@ -40,6 +49,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--prune", action="store_true", help="drop catalogued files missing from the libraries"
     )
     parser.add_argument("--batch-size", type=int, default=32, help="windows embedded at a time")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="decoding processes (default 0: decode in the embedding process)",
+    )
     parser.add_argument("--device", default="auto")
     parser.set_defaults(func=run)
 
@@ -62,7 +77,16 @@ def run(args: argparse.Namespace) -> int:
         libraries["music"] = library_files(args.music, "music", args.split)
     if args.videos:
         libraries["video"] = library_files(args.videos, "video", args.split)
-    indexer = Indexer(model, args.out, hop=args.hop, batch_size=args.batch_size, device=device)
+    if args.workers < 0:
+        raise CrossmodalError(f"--workers must be >= 0, got {args.workers}")
+    indexer = Indexer(
+        model,
+        args.out,
+        hop=args.hop,
+        batch_size=args.batch_size,
+        device=device,
+        workers=args.workers,
+    )
     report = indexer.index(
         libraries, rebuild=args.rebuild, prune=args.prune, params=IndexParams(kind=args.kind)
     )
