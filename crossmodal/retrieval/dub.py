@@ -142,7 +142,7 @@ def dub_video(
     for an unreadable file or a "video" without pictures, :class:`CrossmodalError` for
     a bad argument.
     """
-    from crossmodal.data.audio import decode_audio, load_audio, resample
+    from crossmodal.data.audio import load_audio
     from crossmodal.data.errors import NoStreamError
     from crossmodal.data.media_info import probe
 
@@ -165,8 +165,8 @@ def dub_video(
     mix[: len(track)] = track
     mix *= fade_envelope(length, round(fade * SAMPLE_RATE))
     if keep_original > 0 and info.has_audio:
-        own, rate, _ = decode_audio(video, backend="pyav")
-        own = resample(own, rate, SAMPLE_RATE)[:length]
+        own, _ = load_audio(video, SAMPLE_RATE, 0.0, duration)  # streamed and resampled
+        own = own[:length]
         mix[: len(own)] += keep_original * own
     peak = float(np.abs(mix).max(initial=0.0))
     if peak > PEAK:
