@@ -31,5 +31,15 @@ def setup_logging(verbosity: int = 0) -> None:
 
 
 def progress_disabled() -> bool:
-    """True when progress bars should be hidden (quiet mode)."""
+    """True in quiet mode (progress is neither drawn nor logged)."""
     return logging.getLogger("crossmodal").getEffectiveLevel() > logging.INFO
+
+
+def progress_bars() -> bool:
+    """True when live progress bars should be drawn: not quiet, and stderr is a terminal.
+
+    A redirected stderr (a log file, a pipe, CI) gets no bars: tqdm's ``\\r`` updates
+    would pile up into lines of tens of kilobytes there.
+    """
+    stderr = sys.stderr
+    return not progress_disabled() and stderr is not None and stderr.isatty()

@@ -22,7 +22,7 @@ from torch.nn import functional as F
 
 from crossmodal.data.specs import AudioSpec, VideoSpec
 from crossmodal.encoders import AudioEncoder, VideoEncoder, build_head, create_encoder
-from crossmodal.errors import CrossmodalError
+from crossmodal.errors import CrossmodalError, torch_load_reason
 
 CHECKPOINT_FORMAT = "crossmodal.model/1"
 # ModelConfig fields that change training, not what the model computes: left out of the
@@ -270,7 +270,9 @@ class CrossModalModel(nn.Module):
         try:
             payload = torch.load(path, map_location=map_location, weights_only=True)
         except Exception as err:  # unpickling errors come in many types
-            raise CheckpointError(f"cannot read {path} as a crossmodal model: {err}") from err
+            raise CheckpointError(
+                f"cannot read {path} as a crossmodal model: {torch_load_reason(err)}"
+            ) from err
         if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
             raise CheckpointError(
                 f"{path} is not a crossmodal model file (expected format {CHECKPOINT_FORMAT!r})"

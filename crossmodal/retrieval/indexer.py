@@ -22,8 +22,9 @@ from tqdm import tqdm
 
 from crossmodal.errors import CrossmodalError
 from crossmodal.fileio import atomic_path
-from crossmodal.logging_utils import progress_disabled
+from crossmodal.logging_utils import progress_bars
 from crossmodal.retrieval.index_params import IndexParams
+from crossmodal.retrieval.limits import MAX_WINDOWS_PER_FILE, check_hop, min_hop_for
 from crossmodal.retrieval.records import ItemMeta
 from crossmodal.retrieval.store import IndexStore
 
@@ -109,16 +110,17 @@ class Indexer:
         self.device = torch.device(device)
         self.index_dir = Path(index_dir)
         self.window = float(model.audio_spec.seconds)
-        self.hop = float(hop) if hop else self.window / 2
-        if self.hop <= 0:
-            raise CrossmodalError(f"hop must be > 0 seconds, got {hop}")
+        try:
+            self.hop = check_hop(self.window / 2 if hop is None else float(hop), self.window)
+        except ValueError as err:
+            raise CrossmodalError(str(err)) from None
         self.batch_size = batch_size
         self.fingerprint = model.fingerprint()
 
     # -- embedding one file ------------------------------------------------------------
     def windows_of(self, path: Path) -> tuple[float, np.ndarray]:
         """(duration, window starts) of a file for this model's window and hop."""
-        from crossmodal.data.errors import TooShortError
+        from crossmodal.data.errors import MediaError, TooShortError
         from crossmodal.data.media_info import probe
 
         info = probe(path)
@@ -129,6 +131,12 @@ class Indexer:
             )
         last = max(duration - self.window, 0.0)
         count = int(np.floor(last / self.hop + 1e-6)) + 1
+        if count + 1 > MAX_WINDOWS_PER_FILE:
+            raise MediaError(
+                path,
+                f"lasts {duration:.0f} s: more than {MAX_WINDOWS_PER_FILE} windows at a "
+                f"{self.hop:g}-s hop; index it with --hop {min_hop_for(duration, self.window):.3g} or more",
+            )
         starts = np.arange(count) * self.hop
         if last - starts[-1] > 0.25 * self.hop:
             starts = np.append(starts, last)  # cover the tail of the file too
@@ -171,7 +179,7 @@ class Indexer:
             self._save_model()
             for modality, files in libraries.items():
                 bar = tqdm(
-                    files, desc=f"indexing {modality}", unit="file", disable=progress_disabled()
+                    files, desc=f"indexing {modality}", unit="file", disable=not progress_bars()
                 )
                 for entry in bar:
                     path = entry.path

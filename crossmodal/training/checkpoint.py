@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from crossmodal.errors import CrossmodalError
+from crossmodal.errors import CrossmodalError, torch_load_reason
 from crossmodal.fileio import atomic_path
 
 FORMAT_VERSION = 1
@@ -40,7 +40,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises many types for a damaged zip/pickle stream
         raise CheckpointError(
-            f"checkpoint {path} is unreadable ({type(err).__name__}: {err}); "
+            f"checkpoint {path} is unreadable ({torch_load_reason(err)}); "
             "it may be truncated or not a crossmodal checkpoint"
         ) from err
     if not isinstance(payload, dict) or "format_version" not in payload:

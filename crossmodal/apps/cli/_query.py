@@ -6,13 +6,17 @@ import argparse
 import json
 import logging
 
+from crossmodal.apps.cli._args import MAX_K, int_range
+
 log = logging.getLogger(__name__)
 
 
 def add_query_arguments(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("queries", nargs="+", metavar="FILE", help=what)
     parser.add_argument("--index", required=True, help="index folder written by `crossmodal index`")
-    parser.add_argument("-k", type=int, default=10, help="results per query (default 10)")
+    parser.add_argument(
+        "-k", type=int_range(1, MAX_K), default=10, help="results per query (default 10)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--device", default="auto")
 

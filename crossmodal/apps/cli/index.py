@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from crossmodal.apps.cli._args import batch_size, float_range
+from crossmodal.retrieval.limits import HOP_FRACTION, MIN_HOP_SECONDS
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -25,7 +28,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, help="index folder (created)")
     parser.add_argument("--split", help="only this split of manifest libraries (e.g. test)")
     parser.add_argument(
-        "--hop", type=float, help="seconds between window starts (default: half a window)"
+        "--hop",
+        type=float_range(MIN_HOP_SECONDS, why="windows closer than this only repeat each other"),
+        help=f"seconds between window starts, >= {MIN_HOP_SECONDS} and at least 1/{HOP_FRACTION} "
+        "of the model's window (default: half a window)",
     )
     parser.add_argument(
         "--kind",
@@ -39,7 +45,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--prune", action="store_true", help="drop catalogued files missing from the libraries"
     )
-    parser.add_argument("--batch-size", type=int, default=32, help="windows embedded at a time")
+    parser.add_argument(
+        "--batch-size", type=batch_size, default=32, help="windows embedded at a time"
+    )
     parser.add_argument("--device", default="auto")
     parser.set_defaults(func=run)
 
