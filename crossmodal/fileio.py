@@ -42,6 +42,22 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+NOT_UTF8_NAME = (
+    "its name is not valid UTF-8 (undecodable bytes shown as \\x..): rename it, e.g. with "
+    "`convmv -f latin1 -t utf8 --notest FILE`"
+)
+
+
+def utf8_name(path: str | os.PathLike[str]) -> bool:
+    """False when ``path`` holds bytes that are not UTF-8 (Python keeps them as lone
+    surrogates): the catalog, JSON and the decoders cannot take such a name."""
+    try:
+        os.fspath(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 _umask_lock = threading.Lock()
 
 
@@ -67,6 +83,33 @@ def _target_mode(path: Path) -> int:
         return stat.S_IMODE(path.stat().st_mode)
     except OSError:
         return 0o666 & ~current_umask()
+
+
+def temp_files_of(path: str | os.PathLike[str]) -> list[Path]:
+    """Temporary files :func:`atomic_path` would leave beside ``path`` if killed mid-write."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    return sorted(path.parent.glob(f".{glob_escape(path.stem)}.*.tmp{glob_escape(path.suffix)}"))
+
+
+def remove_temp_files_of(path: str | os.PathLike[str]) -> int:
+    """Delete the leftovers of killed writes of ``path``; returns how many were removed.
+
+    Call only where no other process can be writing ``path`` at the same time (under the
+    store's writer lock, by the one process that saves a checkpoint).
+    """
+    removed = 0
+    for tmp in temp_files_of(path):
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+            removed += 1
+    return removed
+
+
+def glob_escape(text: str) -> str:
+    """``text`` with glob metacharacters escaped (``glob.escape`` for one name)."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 
@@ -43,3 +44,19 @@ def progress_bars() -> bool:
     """
     stderr = sys.stderr
     return not progress_disabled() and stderr is not None and stderr.isatty()
+
+
+# C0/C1 control characters (ESC starts terminal escape sequences) and DEL.
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)]}
+
+
+def printable(text: object) -> str:
+    """``text`` safe to print to a terminal or log: control characters (ANSI escape
+    sequences in a file name) and undecodable bytes of a file name become ``\\xNN``."""
+    value = os.fspath(text) if isinstance(text, os.PathLike) else str(text)
+    value = value.translate(_CONTROL)
+    try:
+        raw = value.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate that is no escaped byte (e.g. from JSON)
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")

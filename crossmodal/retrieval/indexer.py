@@ -21,9 +21,11 @@ import torch
 from tqdm import tqdm
 
 from crossmodal.errors import CrossmodalError
-from crossmodal.fileio import atomic_path
-from crossmodal.logging_utils import progress_bars
+from crossmodal.fileio import NOT_UTF8_NAME, atomic_path, utf8_name
+from crossmodal.logging_utils import printable, progress_bars
+from crossmodal.retrieval.checksum import file_signature
 from crossmodal.retrieval.index_params import IndexParams
+from crossmodal.retrieval.layout import MODELS_DIR
 from crossmodal.retrieval.limits import MAX_WINDOWS_PER_FILE, check_hop, min_hop_for
 from crossmodal.retrieval.records import ItemMeta
 from crossmodal.retrieval.store import IndexStore
@@ -32,7 +34,6 @@ log = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v")
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".aac", ".opus")
-MODELS_DIR = "models"
 
 
 @dataclass
@@ -50,7 +51,10 @@ class IndexReport:
     unchanged: dict[str, int] = field(default_factory=lambda: {"music": 0, "video": 0})
     removed: dict[str, int] = field(default_factory=lambda: {"music": 0, "video": 0})
     failed: list[tuple[str, str, str]] = field(default_factory=list)  # (modality, path, reason)
+    # Files that failed in an earlier run and have not changed since: skipped, not retried.
+    known_bad: list[tuple[str, str, str]] = field(default_factory=list)
     version: str | None = None
+    published: bool = False  # False: nothing changed, ``version`` is the current one
 
 
 def library_files(
@@ -183,23 +187,34 @@ class Indexer:
                 )
                 for entry in bar:
                     path = entry.path
+                    if not utf8_name(path):
+                        report.failed.append((modality, str(path), NOT_UTF8_NAME))
+                        continue
                     try:
                         st = path.stat()
+                        signature = file_signature(path, st)
                     except OSError as err:
                         report.failed.append((modality, str(path), f"cannot read: {err.strerror}"))
                         continue
                     if not update.needs_embedding(
-                        path, st.st_size, st.st_mtime, None, modality=modality
+                        path, st.st_size, st.st_mtime, signature, modality=modality
                     ):
                         report.unchanged[modality] += 1
+                        continue
+                    known = update.known_failure(modality, path, signature)
+                    if known is not None:
+                        report.known_bad.append((modality, str(path), known))
                         continue
                     try:
                         duration, starts, vectors = self.embed_file(path, modality)
                     except MediaError as err:
                         report.failed.append((modality, str(path), err.reason))
+                        update.record_failure(modality, path, signature, err.reason)
                         continue
-                    meta = ItemMeta.from_file(
-                        path,
+                    meta = ItemMeta(
+                        size=st.st_size,
+                        mtime=st.st_mtime,
+                        checksum=signature,
                         duration=duration,
                         label=entry.label,
                         extra={"clip_id": entry.clip_id} if entry.clip_id else None,
@@ -212,6 +227,7 @@ class Indexer:
                     report.removed[modality] = len(removed)
             info = update.commit()
         report.version = info.version
+        report.published = update.published
         return report
 
     def _save_model(self) -> None:
@@ -223,4 +239,7 @@ class Indexer:
 
 
 def describe_failures(failed: Iterable[tuple[str, str, str]]) -> str:
-    return "\n".join(f"  [{modality}] {path}: {reason}" for modality, path, reason in failed)
+    return "\n".join(
+        f"  [{modality}] {printable(path)}: {printable(reason)}"
+        for modality, path, reason in failed
+    )

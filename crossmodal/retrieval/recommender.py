@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from crossmodal.errors import CrossmodalError
+from crossmodal.fileio import NOT_UTF8_NAME, utf8_name
 from crossmodal.retrieval.indexer import Indexer, model_path_in_store
 from crossmodal.retrieval.store import IndexStore
 
@@ -80,10 +81,12 @@ class Recommender:
     @torch.no_grad()
     def embed_query(self, path: str | os.PathLike[str], modality: str) -> np.ndarray:
         """(D,) float32 query vector of a file's video or soundtrack/music."""
-        path = Path(path)
-        if not path.is_file():
-            from crossmodal.data.errors import MissingMediaError
+        from crossmodal.data.errors import MediaError, MissingMediaError
 
+        path = Path(path)
+        if not utf8_name(path):
+            raise MediaError(path, NOT_UTF8_NAME)
+        if not path.is_file():
             raise MissingMediaError(path, "file not found")
         _, _, vectors = self.embedder.embed_file(path, modality)
         mean = F.normalize(torch.from_numpy(vectors).mean(dim=0), dim=0)
