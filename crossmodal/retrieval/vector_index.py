@@ -344,12 +344,11 @@ class VectorIndex:
 
         Returns the file names written (relative to the stem's folder).
         """
-        faiss = _faiss()
         stem = Path(stem)
         written = [f"{stem.name}.faiss", f"{stem.name}.index.json"]
         try:
-            atomic_write(stem.parent / written[0], lambda tmp: faiss.write_index(self._index, tmp))
-        except RuntimeError as err:  # faiss reports a failed write (disk full, EIO) this way
+            atomic_write(stem.parent / written[0], self._write_faiss)
+        except RuntimeError as err:  # faiss reports its own failed writes this way
             raise write_failure(stem.parent / written[0], err) from err
         if len(self._tombstones):
             name = f"{stem.name}.tombstones.npy"
@@ -366,6 +365,18 @@ class VectorIndex:
         }
         atomic_write_text(stem.parent / written[1], json.dumps(header, indent=2) + "\n")
         return written
+
+    def _write_faiss(self, path: str) -> None:
+        # Through a Python file, not faiss's own FILE*: faiss ignores a failed fclose, so a
+        # full disk could leave a silently truncated file; Python raises ENOSPC instead.
+        faiss = _faiss()
+        try:
+            with open(path, "wb") as f:
+                faiss.write_index(self._index, faiss.PyCallbackIOWriter(f.write))
+        except OSError as err:
+            if err.filename is None:  # a failed write() names no file: name the index
+                raise OSError(err.errno, err.strerror, path) from err
+            raise
 
     @staticmethod
     def load_header(stem: str | os.PathLike[str]) -> dict[str, Any]:

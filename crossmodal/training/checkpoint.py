@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from crossmodal.errors import CrossmodalError, torch_load_reason
-from crossmodal.fileio import atomic_path
+from crossmodal.fileio import atomic_path, remove_temp_files_of
 
 FORMAT_VERSION = 1
 
@@ -27,6 +27,9 @@ class CheckpointError(CrossmodalError):
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
     """Atomically write ``payload`` (tensors, numbers, strings, lists, dicts) to ``path``."""
     payload = {"format_version": FORMAT_VERSION, **payload}
+    # A run killed mid-save left `.last.*.tmp.pt` beside the checkpoint: one writer per run
+    # folder (rank 0), so any such file now is a leftover.
+    remove_temp_files_of(path)
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
 
