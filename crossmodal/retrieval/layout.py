@@ -68,20 +68,29 @@ def read_pointer(root: Path) -> Pointer | None:
     """CURRENT of ``root``, None when there is none; a damaged one raises."""
     path = root / POINTER
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         return None
+    except OSError as err:  # e.g. a folder named CURRENT
+        raise StoreCorruptError(
+            f"cannot read {path} ({err.strerror}); rebuild the index (crossmodal index ... --rebuild)"
+        ) from err
     try:
-        data = json.loads(text)
+        data = json.loads(raw.decode("utf-8"))
         pointer = Pointer(
             store_format=int(data["format"]),
             version=str(data["version"]),
             previous=data.get("previous"),
             published=str(data.get("published", "")),
         )
-    except (ValueError, KeyError, TypeError) as err:
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as err:
+        reason = (
+            f"{type(err).__name__}: {str(err).splitlines()[0][:120]}"
+            if str(err)
+            else type(err).__name__
+        )
         raise StoreCorruptError(
-            f"{path} is damaged ({err}); rebuild the index (crossmodal index ... --rebuild)"
+            f"{path} is damaged ({reason}); rebuild the index (crossmodal index ... --rebuild)"
         ) from err
     if pointer.store_format > STORE_FORMAT:
         raise IncompatibleStoreError(
