@@ -37,6 +37,8 @@ NO_SOUNDTRACK = (
     "no audio stream (the manifest's audio is null, so the video's own soundtrack is its music)"
 )
 KNOWN_KEYS = ("id", "video", "audio", "track_id", "label", "split", "start", "end")
+# Set to a folder to refuse manifest paths outside it (servers, shared set-ups).
+MEDIA_ROOT_ENV = "CROSSMODAL_MEDIA_ROOT"
 # Times beyond a year are surely a mistake (and beyond 2**53 lose integer precision).
 MAX_SECONDS = 3.2e7
 
@@ -170,18 +172,26 @@ def parse_record(line: dict[str, Any], root: Path, where: str = "manifest") -> C
     )
 
 
-def read_manifest(path: str | os.PathLike[str]) -> list[ClipRecord]:
+def read_manifest(
+    path: str | os.PathLike[str], *, media_root: str | os.PathLike[str] | None = None
+) -> list[ClipRecord]:
     """Records of a JSONL manifest, or of a folder (see the module docstring).
 
     Raises :class:`ManifestError` naming the file and line for malformed JSON, missing or
     mistyped keys, ``end <= start``, duplicate ids, or an empty manifest.
+
+    Paths in a manifest may point anywhere the process can read (``../``, absolute
+    paths): fine for a local tool. Servers and shared set-ups confine them with
+    ``media_root`` (default: the ``CROSSMODAL_MEDIA_ROOT`` environment variable): every
+    video/audio path, symlinks resolved, must then lie under that folder.
     """
     path = Path(path)
+    confine = media_root if media_root is not None else os.environ.get(MEDIA_ROOT_ENV) or None
     if path.is_dir():
         if (path / MANIFEST_NAME).is_file():
             path = path / MANIFEST_NAME
         else:
-            return _scan_folder(path)
+            return _confined(_scan_folder(path), confine, str(path))
     if not path.is_file():
         raise ManifestError(f"{path}: no such manifest file or folder")
     root = path.parent
@@ -208,6 +218,26 @@ def read_manifest(path: str | os.PathLike[str]) -> list[ClipRecord]:
         records.append(record)
     if not records:
         raise ManifestError(f"{path}: the manifest lists no clips")
+    return _confined(records, confine, str(path))
+
+
+def _confined(
+    records: list[ClipRecord], media_root: str | os.PathLike[str] | None, where: str
+) -> list[ClipRecord]:
+    """``records`` if every media path resolves inside ``media_root`` (None: no limit)."""
+    if media_root is None:
+        return records
+    root = os.path.realpath(media_root)
+    for record in records:
+        for key, value in (("video", record.video), ("audio", record.audio)):
+            if value is None:
+                continue
+            real = os.path.realpath(value)
+            if os.path.commonpath([root, real]) != root:
+                raise ManifestError(
+                    f"{where}: clip {record.id!r}: '{key}' {value} is outside the media root "
+                    f"{root} ({MEDIA_ROOT_ENV}); move the file under it or fix the manifest"
+                )
     return records
 
 

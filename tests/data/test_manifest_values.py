@@ -74,3 +74,28 @@ def test_cli_prints_one_line_with_exit_code_2(
     assert "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
     assert "'start'" in err
+
+
+def test_paths_can_be_confined_to_a_media_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    media = tmp_path / "media"
+    media.mkdir()
+    (media / "link.mp4").symlink_to("/etc/passwd")
+    inside = '{"id": "a", "video": "a.mp4"}\n'
+    for escaping in (
+        '{"id": "b", "video": "../secret.mp4"}\n',
+        '{"id": "b", "video": "/etc/passwd"}\n',
+        '{"id": "b", "video": "a.mp4", "audio": "link.mp4"}\n',
+    ):
+        path = media / "manifest.jsonl"
+        path.write_text(inside + escaping)
+        assert len(read_manifest(path)) == 2  # no root: paths may point anywhere
+        with pytest.raises(ManifestError, match="outside the media root"):
+            read_manifest(path, media_root=media)
+        monkeypatch.setenv("CROSSMODAL_MEDIA_ROOT", str(media))
+        with pytest.raises(ManifestError, match="clip 'b'"):
+            read_manifest(path)
+        monkeypatch.delenv("CROSSMODAL_MEDIA_ROOT")
+    path.write_text(inside)
+    assert [r.id for r in read_manifest(path, media_root=media)] == ["a"]
