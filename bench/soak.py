@@ -65,8 +65,9 @@ def _model(out: Path) -> Path:
     return path
 
 
-def _music_files(folder: Path, count: int, seconds: float = 6.0) -> None:
-    """``count`` distinct WAV tracks (chords with a beat), written with soundfile."""
+def _music_files(folder: Path, count: int, codec: str, seconds: float = 6.0) -> None:
+    """``count`` distinct tracks (chords with a beat): WAV (soundfile) or AAC in .m4a (PyAV)."""
+    import av
     import soundfile as sf
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -75,8 +76,17 @@ def _music_files(folder: Path, count: int, seconds: float = 6.0) -> None:
     for i in range(count):
         notes = 220 * 2 ** (rng.integers(0, 24, size=3) / 12)
         beat = 0.5 + 0.5 * (np.sin(2 * np.pi * rng.uniform(1, 4) * t) > 0)
-        wave = sum(np.sin(2 * np.pi * f * t) for f in notes) * beat / 4
-        sf.write(folder / f"track_{i:05d}.wav", wave.astype(np.float32), SAMPLE_RATE)
+        wave = (sum(np.sin(2 * np.pi * f * t) for f in notes) * beat / 4).astype(np.float32)
+        if codec == "wav":
+            sf.write(folder / f"track_{i:05d}.wav", wave, SAMPLE_RATE)
+            continue
+        with av.open(str(folder / f"track_{i:05d}.m4a"), "w") as container:
+            stream = container.add_stream("aac", rate=SAMPLE_RATE)
+            stream.layout = "mono"
+            frame = av.AudioFrame.from_ndarray(wave[None, :], format="fltp", layout="mono")
+            frame.sample_rate = SAMPLE_RATE
+            for packet in [*stream.encode(frame), *stream.encode(None)]:
+                container.mux(packet)
 
 
 def run_queries(args: argparse.Namespace) -> dict:
@@ -152,7 +162,7 @@ def run_index(args: argparse.Namespace) -> dict:
     torch.set_num_threads(1)
     work = Path(args.work)
     files = int(args.files)
-    _music_files(work / "music", files)
+    _music_files(work / "music", files, args.codec)
     model = _model(work)
     start = time.perf_counter()
     code = main(
@@ -171,6 +181,7 @@ def run_index(args: argparse.Namespace) -> dict:
     )
     return {
         "files": files,
+        "codec": args.codec,
         "exit_code": code,
         "seconds": time.perf_counter() - start,
         "peak_rss": peak_rss_mb(),
@@ -199,6 +210,11 @@ def main() -> None:
     parser.add_argument("--files", help="comma-separated library sizes for the index part")
     parser.add_argument("--sample-every", type=int, default=50)
     parser.add_argument("--kinds", default="search,recommend,find-video")
+    parser.add_argument(
+        "--codecs", default="wav,aac", help="music file formats for the index part (wav, aac)"
+    )
+    parser.add_argument("--codec", default="wav", help=argparse.SUPPRESS)
+    parser.add_argument("--skip-queries", action="store_true", help="only the index part")
     parser.add_argument("--stage", choices=("queries", "index"), help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -228,7 +244,7 @@ def main() -> None:
         "|---|---|---|---|---|---|---|---|",
     ]
     runs = [args.kinds] + ([k for k in args.kinds.split(",")] if "," in args.kinds else [])
-    for kinds in runs:
+    for kinds in [] if args.skip_queries else runs:
         n = queries if kinds == args.kinds else max(300, queries // 3)
         r = _child("queries", queries=n, kinds=kinds, sample_every=args.sample_every)
         ms = ", ".join(f"{k} {v:.0f}" for k, v in r["ms_per_query"].items())
@@ -240,24 +256,26 @@ def main() -> None:
         print(lines[-1], flush=True)
     lines += [
         "",
-        "## `crossmodal index --music` over N generated 6-s WAV tracks (fresh process each)",
+        "## `crossmodal index --music` over N generated 6-s tracks (fresh process each)",
         "",
-        "| files | exit code | seconds | peak RSS (MiB) | peak RSS per extra file (KB) |",
-        "|---|---|---|---|---|",
+        "| format | files | exit code | seconds | peak RSS (MiB) | peak RSS per extra file (KB) |",
+        "|---|---|---|---|---|---|",
     ]
-    first = None
-    for n in sizes:
-        r = _child("index", files=n)
-        per_file = (
-            ""
-            if first is None
-            else f"{(r['peak_rss'] - first['peak_rss']) * 1024 / (n - first['files']):+.1f}"
-        )
-        first = first or r
-        lines.append(
-            f"| {n} | {r['exit_code']} | {r['seconds']:.1f} | {r['peak_rss']:.0f} | {per_file} |"
-        )
-        print(lines[-1], flush=True)
+    for codec in args.codecs.split(","):
+        first = None
+        for n in sizes:
+            r = _child("index", files=n, codec=codec)
+            per_file = (
+                ""
+                if first is None
+                else f"{(r['peak_rss'] - first['peak_rss']) * 1024 / (n - first['files']):+.1f}"
+            )
+            first = first or r
+            lines.append(
+                f"| {codec} | {n} | {r['exit_code']} | {r['seconds']:.1f} | "
+                f"{r['peak_rss']:.0f} | {per_file} |"
+            )
+            print(lines[-1], flush=True)
     text = "\n".join(lines) + "\n"
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(text)

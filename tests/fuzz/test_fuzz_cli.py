@@ -26,7 +26,7 @@ options = {
     "index": ["--batch-size", "--hop"],
     "recommend": ["-k"],
     "find-video": ["-k"],
-    "evaluate": ["--batch-size", "--segments", "--chunk-size"],
+    "evaluate": ["--batch-size", "--segments", "--chunk-size"],  # --segments: checked in run
 }
 
 

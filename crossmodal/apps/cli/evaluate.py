@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from crossmodal.apps.cli._args import batch_size, int_range, positive_int
+from crossmodal.apps.cli._args import batch_size, positive_int
 
 
 def add_embedding_options(parser: argparse.ArgumentParser, default_split: str) -> None:
@@ -25,7 +25,7 @@ def add_embedding_options(parser: argparse.ArgumentParser, default_split: str) -
     )
     parser.add_argument(
         "--segments",
-        type=int_range(1, 256),
+        type=int,
         default=1,
         help="windows per clip, evenly spaced, their embeddings averaged and re-normalised "
         "(multi-segment aggregation; default 1: the centre window)",
