@@ -237,7 +237,8 @@ def main() -> None:
         f"start (shared with other engineers' jobs); python {platform.python_version()}. "
         f"Audio path: crossmodal.data.load_audio_windows (decord AudioReader).",
         "",
-        f"## {queries} queries in one process (RSS in MiB; warm-up: first 10 %)",
+        f"## {queries} mixed queries in one process, then each kind alone "
+        f"({max(300, queries // 3)} queries; 10,000 of `search`) (RSS in MiB; warm-up: first 10 %)",
         "",
         "| queries | kinds | RSS after warm-up | RSS at end | growth (MB) | slope (KB/query) | "
         "growth extrapolated to 10k (MB) | median ms/query |",
