@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from crossmodal.errors import CrossmodalError
+from crossmodal.errors import CrossmodalError, torch_load_reason
 from crossmodal.fileio import atomic_path
 
 FORMAT_VERSION = 2
@@ -53,7 +53,7 @@ def load_checkpoint(
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises many types for a damaged zip/pickle stream
         raise CheckpointError(
-            f"cannot read {path}: the {what} is unreadable ({type(err).__name__}: {err}); "
+            f"cannot read {path}: the {what} is unreadable ({torch_load_reason(err)}); "
             "it may be truncated or not a crossmodal checkpoint"
         ) from err
     if isinstance(payload, dict) and payload.get("format") == _LEGACY_MODEL_FORMAT:

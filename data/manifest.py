@@ -25,7 +25,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,10 @@ NO_SOUNDTRACK = (
     "no audio stream (the manifest's audio is null, so the video's own soundtrack is its music)"
 )
 KNOWN_KEYS = ("id", "video", "audio", "track_id", "label", "split", "start", "end")
+# Set to a folder to refuse manifest paths outside it (servers, shared set-ups).
+MEDIA_ROOT_ENV = "CROSSMODAL_MEDIA_ROOT"
+# Times beyond a year are surely a mistake (and beyond 2**53 lose integer precision).
+MAX_SECONDS = 3.2e7
 
 
 @dataclass(frozen=True)
@@ -108,20 +112,42 @@ def _string(value: Any, key: str, where: str, *, optional: bool) -> str | None:
         raise ManifestError(f"{where}: '{key}' is required")
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise ManifestError(f"{where}: '{key}' must be a string, got {type(value).__name__}")
-    text = str(value)
+    text = str(value) if isinstance(value, str) or abs(value) < 10**18 else ""
+    if isinstance(value, int) and not text:
+        raise ManifestError(f"{where}: '{key}' is an integer too large to be a name; quote it")
     if not text:
         raise ManifestError(f"{where}: '{key}' is empty")
+    if "\x00" in text:
+        raise ManifestError(f"{where}: '{key}' contains a NUL character; remove it")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ManifestError(
+            f"{where}: '{key}' contains an unpaired UTF-16 surrogate escape; fix the value"
+        ) from None
     return text
 
 
 def _seconds(value: Any, key: str, where: str) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ManifestError(f"{where}: '{key}' must be a finite number of seconds, got {value!r}")
-    if value < 0:
-        raise ManifestError(f"{where}: '{key}' must be >= 0, got {value}")
-    return float(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ManifestError(
+            f"{where}: '{key}' must be a finite number of seconds, got {type(value).__name__}"
+        )
+    try:
+        seconds = float(value)  # an int too large for a float overflows here
+    except OverflowError:
+        seconds = math.inf
+    if not math.isfinite(seconds) or seconds > MAX_SECONDS:
+        shown = f"{value!r}" if isinstance(value, float) else "a huge integer"
+        raise ManifestError(
+            f"{where}: '{key}' must be a finite number of seconds up to {MAX_SECONDS:.0e}, "
+            f"got {shown}"
+        )
+    if seconds < 0:
+        raise ManifestError(f"{where}: '{key}' must be >= 0, got {seconds}")
+    return seconds
 
 
 def parse_record(line: dict[str, Any], root: Path, where: str = "manifest") -> ClipRecord:
@@ -154,7 +180,12 @@ def parse_record(line: dict[str, Any], root: Path, where: str = "manifest") -> C
     )
 
 
-def read_manifest(path: str | os.PathLike[str], role: str = "pairs") -> list[ClipRecord]:
+def read_manifest(
+    path: str | os.PathLike[str],
+    role: str = "pairs",
+    *,
+    media_root: str | os.PathLike[str] | None = None,
+) -> list[ClipRecord]:
     """Records of a JSONL manifest, or of a folder (see the module docstring).
 
     ``role`` only matters for a folder without a manifest: "pairs" or "video" list its
@@ -163,37 +194,88 @@ def read_manifest(path: str | os.PathLike[str], role: str = "pairs") -> list[Cli
 
     Raises :class:`ManifestError` naming the file and line for malformed JSON, missing or
     mistyped keys, ``end <= start``, duplicate ids, or an empty manifest.
+
+    Paths in a manifest may point anywhere the process can read (``../``, absolute
+    paths): fine for a local tool. Servers and shared set-ups confine them with
+    ``media_root`` (default: the ``CROSSMODAL_MEDIA_ROOT`` environment variable): every
+    video/audio path, symlinks resolved, must then lie under that folder.
     """
     path = Path(path)
+    confine = media_root if media_root is not None else os.environ.get(MEDIA_ROOT_ENV) or None
     if path.is_dir():
         if (path / MANIFEST_NAME).is_file():
             path = path / MANIFEST_NAME
         else:
-            return _scan_folder(path, role)
+            return _confined(_scan_folder(path, role), confine, str(path))
     if not path.is_file():
         raise ManifestError(f"{path}: no such manifest file or folder")
     root = path.parent
     records: list[ClipRecord] = []
     seen: dict[str, int] = {}
-    with path.open(encoding="utf-8") as f:
-        for number, text in enumerate(f, start=1):
-            if not text.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as err:
-                raise ManifestError(f"{where}: invalid JSON ({err.msg})") from err
-            record = parse_record(obj, root, where)
-            if record.id in seen:
-                raise ManifestError(
-                    f"{where}: duplicate id {record.id!r} (first on line {seen[record.id]})"
-                )
-            seen[record.id] = number
-            records.append(record)
+    for number, text in _lines(path):
+        if not text.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ManifestError(f"{where}: invalid JSON ({err.msg})") from err
+        except ValueError as err:  # e.g. an integer beyond Python's 4300-digit limit
+            raise ManifestError(f"{where}: invalid value ({err})") from err
+        except RecursionError:
+            raise ManifestError(f"{where}: JSON nested too deeply") from None
+        record = parse_record(obj, root, where)
+        if record.id in seen:
+            raise ManifestError(
+                f"{where}: duplicate id {record.id!r} (first on line {seen[record.id]})"
+            )
+        seen[record.id] = number
+        records.append(record)
     if not records:
         raise ManifestError(f"{path}: the manifest lists no clips")
+    return _confined(records, confine, str(path))
+
+
+def _confined(
+    records: list[ClipRecord], media_root: str | os.PathLike[str] | None, where: str
+) -> list[ClipRecord]:
+    """``records`` if every media path resolves inside ``media_root`` (None: no limit)."""
+    if media_root is None:
+        return records
+    root = os.path.realpath(media_root)
+    for record in records:
+        for key, value in (("video", record.video), ("audio", record.audio)):
+            if value is None:
+                continue
+            real = os.path.realpath(value)
+            if os.path.commonpath([root, real]) != root:
+                raise ManifestError(
+                    f"{where}: clip {record.id!r}: '{key}' {value} is outside the media root "
+                    f"{root} ({MEDIA_ROOT_ENV}); move the file under it or fix the manifest"
+                )
     return records
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(number, text) of each line of a UTF-8 manifest (a UTF-8 BOM is allowed)."""
+    with path.open("rb") as f:
+        head = f.read(4)
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or (len(head) >= 2 and b"\x00" in head[:2]):
+        raise ManifestError(f"{path}: the manifest looks like UTF-16 text; save it as UTF-8")
+    with path.open(encoding="utf-8-sig") as f:
+        number = 0
+        try:
+            for number, text in enumerate(f, start=1):
+                if "\x00" in text:
+                    raise ManifestError(
+                        f"{path}:{number}: NUL bytes: this is not a text manifest (JSON lines)"
+                    )
+                yield number, text
+        except UnicodeDecodeError:
+            raise ManifestError(
+                f"{path}: not UTF-8 text (near line {number + 1}); a manifest is JSON lines in UTF-8 "
+                "(is this the right file?)"
+            ) from None
 
 
 def _scan_folder(folder: Path, role: str) -> list[ClipRecord]:

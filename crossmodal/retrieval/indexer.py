@@ -24,15 +24,16 @@ import torch
 from tqdm import tqdm
 
 from crossmodal.errors import CrossmodalError
-from crossmodal.fileio import atomic_path
-from crossmodal.logging_utils import progress_disabled
+from crossmodal.fileio import NOT_UTF8_NAME, atomic_path, utf8_name
+from crossmodal.logging_utils import printable, progress_bars
+from crossmodal.retrieval.checksum import file_signature
 from crossmodal.retrieval.index_params import IndexParams
+from crossmodal.retrieval.layout import MODELS_DIR
+from crossmodal.retrieval.limits import MAX_WINDOWS_PER_FILE, check_hop, min_hop_for
 from crossmodal.retrieval.records import ItemMeta
 from crossmodal.retrieval.store import IndexStore
 
 log = logging.getLogger(__name__)
-
-MODELS_DIR = "models"
 
 
 @dataclass
@@ -50,7 +51,10 @@ class IndexReport:
     unchanged: dict[str, int] = field(default_factory=lambda: {"music": 0, "video": 0})
     removed: dict[str, int] = field(default_factory=lambda: {"music": 0, "video": 0})
     failed: list[tuple[str, str, str]] = field(default_factory=list)  # (modality, path, reason)
+    # Files that failed in an earlier run and have not changed since: skipped, not retried.
+    known_bad: list[tuple[str, str, str]] = field(default_factory=list)
     version: str | None = None
+    published: bool = False  # False: nothing changed, ``version`` is the current one
 
 
 def library_files(
@@ -142,9 +146,10 @@ class Indexer:
         self.device = torch.device(device)
         self.index_dir = Path(index_dir)
         self.window = float(model.audio_spec.seconds)
-        self.hop = float(hop) if hop else self.window / 2
-        if self.hop <= 0:
-            raise CrossmodalError(f"hop must be > 0 seconds, got {hop}")
+        try:
+            self.hop = check_hop(self.window / 2 if hop is None else float(hop), self.window)
+        except ValueError as err:
+            raise CrossmodalError(str(err)) from None
         self.batch_size = batch_size
         self.workers = workers
         self.fingerprint = model.fingerprint()
@@ -186,17 +191,27 @@ class Indexer:
 
         parts: dict[int, list[tuple[np.ndarray, torch.Tensor]]] = {}
         flags: dict[int, tuple[bool, float]] = {}
+        counts: dict[int, int] = {}
+        refused: set[int] = set()  # over the window cap: the rest of their stream is ignored
         ready: dict[int, EmbeddedFile | Exception] = {}
         next_out = 0
         for index, event in ingest(self.jobs(paths, modality, min_seconds), self.workers):
-            if isinstance(event, WindowBatch):
-                if len(event.starts):
-                    vectors = self._encode(modality, event.inputs)
-                    parts.setdefault(index, []).append((event.starts, vectors))
-                padded, _ = flags.get(index, (False, 0.0))
-                flags[index] = (padded or event.padded, event.end or 0.0)
+            if index in refused:
                 continue
-            if event == DONE:
+            if isinstance(event, WindowBatch):
+                counts[index] = counts.get(index, 0) + len(event.starts)
+                if counts[index] > MAX_WINDOWS_PER_FILE:
+                    refused.add(index)
+                    parts.pop(index, None)
+                    flags.pop(index, None)
+                    ready[index] = self._too_many_windows(paths[index], float(event.starts[-1]))
+                else:
+                    if len(event.starts):
+                        vectors = self._encode(modality, event.inputs)
+                        parts.setdefault(index, []).append((event.starts, vectors))
+                    padded, _ = flags.get(index, (False, 0.0))
+                    flags[index] = (padded or event.padded, event.end or 0.0)
+            elif event == DONE:
                 chunks = parts.pop(index, [])
                 padded, end = flags.pop(index, (False, 0.0))
                 ready[index] = EmbeddedFile(
@@ -212,6 +227,16 @@ class Indexer:
             while next_out in ready:
                 yield next_out, ready.pop(next_out)
                 next_out += 1
+
+    def _too_many_windows(self, path: Path, reached: float) -> Exception:
+        from crossmodal.data.errors import MediaError
+
+        return MediaError(
+            path,
+            f"lasts more than {reached:.0f} s: more than {MAX_WINDOWS_PER_FILE} windows at a "
+            f"{self.hop:g}-s hop; index it with --hop {min_hop_for(reached, self.window):.3g} "
+            "or more",
+        )
 
     def embed_file(
         self, path: Path, modality: str, min_seconds: float | None = None
@@ -232,41 +257,54 @@ class Indexer:
         prune: bool = False,
         params: IndexParams | None = None,
     ) -> IndexReport:
-        """Add/refresh the files of each modality's library; one atomic store version."""
+        """Add/refresh the files of each modality's library; one atomic store version.
+
+        A file that failed before and has not changed since (same content signature,
+        same crossmodal version) is not decoded again: it is listed in ``known_bad``."""
         report = IndexReport()
         store = IndexStore(self.index_dir)
         dim = int(self.model.embed_dim)
         with store.begin_update(self.fingerprint, dim, rebuild=rebuild, params=params) as update:
             self._save_model()
             for modality, files in libraries.items():
-                todo: list[LibraryFile] = []
+                todo: list[tuple[LibraryFile, os.stat_result, str]] = []
                 for entry in files:
-                    try:
-                        st = entry.path.stat()
-                    except OSError as err:
-                        report.failed.append(
-                            (modality, str(entry.path), f"cannot read: {err.strerror}")
-                        )
+                    path = entry.path
+                    if not utf8_name(path):
+                        report.failed.append((modality, str(path), NOT_UTF8_NAME))
                         continue
-                    if update.needs_embedding(
-                        entry.path, st.st_size, st.st_mtime, None, modality=modality
+                    try:
+                        st = path.stat()
+                        signature = file_signature(path, st)
+                    except OSError as err:
+                        report.failed.append((modality, str(path), f"cannot read: {err.strerror}"))
+                        continue
+                    if not update.needs_embedding(
+                        path, st.st_size, st.st_mtime, signature, modality=modality
                     ):
-                        todo.append(entry)
-                    else:
                         report.unchanged[modality] += 1
+                        continue
+                    known = update.known_failure(modality, path, signature)
+                    if known is not None:
+                        report.known_bad.append((modality, str(path), known))
+                        continue
+                    todo.append((entry, st, signature))
                 bar = tqdm(
                     total=len(todo),
                     desc=f"indexing {modality}",
                     unit="file",
-                    disable=progress_disabled(),
+                    disable=not progress_bars(),
                 )
-                for position, result in self.embed_files([e.path for e in todo], modality):
+                paths = [entry.path for entry, _, _ in todo]
+                for position, result in self.embed_files(paths, modality):
                     bar.update()
-                    entry = todo[position]
+                    entry, st, signature = todo[position]
                     if isinstance(result, Exception):
-                        report.failed.append((modality, str(entry.path), _reason(result)))
+                        reason = _reason(result)
+                        report.failed.append((modality, str(entry.path), reason))
+                        update.record_failure(modality, entry.path, signature, reason)
                         continue
-                    self._add(update, modality, entry, result)
+                    self._add(update, modality, entry, st, signature, result)
                     report.added[modality] += 1
                 bar.close()
                 if prune:
@@ -274,11 +312,22 @@ class Indexer:
                     report.removed[modality] = len(removed)
             info = update.commit()
         report.version = info.version
+        report.published = update.published
         return report
 
-    def _add(self, update: Any, modality: str, entry: LibraryFile, embedded: EmbeddedFile) -> None:
-        meta = ItemMeta.from_file(
-            entry.path,
+    def _add(
+        self,
+        update: Any,
+        modality: str,
+        entry: LibraryFile,
+        st: os.stat_result,
+        signature: str,
+        embedded: EmbeddedFile,
+    ) -> None:
+        meta = ItemMeta(
+            size=st.st_size,
+            mtime=st.st_mtime,
+            checksum=signature,
             duration=embedded.duration,
             label=entry.label,
             extra={"clip_id": entry.clip_id} if entry.clip_id else None,
@@ -297,4 +346,7 @@ class Indexer:
 
 
 def describe_failures(failed: Iterable[tuple[str, str, str]]) -> str:
-    return "\n".join(f"  [{modality}] {path}: {reason}" for modality, path, reason in failed)
+    return "\n".join(
+        f"  [{modality}] {printable(path)}: {printable(reason)}"
+        for modality, path, reason in failed
+    )

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from crossmodal.errors import CrossmodalError
+from crossmodal.fileio import NOT_UTF8_NAME, utf8_name
 from crossmodal.retrieval.indexer import EmbeddedFile, Indexer, model_path_in_store
 from crossmodal.retrieval.store import IndexStore
 
@@ -91,10 +92,12 @@ class Recommender:
         return cls(IndexStore.open(index_dir, fingerprint=fingerprint), model, device)
 
     def _embed(self, path: str | os.PathLike[str], modality: str) -> EmbeddedFile:
-        path = Path(path)
-        if not path.is_file():
-            from crossmodal.data.errors import MissingMediaError
+        from crossmodal.data.errors import MediaError, MissingMediaError
 
+        path = Path(path)
+        if not utf8_name(path):
+            raise MediaError(path, NOT_UTF8_NAME)
+        if not path.is_file():
             raise MissingMediaError(path, "file not found")
         return self.embedder.embed_file(path, modality, min_seconds=MIN_QUERY_SECONDS)
 

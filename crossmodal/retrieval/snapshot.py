@@ -15,7 +15,7 @@ import numpy as np
 from crossmodal.retrieval.best_window import first_per_item
 from crossmodal.retrieval.catalog import Catalog, WindowTable
 from crossmodal.retrieval.errors import StoreCorruptError
-from crossmodal.retrieval.layout import CATALOG, VERSIONS, Pointer, check_manifest
+from crossmodal.retrieval.layout import CATALOG, MANIFEST, VERSIONS, Pointer, check_manifest
 from crossmodal.retrieval.records import MODALITIES, Hit, Item, StoreInfo, check_modality
 from crossmodal.retrieval.vector_index import VectorIndex
 from crossmodal.retrieval.vectors import as_unit_rows
@@ -61,16 +61,26 @@ class StoreSnapshot:
             raise StoreCorruptError(
                 f"{root}: version {pointer.version} named by CURRENT is missing"
             )
-        check_manifest(version_dir)
+        manifest = check_manifest(version_dir)
+        for modality in modalities:
+            check_modality(modality)
+        needed = [CATALOG] + [f"{m}.{ext}" for m in modalities for ext in ("faiss", "index.json")]
+        unlisted = [name for name in needed if name not in manifest["files"]]
+        if unlisted:
+            raise StoreCorruptError(
+                f"{version_dir}: {MANIFEST} does not list {', '.join(unlisted)}; rebuild the index"
+            )
         catalog = Catalog.open(version_dir / CATALOG, readonly=True)
         try:
+            _check_store_meta(catalog)
             indexes: dict[str, VectorIndex] = {}
             tables: dict[str, WindowTable] = {}
             for modality in modalities:
-                check_modality(modality)
                 index = VectorIndex.load(version_dir / modality)
                 table = catalog.window_table(modality)
-                if not np.array_equal(index.ids(), table.vector_ids):
+                if index.dim != catalog.get_meta("dim") or not np.array_equal(
+                    index.ids(), table.vector_ids
+                ):
                     raise StoreCorruptError(
                         f"{version_dir}: the {modality} index ({len(index)} vectors) and the catalog "
                         f"({len(table)} windows) disagree; rebuild the index"
@@ -248,3 +258,19 @@ class StoreSnapshot:
                 )
             self._item_cache.update(found)
         return {i: self._item_cache[i] for i in item_ids}
+
+
+def _check_store_meta(catalog: Catalog) -> None:
+    """The metadata every reader relies on, with its types (a malformed row raises here,
+    not as a KeyError in the middle of a search)."""
+    meta = catalog.all_meta()
+    expected = {"fingerprint": str, "dim": int, "store_format": int}
+    for key, kind in expected.items():
+        value = meta.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise StoreCorruptError(
+                f"catalog {catalog.path}: metadata {key!r} is {value!r}, expected a "
+                f"{kind.__name__}; rebuild the index"
+            )
+    if meta["dim"] < 1 or not meta["fingerprint"]:
+        raise StoreCorruptError(f"catalog {catalog.path}: metadata is invalid; rebuild the index")

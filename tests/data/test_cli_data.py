@@ -44,7 +44,9 @@ def test_synth_writes_the_corpus(tiny_corpus: Path, capsys: pytest.CaptureFixtur
 
 
 def test_synth_rejects_bad_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["synth", str(tmp_path / "x"), "--workers", "0"]) == 2
+    with pytest.raises(SystemExit) as exc:  # refused by the parser, before any work
+        main(["synth", str(tmp_path / "x"), "--workers", "0"])
+    assert exc.value.code == 2
     assert main(["synth", str(tmp_path / "x"), "--clips", "10", "--split", "5,5,5"]) == 2
     assert "--split" in capsys.readouterr().err
 

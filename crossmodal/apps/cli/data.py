@@ -6,21 +6,34 @@ import argparse
 import json
 from typing import TYPE_CHECKING
 
+from crossmodal.apps.cli._args import float_range, int_range, positive_int
+
 if TYPE_CHECKING:
     from crossmodal.data import AudioSpec, VideoSpec
 
 
 def _spec_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("clip spec (what training will ask of each clip)")
-    group.add_argument("--frames", type=int, default=8, help="frames per window (default: 8)")
     group.add_argument(
-        "--size", type=int, default=112, help="frame width and height in px (default: 112)"
+        "--frames", type=int_range(1, 4096), default=8, help="frames per window (default: 8)"
     )
     group.add_argument(
-        "--sample-rate", type=int, default=16000, help="audio sample rate in Hz (default: 16000)"
+        "--size",
+        type=int_range(2, 8192),
+        default=112,
+        help="frame width and height in px (default: 112)",
     )
     group.add_argument(
-        "--seconds", type=float, default=4.0, help="window length in seconds (default: 4)"
+        "--sample-rate",
+        type=int_range(1000, 768_000),
+        default=16000,
+        help="audio sample rate in Hz (default: 16000)",
+    )
+    group.add_argument(
+        "--seconds",
+        type=float_range(0, 3600, low_inclusive=False),
+        default=4.0,
+        help="window length in seconds (default: 4)",
     )
 
 
@@ -59,7 +72,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _spec_options(check)
     check.add_argument(
         "--timeout",
-        type=float,
+        type=float_range(0, low_inclusive=False),
         default=60.0,
         help="seconds per clip before a decode counts as hung",
     )
@@ -93,9 +106,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--split", default="test", help="split to use as the gallery (default: test)"
     )
     coupling.add_argument(
-        "--limit", type=int, default=200, help="at most this many clips (default: 200)"
+        "--limit", type=positive_int, default=200, help="at most this many clips (default: 200)"
     )
-    coupling.add_argument("--fps", type=float, default=12.0, help="envelope rate (default: 12)")
+    coupling.add_argument(
+        "--fps",
+        type=float_range(0, 1000, low_inclusive=False),
+        default=12.0,
+        help="envelope rate (default: 12)",
+    )
     coupling.set_defaults(func=run_coupling)
 
 
@@ -133,7 +151,7 @@ def run_check(args: argparse.Namespace) -> int:
     import logging
 
     from crossmodal.data import check_manifest
-    from crossmodal.logging_utils import progress_disabled
+    from crossmodal.logging_utils import progress_bars
 
     video_spec, audio_spec = _specs(args)
     role, why = _role(args)
@@ -146,7 +164,7 @@ def run_check(args: argparse.Namespace) -> int:
         split=args.split,
         isolate=not args.no_isolate,
         timeout=args.timeout,
-        progress=not progress_disabled(),
+        progress=progress_bars(),
     )
     for problem in found:
         if args.json:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from crossmodal.apps.cli._args import batch_size, float_range, int_range
+from crossmodal.retrieval.limits import HOP_FRACTION, MIN_HOP_SECONDS
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -13,8 +16,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Cut every file into windows of the model's clip length, embed them, and store a "
             "faiss index per modality plus a SQLite catalog in --out. Running it again adds new "
             "files and re-embeds changed ones; --prune drops files no longer in the library. "
-            "Each run publishes a new version atomically: readers keep working, and an "
-            "interrupted run leaves the previous index intact."
+            "Each run that changes something publishes a new version atomically: readers keep "
+            "working, and an interrupted run leaves the previous index intact. Exit code 1 when "
+            "files failed in this run (listed); a file that failed before and has not changed "
+            "is skipped with a warning, not retried, and does not make the exit code 1."
         ),
     )
     parser.add_argument(
@@ -34,7 +39,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, help="index folder (created)")
     parser.add_argument("--split", help="only this split of manifest libraries (e.g. test)")
     parser.add_argument(
-        "--hop", type=float, help="seconds between window starts (default: half a window)"
+        "--hop",
+        type=float_range(MIN_HOP_SECONDS, why="windows closer than this only repeat each other"),
+        help=f"seconds between window starts, >= {MIN_HOP_SECONDS} and at least 1/{HOP_FRACTION} "
+        "of the model's window (default: half a window)",
     )
     parser.add_argument(
         "--kind",
@@ -48,10 +56,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--prune", action="store_true", help="drop catalogued files missing from the libraries"
     )
-    parser.add_argument("--batch-size", type=int, default=32, help="windows embedded at a time")
+    parser.add_argument(
+        "--batch-size", type=batch_size, default=32, help="windows embedded at a time"
+    )
     parser.add_argument(
         "--workers",
-        type=int,
+        type=int_range(0, 64),
         default=0,
         help="decoding processes (default 0: decode in the embedding process)",
     )
@@ -95,9 +105,22 @@ def run(args: argparse.Namespace) -> int:
             f"{modality}: {report.added[modality]} embedded, {report.unchanged[modality]} unchanged, "
             f"{report.removed[modality]} removed"
         )
-    print(f"index version {report.version} published in {args.out}")
+    if report.published:
+        print(f"index version {report.version} published in {args.out}")
+    else:
+        print(f"nothing changed: index version {report.version} in {args.out} is current")
+    log = logging.getLogger(__name__)
+    if report.known_bad:
+        # Already reported by the run that failed them; unchanged since, so not retried and
+        # not counted as failures of this run (exit code 0 if nothing new failed).
+        log.warning(
+            "%d file(s) skipped: they failed in an earlier run and have not changed since "
+            "(change or replace a file to retry it, or use --rebuild):\n%s",
+            len(report.known_bad),
+            describe_failures(report.known_bad),
+        )
     if report.failed:
-        logging.getLogger(__name__).warning(
+        log.warning(
             "%d file(s) could not be indexed:\n%s",
             len(report.failed),
             describe_failures(report.failed),
