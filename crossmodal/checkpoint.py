@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from crossmodal.errors import CrossmodalError, torch_load_reason
-from crossmodal.fileio import atomic_path
+from crossmodal.fileio import atomic_path, remove_temp_files_of
 
 FORMAT_VERSION = 2
 # What format-1 model files carried instead of a format_version.
@@ -36,6 +36,10 @@ class CheckpointError(CrossmodalError):
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
     """Atomically write ``payload`` (tensors, numbers, strings, lists, dicts) to ``path``."""
     payload = {"format_version": FORMAT_VERSION, **payload}
+    # A process killed mid-save left `.last.*.tmp.pt` beside the file. Checkpoints have one
+    # writer (rank 0 of a run; the index's writer lock for its model files), so any such
+    # file now is a leftover.
+    remove_temp_files_of(path)
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
 

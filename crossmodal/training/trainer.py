@@ -37,7 +37,7 @@ from torch import nn
 from crossmodal.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from crossmodal.config import from_dict, to_dict, to_yaml
 from crossmodal.errors import CrossmodalError
-from crossmodal.fileio import atomic_write_text, remove_temp_files_of
+from crossmodal.fileio import atomic_write_text
 from crossmodal.losses import learned_logit_scale
 from crossmodal.training import builders
 from crossmodal.training.config import TrainConfig, config_for_resume
@@ -247,9 +247,6 @@ class Trainer:
         """Write the resumable state to ``RUN_DIR/name`` (rank 0 only), atomically."""
         path = self.run_dir / name
         if self.is_main:
-            # A run killed mid-save left `.last.*.tmp.pt` beside the checkpoint: one writer
-            # per run folder (rank 0), so any such file now is a leftover.
-            remove_temp_files_of(path)
             save_checkpoint(path, self._payload())
         return path
 

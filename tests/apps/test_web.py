@@ -112,15 +112,23 @@ def test_bad_uploads_get_one_sentence(client: TestClient, tmp_path: Path) -> Non
     assert answer.status_code == 413
     assert answer.text == "The file is larger than the 1 MB this server accepts."
 
-    short = make_video(tmp_path / "short.mp4", 2.0)
+    short = make_video(tmp_path / "short.mp4", 2.0)  # under one window: padded, answered
     answer = _upload(client, "/api/music", short)
+    assert answer.status_code == 200
+    assert "padded with its last frame held" in answer.text
+    kept = client.app.state.queries.files()  # type: ignore[attr-defined]
+    assert len(kept) == 1  # only the answered upload so far; the refused ones are gone
+
+    tiny = make_video(tmp_path / "tiny.mp4", 0.2)
+    answer = _upload(client, "/api/music", tiny)
     assert answer.status_code == 400
-    assert answer.text.startswith("short.mp4: lasts 2.00 s, shorter than the model")
+    assert answer.text.startswith("tiny.mp4: ")
+    assert "0.5" in answer.text  # the shortest query answered
     for response_text in (answer.text,):
         assert "Traceback" not in response_text
         assert "\n" not in response_text
-    # Nothing of the refused uploads is kept.
-    assert client.app.state.queries.files() == []  # type: ignore[attr-defined]
+    # Nothing of the refused uploads is kept (the answered one is, for dubbing).
+    assert client.app.state.queries.files() == kept  # type: ignore[attr-defined]
 
 
 def test_an_unexpected_failure_is_one_sentence_without_a_trace(

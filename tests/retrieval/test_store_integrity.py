@@ -244,7 +244,7 @@ def test_temp_files_of_killed_writers_are_removed(tmp_path: Path, meta: Callable
 
 
 def test_checkpoint_saves_remove_their_own_leftovers(tmp_path: Path) -> None:
-    from crossmodal.training.checkpoint import save_checkpoint
+    from crossmodal.checkpoint import save_checkpoint
 
     (tmp_path / ".last.a1b2.tmp.pt").write_bytes(b"half")
     (tmp_path / ".best.c3d4.tmp.pt").write_bytes(b"another file's")

@@ -123,11 +123,11 @@ def create_app(settings: Settings) -> Any:
         if query.matches:
             return query
         rec = library.recommender
-        search = rec.recommend_music if query.modality == "video" else rec.find_videos
         try:
             with handle.compute:
                 started = time.perf_counter()
-                query.matches = search(query.path, k=settings.k)
+                answer = rec.query(query.path, query.modality, k=settings.k)
+                query.matches, query.note = answer.matches, answer.padding
                 handle.record(query.modality, query.seconds, time.perf_counter() - started)
         except (MediaError, CrossmodalError) as err:
             queries.discard(query)

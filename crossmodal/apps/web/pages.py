@@ -190,6 +190,7 @@ def music_results(library: Library, query: Query, query_src: str) -> Html:
     return join(
         [
             element("h2", f"Music for {query.name}"),
+            element("p", f"Note: {query.note}.", class_="note") if query.note else "",
             element(
                 "div",
                 element("div", video_player(query_src, width=320, class_="query")),
@@ -221,6 +222,7 @@ def video_results(library: Library, query: Query, query_src: str) -> Html:
     return join(
         [
             element("h2", f"Videos for {query.name}"),
+            element("p", f"Note: {query.note}.", class_="note") if query.note else "",
             element("p", audio_player(query_src, class_="query")),
             html_table(rows, ["rank", "video", "mood", "score", "matched window", "watch"]),
         ]

@@ -155,6 +155,7 @@ class Query:
     owned: bool  # an upload (removed with the query) rather than a library file
     seconds: float = 0.0  # the file's duration
     matches: list[Match] = field(default_factory=list)
+    note: str | None = None  # e.g. how a file shorter than one window was padded
     created: float = field(default_factory=time.monotonic)
     dubbed: Path | None = None
 
