@@ -1,7 +1,8 @@
 """Music encoders; importing this package registers them.
 
 Families: a compact PANN-style log-mel CNN, transformers AST (log-mel) and
-wav2vec 2.0 / HuBERT (waveform), a network over librosa descriptors, and ``audio_tiny``.
+wav2vec 2.0 / HuBERT (waveform), a network over librosa descriptors, ``audio_tiny``, and
+the pretrained musicnn taggers (``musicnn_msd``, ``musicnn_mtt``, vgg variants).
 """
 
 from __future__ import annotations
@@ -10,6 +11,12 @@ from crossmodal.encoders.audio.ast import ASTEncoder, build_ast
 from crossmodal.encoders.audio.descriptor_encoder import DescriptorEncoder
 from crossmodal.encoders.audio.descriptors import compute_descriptors, descriptor_names
 from crossmodal.encoders.audio.logmel_cnn import LogMelCNN
+from crossmodal.encoders.audio.musicnn import REGISTERED as MUSICNN_REGISTERED
+from crossmodal.encoders.audio.musicnn import (
+    MusicnnEncoder,
+    musicnn_builder,
+    musicnn_description,
+)
 from crossmodal.encoders.audio.tiny import AudioTiny
 from crossmodal.encoders.audio.wav2vec2 import (
     WaveformTransformerEncoder,
@@ -53,12 +60,20 @@ register_encoder(
     modality="audio",
     description="small network over librosa tempo/onset/beat/chroma/MFCC/contrast",
 )
+for _name, (_arch, _dataset) in MUSICNN_REGISTERED.items():
+    register_encoder(
+        _name,
+        musicnn_builder(_arch, _dataset),
+        modality="audio",
+        description=musicnn_description(_arch, _dataset),
+    )
 
 __all__ = [
     "ASTEncoder",
     "AudioTiny",
     "DescriptorEncoder",
     "LogMelCNN",
+    "MusicnnEncoder",
     "WaveformTransformerEncoder",
     "compute_descriptors",
     "descriptor_names",
