@@ -17,13 +17,40 @@ from crossmodal.errors import CrossmodalError
 TAGGER_MODELS = ("msd", "mtt")
 
 
+def tag_names(model: str) -> tuple[str, ...]:
+    """The tags of tagger ``model`` (``"msd"`` or ``"mtt"``), in output order."""
+    from crossmodal.encoders.audio.musicnn_tags import MSD_TAGS, MTT_TAGS
+
+    if model not in TAGGER_MODELS:
+        raise CrossmodalError(f"tagger model must be one of {TAGGER_MODELS}, got {model!r}")
+    return MSD_TAGS if model == "msd" else MTT_TAGS
+
+
 @dataclass(frozen=True)
 class TrackTags:
     """The tag probabilities of one track, windows averaged (in the tagger's tag order)."""
 
-    names: tuple[str, ...]
+    model: str
     probabilities: np.ndarray  # (num_tags,) float32
     num_windows: int
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tag_names(self.model)
+
+    def to_json(self) -> dict[str, object]:
+        """A JSON-ready dict (probabilities to 6 decimals: mood tags are often ~1e-3),
+        as the index catalog keeps it."""
+        return {
+            "model": self.model,
+            "windows": self.num_windows,
+            "probabilities": [round(float(p), 6) for p in self.probabilities],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> TrackTags:
+        probabilities = np.asarray(data["probabilities"], dtype=np.float32)
+        return cls(str(data["model"]), probabilities, int(data.get("windows", 0)))  # type: ignore[arg-type]
 
     def top(self, k: int = 5) -> list[tuple[str, float]]:
         """The ``k`` most probable tags as (name, probability), most probable first."""
@@ -53,8 +80,7 @@ class Tagger:
     ) -> None:
         from crossmodal.encoders import create_encoder
 
-        if model not in TAGGER_MODELS:
-            raise CrossmodalError(f"tagger model must be one of {TAGGER_MODELS}, got {model!r}")
+        tag_names(model)  # checks the name
         self.model = model
         self.batch_size = batch_size
         self.device = torch.device(device)
@@ -75,7 +101,7 @@ class Tagger:
             logits, _ = self.encoder.outputs(windows[start : start + self.batch_size])
             total += torch.sigmoid(logits).sum(dim=0)
         probabilities = (total / len(windows)).cpu().numpy().astype(np.float32)
-        return TrackTags(self.tag_names, probabilities, len(windows))
+        return TrackTags(self.model, probabilities, len(windows))
 
     def tag_file(self, path: str | os.PathLike[str]) -> TrackTags:
         """Tags of a music file or a video's soundtrack (decoded by the data layer, whose

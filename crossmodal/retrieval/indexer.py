@@ -15,6 +15,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -26,6 +27,9 @@ from crossmodal.logging_utils import progress_disabled
 from crossmodal.retrieval.index_params import IndexParams
 from crossmodal.retrieval.records import ItemMeta
 from crossmodal.retrieval.store import IndexStore
+
+if TYPE_CHECKING:
+    from crossmodal.tagging import Tagger
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +98,11 @@ def model_path_in_store(index_dir: str | os.PathLike[str], fingerprint: str) -> 
 
 
 class Indexer:
-    """Embeds files window by window with ``model`` and writes them to ``index_dir``."""
+    """Embeds files window by window with ``model`` and writes them to ``index_dir``.
+
+    With a ``tagger``, each music item's tag probabilities (whole track, windows averaged)
+    are kept in the catalog, in the item's ``extra["tags"]`` (:meth:`TrackTags.to_json`).
+    """
 
     def __init__(
         self,
@@ -104,8 +112,10 @@ class Indexer:
         hop: float | None = None,
         batch_size: int = 32,
         device: torch.device | str = "cpu",
+        tagger: Tagger | None = None,
     ) -> None:
         self.model = model.eval().to(device)
+        self.tagger = tagger
         self.device = torch.device(device)
         self.index_dir = Path(index_dir)
         self.window = float(model.audio_spec.seconds)
@@ -185,16 +195,16 @@ class Indexer:
                     ):
                         report.unchanged[modality] += 1
                         continue
+                    extra: dict[str, object] = {"clip_id": entry.clip_id} if entry.clip_id else {}
                     try:
                         duration, starts, vectors = self.embed_file(path, modality)
+                        if modality == "music" and self.tagger is not None:
+                            extra["tags"] = self.tagger.tag_file(path).to_json()
                     except MediaError as err:
                         report.failed.append((modality, str(path), err.reason))
                         continue
                     meta = ItemMeta.from_file(
-                        path,
-                        duration=duration,
-                        label=entry.label,
-                        extra={"clip_id": entry.clip_id} if entry.clip_id else None,
+                        path, duration=duration, label=entry.label, extra=extra or None
                     )
                     windows = [(float(s), float(min(s + self.window, duration))) for s in starts]
                     update.add_item(modality, path, meta, windows, vectors)

@@ -6,12 +6,17 @@ Example::
     for match in rec.recommend_music("holiday.mp4", k=5):
         print(match.rank, match.path, match.score, match.start, match.end)
     rec.find_videos("song.wav", k=5)
+    rec.recommend_music("holiday.mp4", k=5, tag="happy")  # boost happy tracks
+
+An index built with a tagger (``crossmodal index``'s default) knows each track's tags:
+every music match carries its top tags, and ``tag=`` re-ranks the candidates by
+``cosine + tag_weight × p(tag)``.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +41,7 @@ class Match:
     label: str | None
     duration: float | None
     clip_id: str | None
+    tags: dict[str, float] | None = None  # top tags (+ the asked one), when the index has them
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -89,18 +95,43 @@ class Recommender:
         mean = F.normalize(torch.from_numpy(vectors).mean(dim=0), dim=0)
         return np.ascontiguousarray(mean.numpy(), dtype=np.float32)
 
-    def recommend_music(self, video: str | os.PathLike[str], k: int = 10) -> list[Match]:
-        """The ``k`` tracks that best fit ``video`` (its frames; its own sound is ignored)."""
-        return self._search(self.embed_query(video, "video"), "music", k)
+    def recommend_music(
+        self,
+        video: str | os.PathLike[str],
+        k: int = 10,
+        *,
+        tag: str | None = None,
+        tag_weight: float = 1.0,
+    ) -> list[Match]:
+        """The ``k`` tracks that best fit ``video`` (its frames; its own sound is ignored).
+
+        ``tag`` (e.g. ``"happy"``): among the ``max(20 k, 200)`` best-fitting tracks, rank
+        by ``cosine + tag_weight × p(tag)``; needs an index built with a tagger.
+        """
+        query = self.embed_query(video, "video")
+        if tag is None:
+            return self._search(query, "music", k)
+        candidates = min(max(20 * k, 200), self.store.info().items.get("music", 0))
+        matches = self._search(query, "music", max(candidates, k), tag=tag)
+        ranked = sorted(matches, key=lambda m: -(m.score + tag_weight * (m.tags or {})[tag]))
+        return [replace(m, rank=i + 1) for i, m in enumerate(ranked[:k])]
 
     def find_videos(self, audio: str | os.PathLike[str], k: int = 10) -> list[Match]:
         """The ``k`` videos that best fit ``audio`` (a music file or a video's soundtrack)."""
         return self._search(self.embed_query(audio, "music"), "video", k)
 
-    def _search(self, query: np.ndarray, modality: str, k: int) -> list[Match]:
+    def _search(
+        self, query: np.ndarray, modality: str, k: int, tag: str | None = None
+    ) -> list[Match]:
         if k < 1:
             raise CrossmodalError(f"k must be >= 1, got {k}")
         (hits,) = self.store.search(modality, query[None, :], k=k, per_item=True)
+        tags = [_item_tags(hit.item.extra, tag) for hit in hits]
+        if tag is not None and hits and all(t is None for t in tags):
+            raise CrossmodalError(
+                "this index keeps no music tags; rebuild it with a tagger: "
+                "`crossmodal index --rebuild --tagger msd ...`"
+            )
         return [
             Match(
                 rank=i + 1,
@@ -111,9 +142,27 @@ class Recommender:
                 label=hit.item.label,
                 duration=hit.item.duration,
                 clip_id=(hit.item.extra or {}).get("clip_id"),
+                tags=item_tags if item_tags is not None or tag is None else {tag: 0.0},
             )
-            for i, hit in enumerate(hits)
+            for i, (hit, item_tags) in enumerate(zip(hits, tags, strict=True))
         ]
 
     def close(self) -> None:
         self.store.close()
+
+
+def _item_tags(
+    extra: dict[str, Any] | None, tag: str | None, top: int = 3
+) -> dict[str, float] | None:
+    """An item's ``top`` tags (and ``tag``) from its catalog entry; None when untagged."""
+    from crossmodal.tagging import TrackTags, tag_index
+
+    stored = (extra or {}).get("tags")
+    if not stored:
+        return None
+    tags = TrackTags.from_json(stored)
+    found = dict(tags.top(top))
+    if tag is not None:
+        name = tags.names[tag_index(tags.names, tag)]
+        found[tag] = found.get(name, tags.probability(name))
+    return found

@@ -35,11 +35,21 @@ def test_track_tags_are_the_mean_of_the_original_window_tags(tagger: Tagger) -> 
 
 
 def test_top_and_lookup() -> None:
-    tags = TrackTags(("rock", "happy", "sad"), np.array([0.2, 0.7, 0.2], np.float32), 3)
-    assert tags.top(2) == [("happy", pytest.approx(0.7)), ("rock", pytest.approx(0.2))]
+    probabilities = np.full(50, 0.1, np.float32)
+    probabilities[[0, 49, 47]] = [0.2, 0.7, 0.2]  # rock, happy, sad
+    tags = TrackTags("msd", probabilities, 3)
+    assert tags.top(3) == [
+        ("happy", pytest.approx(0.7)),
+        ("rock", pytest.approx(0.2)),
+        ("sad", pytest.approx(0.2)),
+    ]
     assert tags.probability("HAPPY") == pytest.approx(0.7)
-    with pytest.raises(CrossmodalError, match=r"unknown tag 'angry'.*rock, happy, sad"):
+    with pytest.raises(CrossmodalError, match=r"unknown tag 'angry'.*rock, pop"):
         tags.probability("angry")
+    again = TrackTags.from_json(json.loads(json.dumps(tags.to_json())))
+    assert again.model == "msd"
+    assert again.num_windows == 3
+    np.testing.assert_allclose(again.probabilities, probabilities, atol=1e-6)
     with pytest.raises(CrossmodalError, match="tagger model must be one of"):
         Tagger("vgg")
 

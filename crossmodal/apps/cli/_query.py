@@ -26,11 +26,14 @@ def run_queries(args: argparse.Namespace, direction: str) -> int:
 
     recommender = Recommender.load(args.index, device=resolve_device(args.device))
     search = recommender.recommend_music if direction == "music" else recommender.find_videos
+    options: dict[str, object] = {}
+    if getattr(args, "tag", None):
+        options = {"tag": args.tag, "tag_weight": args.tag_weight}
     results: dict[str, object] = {}
     failures = 0
     for query in args.queries:
         try:
-            matches = search(query, k=args.k)
+            matches = search(query, k=args.k, **options)
         except MediaError as err:
             failures += 1
             log.error("%s: %s", query, err.reason)
@@ -41,8 +44,10 @@ def run_queries(args: argparse.Namespace, direction: str) -> int:
             print(f"{query}")
             for m in matches:
                 label = f"  [{m.label}]" if m.label else ""
+                tags = ", ".join(f"{t} {p:.2f}" for t, p in (m.tags or {}).items())
                 print(
                     f"  {m.rank:>2}. {m.score:6.3f}  {m.path}  {m.start:.1f}–{m.end:.1f} s{label}"
+                    + (f"  ({tags})" if tags else "")
                 )
     recommender.close()
     if args.json:

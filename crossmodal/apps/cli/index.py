@@ -39,6 +39,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--prune", action="store_true", help="drop catalogued files missing from the libraries"
     )
+    parser.add_argument(
+        "--tagger",
+        default="msd",
+        choices=("msd", "mtt", "none"),
+        help="keep each track's tags (shipped musicnn tagger) for `recommend --tag` (msd)",
+    )
     parser.add_argument("--batch-size", type=int, default=32, help="windows embedded at a time")
     parser.add_argument("--device", default="auto")
     parser.set_defaults(func=run)
@@ -62,7 +68,14 @@ def run(args: argparse.Namespace) -> int:
         libraries["music"] = library_files(args.music, "music", args.split)
     if args.videos:
         libraries["video"] = library_files(args.videos, "video", args.split)
-    indexer = Indexer(model, args.out, hop=args.hop, batch_size=args.batch_size, device=device)
+    tagger = None
+    if args.music and args.tagger != "none":
+        from crossmodal.tagging import Tagger
+
+        tagger = Tagger(args.tagger, device=device)
+    indexer = Indexer(
+        model, args.out, hop=args.hop, batch_size=args.batch_size, device=device, tagger=tagger
+    )
     report = indexer.index(
         libraries, rebuild=args.rebuild, prune=args.prune, params=IndexParams(kind=args.kind)
     )
