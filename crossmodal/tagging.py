@@ -19,7 +19,7 @@ TAGGER_MODELS = ("msd", "mtt")
 
 def tag_names(model: str) -> tuple[str, ...]:
     """The tags of tagger ``model`` (``"msd"`` or ``"mtt"``), in output order."""
-    from crossmodal.encoders.audio.musicnn_tags import MSD_TAGS, MTT_TAGS
+    from crossmodal.encoders.music.musicnn_tags import MSD_TAGS, MTT_TAGS
 
     if model not in TAGGER_MODELS:
         raise CrossmodalError(f"tagger model must be one of {TAGGER_MODELS}, got {model!r}")

@@ -1,6 +1,6 @@
 """Convert the musicnn 0.1.0 TensorFlow checkpoints to the PyTorch port's state dicts.
 
-Dev tool; the converted files ship in ``encoders/audio/musicnn_weights/``. No TensorFlow:
+Dev tool; the converted files ship in ``encoders/music/musicnn_weights/``. No TensorFlow:
 the checkpoints are read by :mod:`tools.musicnn_checkpoint`. Rebuild with::
 
     pip download --no-deps musicnn==0.1.0 -d /tmp/musicnn
@@ -24,7 +24,7 @@ import torch
 from tools.musicnn_checkpoint import read_checkpoint
 
 MODELS = ("MSD_musicnn", "MTT_musicnn", "MSD_vgg", "MTT_vgg")
-OUT_DIR = Path(__file__).resolve().parents[1] / "encoders" / "audio" / "musicnn_weights"
+OUT_DIR = Path(__file__).resolve().parents[1] / "encoders" / "music" / "musicnn_weights"
 
 # Port module → (TF conv or dense scope, TF batch-norm scope), in graph creation order.
 MUSICNN_LAYERS = {

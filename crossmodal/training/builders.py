@@ -4,57 +4,18 @@ datasets, per-epoch batch lists and the optimiser."""
 from __future__ import annotations
 
 import logging
-import os
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from crossmodal.data.splits import check_media_exist
 from crossmodal.errors import CrossmodalError
+from crossmodal.fileio import user_cache_dir
 from crossmodal.training.config import TrainConfig
 from crossmodal.training.schedule import warmup_cosine
 
 log = logging.getLogger(__name__)
-
-
-def default_cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/crossmodal/features`` (``~/.cache/crossmodal/features``)."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "crossmodal" / "features"
-
-
-def check_media_exist(records: list) -> None:
-    """One error listing every clip whose video or music file is missing (the first 50,
-    then a count)."""
-    missing = []
-    for record in records:
-        for path in dict.fromkeys((record.video, record.music)):
-            if not Path(path).is_file():
-                missing.append(f"  {record.id}: {path}")
-    if missing:
-        shown = "\n".join(missing[:50])
-        more = f"\n  … and {len(missing) - 50} more" if len(missing) > 50 else ""
-        raise CrossmodalError(
-            f"{len(missing)} media file(s) of the manifest are missing:\n{shown}{more}"
-        )
-
-
-def split_records(records: list, split: str, manifest: str) -> list:
-    """The records of ``split`` (every record for ``"all"``), or an error naming the
-    splits present."""
-    if split == "all":
-        return list(records)
-    chosen = [r for r in records if r.split == split]
-    if not chosen:
-        present = sorted({r.split for r in records if r.split})
-        hint = (
-            f"splits present: {', '.join(present)}"
-            if present
-            else "its clips have no split; use --split all"
-        )
-        raise CrossmodalError(f"split {split!r} of {manifest} has no clips ({hint})")
-    return chosen
 
 
 def build_datasets(cfg: TrainConfig, video_spec, audio_spec):
@@ -89,7 +50,9 @@ def build_datasets(cfg: TrainConfig, video_spec, audio_spec):
     if cfg.data.val_max_clips:
         val_records = val_records[: cfg.data.val_max_clips]
     check_media_exist(train_records + val_records)
-    common = dict(cache=cfg.data.cache_dir or default_cache_dir(), on_error=cfg.data.on_error)
+    common = dict(
+        cache=cfg.data.cache_dir or user_cache_dir("features"), on_error=cfg.data.on_error
+    )
     train = PairedClipDataset(
         train_records,
         video_spec,

@@ -16,8 +16,8 @@ import pytest
 import torch
 
 from crossmodal.encoders import EncoderInputError, PretrainedError, create_encoder
-from crossmodal.encoders.audio import musicnn as musicnn_module
-from crossmodal.encoders.audio.musicnn import (
+from crossmodal.encoders.music import musicnn as musicnn_module
+from crossmodal.encoders.music.musicnn import (
     HOP,
     N_FFT,
     N_MELS,
@@ -117,7 +117,7 @@ def test_front_end_is_librosa_mel_then_float16_log() -> None:
 
 
 def test_power_beyond_float16_saturates_instead_of_overflowing() -> None:
-    encoder = MusicnnEncoder(pretrained="msd").eval()
+    encoder = create_encoder("musicnn_msd", pretrained="msd").eval()
     loud = 50.0 * torch.sin(2 * torch.pi * 60.0 * torch.arange(WINDOW_SAMPLES) / SAMPLE_RATE)
     logmel = encoder.precompute(loud[None])
     assert torch.isfinite(logmel).all()

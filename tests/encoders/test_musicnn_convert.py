@@ -16,7 +16,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from crossmodal.encoders.audio.musicnn import WEIGHTS_DIR, MusicnnEncoder
+from crossmodal.encoders.music.musicnn import WEIGHTS_DIR, MusicnnEncoder
 from tests.encoders.test_musicnn import FIXTURE, reference_logmel
 from tools.musicnn_checkpoint import (
     TABLE_MAGIC,

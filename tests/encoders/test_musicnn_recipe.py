@@ -23,13 +23,13 @@ def test_pretrained_recipe_builds_frozen_pretrained_towers() -> None:
     assert cfg.frozen_backbones
     model = CrossModalModel.from_config(cfg.model)
     assert model.is_backbone_frozen("video")
-    assert model.is_backbone_frozen("audio")
-    assert not any(p.requires_grad for p in model.audio_encoder.parameters())
+    assert model.is_backbone_frozen("music")
+    assert not any(p.requires_grad for p in model.encoders["music"].parameters())
     shipped = create_encoder("musicnn_msd", pretrained="msd").state_dict()
-    for key, value in model.audio_encoder.state_dict().items():
+    for key, value in model.encoders["music"].state_dict().items():
         assert torch.equal(value, shipped[key]), key
     # the clip window is musicnn's
-    assert model.audio_encoder.audio_spec.seconds == pytest.approx(2.976)
+    assert model.encoders["music"].audio_spec.seconds == pytest.approx(2.976)
     model.train()  # frozen backbones stay in eval mode (BatchNorm statistics untouched)
-    assert not model.audio_encoder.training
-    assert not model.video_encoder.training
+    assert not model.encoders["music"].training
+    assert not model.encoders["video"].training

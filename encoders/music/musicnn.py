@@ -32,8 +32,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from crossmodal.data.specs import AudioSpec
-from crossmodal.encoders.audio.musicnn_tags import MSD_TAGS, MTT_TAGS
-from crossmodal.encoders.base import AudioEncoder, EncoderInputError
+from crossmodal.encoders.base import EncoderInputError, MusicEncoder
+from crossmodal.encoders.music.musicnn_tags import MSD_TAGS, MTT_TAGS
 from crossmodal.encoders.pretrained import (
     PretrainedError,
     classify,
@@ -189,23 +189,18 @@ class MusicnnVGGNet(nn.Module):
         return self.classifier(self.final_dropout(embedding)), embedding
 
 
-class MusicnnEncoder(AudioEncoder):
+class MusicnnEncoder(MusicEncoder):
     """A musicnn tagger as a music encoder: waveform (B, 47616) → penultimate embedding.
 
     ``forward`` returns the embedding (200 for musicnn, 256 for vgg), on which a
     projection head sits; :meth:`tag_probabilities` gives the 50 tag probabilities named
     by :attr:`tag_names`. ``precompute`` is the fixed log-mel front end, cacheable.
-    ``pretrained``: ``"msd"``/``"mtt"`` (whichever the encoder was trained on) loads the
-    shipped weights offline; a file holding this encoder's ``state_dict()`` also works.
+    Built with random weights; ``create_encoder(name, pretrained="msd"/"mtt")`` (whichever
+    the encoder was trained on) loads the shipped weights offline through
+    :meth:`load_pretrained`; a file holding this encoder's ``state_dict()`` also works.
     """
 
-    def __init__(
-        self,
-        *,
-        pretrained: str | os.PathLike[str] | None = None,
-        dataset: Dataset = "msd",
-        architecture: Architecture = "musicnn",
-    ) -> None:
+    def __init__(self, *, dataset: Dataset = "msd", architecture: Architecture = "musicnn") -> None:
         super().__init__()
         if dataset not in TAGS:
             raise ValueError(f"dataset must be 'msd' or 'mtt', got {dataset!r}")
@@ -227,8 +222,6 @@ class MusicnnEncoder(AudioEncoder):
         self.frontend = MusicnnLogMel()
         self.net = MusicnnNet() if architecture == "musicnn" else MusicnnVGGNet()
         self.output_dim = self.net.embedding_dim
-        if pretrained is not None:
-            self.load_pretrained(pretrained)
 
     def load_pretrained(self, pretrained: str | os.PathLike[str]) -> None:
         """Load the shipped weights (``pretrained=dataset``) or a state dict file."""
@@ -324,13 +317,18 @@ def musicnn_description(architecture: Architecture, dataset: Dataset) -> str:
 
 
 def musicnn_builder(architecture: Architecture, dataset: Dataset) -> Callable[..., MusicnnEncoder]:
-    """The registry builder of one pretrained tagger (architecture and dataset fixed)."""
+    """The registry builder of one tagger (architecture and dataset fixed), random init."""
 
-    def build(*, pretrained: str | os.PathLike[str] | None = None) -> MusicnnEncoder:
-        return MusicnnEncoder(pretrained=pretrained, dataset=dataset, architecture=architecture)
+    def build() -> MusicnnEncoder:
+        return MusicnnEncoder(dataset=dataset, architecture=architecture)
 
     build.__doc__ = (
         f"musicnn {architecture} trained on {dataset.upper()}; pretrained={dataset!r} loads "
         "the shipped weights."
     )
     return build
+
+
+def musicnn_weights(encoder: MusicnnEncoder, pretrained: str | os.PathLike[str]) -> None:
+    """The registry's weights loader: :meth:`MusicnnEncoder.load_pretrained`."""
+    encoder.load_pretrained(pretrained)
