@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from crossmodal.errors import CrossmodalError
 from crossmodal.retrieval.indexer import Indexer, model_path_in_store
+from crossmodal.retrieval.milvus_store import open_store
 from crossmodal.retrieval.store import IndexStore
 
 
@@ -60,10 +61,14 @@ class Recommender:
     def load(
         cls, index_dir: str | os.PathLike[str], device: torch.device | str = "cpu"
     ) -> Recommender:
-        """Open ``index_dir`` and the copy of the model kept inside it."""
+        """Open ``index_dir`` and the copy of the model kept inside it.
+
+        Searches go to Milvus when the index was published there
+        (``crossmodal index --store milvus:URI``), else to the local faiss files.
+        """
         from crossmodal.model import CrossModalModel
 
-        store = IndexStore.open(index_dir)
+        store = open_store(index_dir)
         fingerprint = store.info().fingerprint
         model_file = model_path_in_store(index_dir, fingerprint)
         if not model_file.is_file():
@@ -75,7 +80,7 @@ class Recommender:
         if model.fingerprint() != fingerprint:
             raise CrossmodalError(f"the model file in {index_dir} does not match its index")
         store.close()
-        return cls(IndexStore.open(index_dir, fingerprint=fingerprint), model, device)
+        return cls(open_store(index_dir, fingerprint=fingerprint), model, device)
 
     @torch.no_grad()
     def embed_query(self, path: str | os.PathLike[str], modality: str) -> np.ndarray:

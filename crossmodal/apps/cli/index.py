@@ -34,6 +34,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="faiss index type (auto: exact below 50k vectors, HNSW above)",
     )
     parser.add_argument(
+        "--recall",
+        type=float,
+        default=0.95,
+        help="recall@10 of items that approximate indexes must reach, measured at build time "
+        "against exact search on a sample of the stored vectors; efSearch/nprobe are raised "
+        "until it is met and stored with the version (default 0.95)",
+    )
+    parser.add_argument(
+        "--store",
+        default="faiss",
+        help="vector backend readers search: 'faiss' (default, files in --out) or "
+        "'milvus:PATH_OR_URI' (a milvus-lite file or a Milvus server URI; the catalog stays "
+        "in --out, and each published version is mirrored into Milvus)",
+    )
+    parser.add_argument(
         "--rebuild", action="store_true", help="start from empty (e.g. after retraining)"
     )
     parser.add_argument(
@@ -51,10 +66,13 @@ def run(args: argparse.Namespace) -> int:
     from crossmodal.inference import load_trained_model
     from crossmodal.retrieval.index_params import IndexParams
     from crossmodal.retrieval.indexer import Indexer, describe_failures, library_files
+    from crossmodal.retrieval.milvus_store import parse_store, publish_to_milvus
+    from crossmodal.retrieval.recall_tuning import describe_search_params
     from crossmodal.training.trainer import resolve_device
 
     if not args.music and not args.videos:
         raise CrossmodalError("nothing to index: pass --music and/or --videos")
+    milvus_uri = parse_store(args.store)
     device = resolve_device(args.device)
     model = load_trained_model(args.checkpoint, map_location=device)
     libraries = {}
@@ -64,7 +82,10 @@ def run(args: argparse.Namespace) -> int:
         libraries["video"] = library_files(args.videos, "video", args.split)
     indexer = Indexer(model, args.out, hop=args.hop, batch_size=args.batch_size, device=device)
     report = indexer.index(
-        libraries, rebuild=args.rebuild, prune=args.prune, params=IndexParams(kind=args.kind)
+        libraries,
+        rebuild=args.rebuild,
+        prune=args.prune,
+        params=IndexParams(kind=args.kind, recall_target=args.recall),
     )
     for modality in libraries:
         print(
@@ -72,6 +93,11 @@ def run(args: argparse.Namespace) -> int:
             f"{report.removed[modality]} removed"
         )
     print(f"index version {report.version} published in {args.out}")
+    if milvus_uri is not None:
+        publish_to_milvus(args.out, milvus_uri)
+        print(f"version {report.version} mirrored to Milvus at {milvus_uri}")
+    for line in describe_search_params(args.out):
+        print(line)
     if report.failed:
         logging.getLogger(__name__).warning(
             "%d file(s) could not be indexed:\n%s",
