@@ -37,6 +37,9 @@ class IndexParams:
         until recall@``recall_k`` (of items when the catalog is known, else of windows),
         measured on ``recall_sample`` stored vectors against exact search, reaches it
         (see :mod:`crossmodal.retrieval.recall_tuning`); ``None`` keeps the values given.
+    item_stage_min: 50_000 — from this many windows (flat or HNSW window index) per-item
+        search goes through an item-level first stage (see
+        :mod:`crossmodal.retrieval.item_index`), tuned for the same target; ``None``: never.
     measured_recall: what that measurement found for the chosen values (written by the
         tuning, ``None`` before it ran); 1.0 for exact (flat) indexes.
     """
@@ -58,6 +61,7 @@ class IndexParams:
     recall_target: float | None = 0.95
     recall_k: int = 10
     recall_sample: int = 256
+    item_stage_min: int | None = 50_000
     measured_recall: float | None = None
 
     def __post_init__(self) -> None:

@@ -30,6 +30,7 @@ from crossmodal.retrieval.errors import (
     TooFewVectorsError,
 )
 from crossmodal.retrieval.index_params import IndexParams
+from crossmodal.retrieval.item_index import build_item_stage
 from crossmodal.retrieval.layout import (
     CATALOG,
     STAGING_PREFIX,
@@ -370,6 +371,7 @@ class StoreUpdater:
                 f"catalog ({len(expected)} windows); nothing was published"
             )
         tune_index(index, table, *all_rows)
+        build_item_stage(index, table, self._staging / modality, *all_rows)
         index.save(self._staging / modality)
         return index.kind
 
