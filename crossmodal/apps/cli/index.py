@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from crossmodal.retrieval.indexer import IndexReport
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -49,6 +53,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "in --out, and each published version is mirrored into Milvus)",
     )
     parser.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="embed only shard I of N (every N-th file) into --out/shards, without publishing; "
+        "run one per process or machine, then --merge-shards N",
+    )
+    parser.add_argument(
+        "--merge-shards",
+        type=int,
+        metavar="N",
+        help="publish the N shard files in --out/shards as one index version",
+    )
+    parser.add_argument(
         "--rebuild", action="store_true", help="start from empty (e.g. after retraining)"
     )
     parser.add_argument(
@@ -60,33 +76,42 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import logging
-
     from crossmodal.errors import CrossmodalError
     from crossmodal.inference import load_trained_model
     from crossmodal.retrieval.index_params import IndexParams
-    from crossmodal.retrieval.indexer import Indexer, describe_failures, library_files
+    from crossmodal.retrieval.indexer import Indexer, library_files
     from crossmodal.retrieval.milvus_store import parse_store, publish_to_milvus
     from crossmodal.retrieval.recall_tuning import describe_search_params
+    from crossmodal.retrieval.shards import embed_shard, merge_shards, parse_shard
     from crossmodal.training.trainer import resolve_device
 
-    if not args.music and not args.videos:
+    merging = vars(args).get("merge_shards") is not None
+    if not merging and not args.music and not args.videos:
         raise CrossmodalError("nothing to index: pass --music and/or --videos")
     milvus_uri = parse_store(args.store)
-    device = resolve_device(args.device)
-    model = load_trained_model(args.checkpoint, map_location=device)
-    libraries = {}
-    if args.music:
-        libraries["music"] = library_files(args.music, "music", args.split)
-    if args.videos:
-        libraries["video"] = library_files(args.videos, "video", args.split)
-    indexer = Indexer(model, args.out, hop=args.hop, batch_size=args.batch_size, device=device)
-    report = indexer.index(
-        libraries,
-        rebuild=args.rebuild,
-        prune=args.prune,
-        params=IndexParams(kind=args.kind, recall_target=args.recall),
-    )
+    params = IndexParams(kind=args.kind, recall_target=args.recall)
+    if merging:
+        if args.prune:
+            raise CrossmodalError("--prune applies to a full run, not to --merge-shards")
+        report = merge_shards(args.out, args.merge_shards, rebuild=args.rebuild, params=params)
+        libraries = {m: None for m in ("music", "video") if report.added[m] + report.unchanged[m]}
+    else:
+        device = resolve_device(args.device)
+        model = load_trained_model(args.checkpoint, map_location=device)
+        libraries = {}
+        if args.music:
+            libraries["music"] = library_files(args.music, "music", args.split)
+        if args.videos:
+            libraries["video"] = library_files(args.videos, "video", args.split)
+        indexer = Indexer(model, args.out, hop=args.hop, batch_size=args.batch_size, device=device)
+        if args.shard is not None:
+            shard, count = parse_shard(args.shard)
+            stem, report = embed_shard(indexer, libraries, shard, count)
+            for modality in libraries:
+                print(f"{modality}: {report.added[modality]} embedded into {stem}.npz")
+            print(f"shard {shard}/{count} written; publish with --merge-shards {count}")
+            return _failed(report)
+        report = indexer.index(libraries, rebuild=args.rebuild, prune=args.prune, params=params)
     for modality in libraries:
         print(
             f"{modality}: {report.added[modality]} embedded, {report.unchanged[modality]} unchanged, "
@@ -98,6 +123,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"version {report.version} mirrored to Milvus at {milvus_uri}")
     for line in describe_search_params(args.out):
         print(line)
+    return _failed(report)
+
+
+def _failed(report: IndexReport) -> int:
+    """Log the files that could not be indexed; the exit status (1 when any)."""
+    import logging
+
+    from crossmodal.retrieval.indexer import describe_failures
+
     if report.failed:
         logging.getLogger(__name__).warning(
             "%d file(s) could not be indexed:\n%s",
