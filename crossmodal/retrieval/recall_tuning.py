@@ -88,7 +88,18 @@ def tune_index(
         if (pos < 0).any():
             raise ValueError("vectors without a catalog window cannot be tuned for item recall")
         item_of = table.item_ids[pos]
-    result = choose_knob(index, rows, ids, item_of)
+    result = choose_knob(index, rows, ids)
+    if item_of is not None:
+        # Both must hold: window searches use the knob as it is, per-item ones over-fetch;
+        # the item figure (what users see) is the one stored.
+        by_items = choose_knob(index, rows, ids, item_of, start=result.value)
+        result = TuningResult(
+            by_items.knob,
+            by_items.value,
+            by_items.recall,
+            result.met and by_items.met,
+            result.tried + by_items.tried,
+        )
     if index.kind == "hnsw":
         index.params = replace(params, hnsw_ef_search=result.value, measured_recall=result.recall)
     else:
@@ -110,9 +121,14 @@ def tune_index(
 
 
 def choose_knob(
-    index: VectorIndex, rows: np.ndarray, ids: np.ndarray, item_of: np.ndarray | None = None
+    index: VectorIndex,
+    rows: np.ndarray,
+    ids: np.ndarray,
+    item_of: np.ndarray | None = None,
+    *,
+    start: int = 1,
 ) -> TuningResult:
-    """Smallest knob value whose measured recall reaches ``index.params.recall_target``.
+    """Smallest knob value (from ``start``) whose recall reaches ``index.params.recall_target``.
 
     Tries :data:`EF_SEARCH_STEPS` (HNSW) or powers of two up to nlist (IVF-PQ), small
     to large, and stops at the first that meets the target; if none does, the value with
@@ -127,11 +143,12 @@ def choose_knob(
     sample = np.sort(rng.choice(len(ids), min(params.recall_sample, len(ids)), replace=False))
     exact = exact_top(rows, sample, k, item_of)
     if index.kind == "hnsw":
-        values: list[int] = [v for v in EF_SEARCH_STEPS]
+        values: list[int] = list(EF_SEARCH_STEPS)
     else:
         nlist = int(index.faiss_index.nlist)
         values = [2**i for i in range(int(math.log2(nlist)) + 1)] + [nlist]
         values = sorted(set(values))
+    values = [v for v in values if v >= start] or [max(values)]
     tried: list[tuple[int, float]] = []
     for value in values:
         found = approximate_top(index, rows, ids, sample, k, item_of, value)
