@@ -143,24 +143,25 @@ class ItemIndex:
         _, cand = self._graph.search(rows, candidates, params=self._search_params(candidates))
         for q, found in enumerate(cand):
             slots = np.searchsorted(self._item_ids, found[found >= 0])
-            lo, hi = self._offsets[slots], self._offsets[slots + 1]
-            storage_rows = np.concatenate([self._by_item[a:b] for a, b in zip(lo, hi, strict=True)])
+            if len(slots) == 0:
+                continue
+            lo, lengths = self._offsets[slots], np.diff(self._offsets)[slots]
+            bounds = np.cumsum(lengths) - lengths  # each candidate's first window below
+            # Storage rows of every candidate's windows, item after item (one gather).
+            storage_rows = self._by_item[
+                np.repeat(lo - bounds, lengths) + np.arange(bounds[-1] + lengths[-1])
+            ]
             sims = self._windows[storage_rows] @ rows[q]
             if exclude is not None:
                 sims[self._window_ids[storage_rows] == exclude[q]] = -np.inf
-            bounds = np.concatenate([[0], np.cumsum(hi - lo)[:-1]])
             best = np.maximum.reduceat(sims, bounds)
             top = np.argsort(-best, kind="stable")[:kk]
             top = top[np.isfinite(best[top])]
-            # The best window of each kept item (ties: its first window).
-            best_rows = [
-                storage_rows[
-                    bounds[t] + int(np.argmax(sims[bounds[t] : bounds[t] + hi[t] - lo[t]]))
-                ]
-                for t in top
-            ]
+            # Each kept item's best window: its first window scoring its maximum.
+            at_max = np.flatnonzero(sims == np.repeat(best, lengths))
+            first = at_max[np.searchsorted(at_max, bounds[top])]
             scores[q, : len(top)] = best[top]
-            vids[q, : len(top)] = self._window_ids[best_rows]
+            vids[q, : len(top)] = self._window_ids[storage_rows[first]]
         return scores, vids
 
     def _search_params(self, candidates: int) -> Any:
