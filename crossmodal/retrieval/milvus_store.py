@@ -50,12 +50,22 @@ _INSERT_BATCH = 4096
 def _client(uri: str) -> Any:
     try:
         from pymilvus import MilvusClient
+        from pymilvus.exceptions import MilvusException
     except ImportError as err:
         raise StoreError(
             "the Milvus backend needs pymilvus (and milvus-lite for a local file): "
             "pip install 'crossmodal[milvus]'"
         ) from err
-    return MilvusClient(uri)
+    try:
+        return MilvusClient(uri)
+    except MilvusException as err:
+        if "://" not in uri:
+            raise StoreError(
+                f"cannot open the milvus-lite database {uri}: {err.message}. milvus-lite serves "
+                "one process at a time (is another one using it?); for several processes or "
+                "machines use a Milvus server URI (milvus:http://HOST:19530)"
+            ) from err
+        raise StoreError(f"cannot reach Milvus at {uri}: {err.message}") from err
 
 
 def parse_store(spec: str | None) -> str | None:
@@ -208,7 +218,7 @@ class MilvusIndex:
             limit=kk,
             anns_field="vector",
             search_params=search_params,
-            output_fields=[],
+            output_fields=["id"],  # [] would return every hit's vector
         )
         for q, hits in enumerate(results):
             n = len(hits)
@@ -243,6 +253,8 @@ class MilvusStore(IndexStore):
             indexes, tables = {}, {}
             for modality in self.modalities:
                 table = catalog.window_table(modality)
+                # A collection is released when its server (or milvus-lite file) restarts.
+                client.load_collection(pointer["collections"][modality])
                 header = VectorIndex.load_header(version_dir / modality)
                 params = IndexParams.from_dict(header["params"])
                 indexes[modality] = MilvusIndex(

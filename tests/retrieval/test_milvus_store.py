@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -84,6 +86,17 @@ def test_readers_follow_the_mirrored_version_only(
     top = reader.search("music", first[5], k=1)[0][0]
     assert top.item.path == "lib/t00000.wav"
     reader.close()
+    # milvus-lite serves one process per file: another one gets an error that says so
+    # (several processes or machines use a Milvus server, with the same client code).
+    query = ",".join(f"{v:.8f}" for v in first[5])
+    code = (
+        "import numpy as np; from crossmodal.retrieval.milvus_store import open_store; "
+        f"s = open_store({str(root)!r}); "
+        f"print(s.search('music', np.array([{query}], np.float32), k=1)[0][0].item.path)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert "milvus-lite serves one process at a time" in done.stderr
 
 
 def test_store_spec_is_checked() -> None:
