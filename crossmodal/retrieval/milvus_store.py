@@ -141,7 +141,15 @@ def _create_collection(client: Any, name: str, index: VectorIndex) -> None:
             metric_type="IP",
             params={"M": p.hnsw_m, "efConstruction": p.hnsw_ef_construction},
         )
-    client.create_collection(name, schema=schema, index_params=index_params)
+    # milvus-lite lacks an RPC that pymilvus calls while creating the index; its in-process
+    # grpc server logs that as an ERROR with a traceback although the index is built.
+    grpc_log = logging.getLogger("grpc._server")
+    level = grpc_log.level
+    grpc_log.setLevel(logging.CRITICAL)
+    try:
+        client.create_collection(name, schema=schema, index_params=index_params)
+    finally:
+        grpc_log.setLevel(level)
     ids, rows = index.vectors()
     for lo in range(0, len(ids), _INSERT_BATCH):
         batch = [
