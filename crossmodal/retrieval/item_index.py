@@ -35,7 +35,7 @@ import numpy as np
 
 from crossmodal.fileio import atomic_write, atomic_write_text
 from crossmodal.retrieval.errors import StoreCorruptError
-from crossmodal.retrieval.recall_tuning import exact_top
+from crossmodal.retrieval.recall_tuning import exact_top, recall_bound
 
 if TYPE_CHECKING:
     from crossmodal.retrieval.catalog import WindowTable
@@ -201,9 +201,9 @@ class ItemIndex:
             pos = order[np.minimum(np.searchsorted(ids, vids, sorter=order), len(ids) - 1)]
             found_items = np.where(vids >= 0, item_of[pos], -1)
             found = [set(row[row >= 0].tolist()) for row in found_items]
-            recall = float(np.mean([len(f & e) / k for f, e in zip(found, exact, strict=True)]))
+            recall, lower = recall_bound(found, exact)
             per_k = float(step)
-            if recall >= params.recall_target or candidates >= n_items:
+            if lower >= params.recall_target or candidates >= n_items:
                 break
         self.info = _with(self.info, candidates_per_k=per_k, measured_recall=recall)
         log.log(

@@ -78,7 +78,7 @@ def test_tuned_item_stage_meets_the_target_on_fresh_queries(tmp_path: Path, meta
     k = 10
     exact = [{r[0] for r in _naive(items, q, k)} for q in queries]
     chosen = {}
-    for target in (0.8, 0.97):
+    for target in (0.6, 0.99):
         store = _store(tmp_path / f"t{target}", items, meta, recall_target=target)
         info = store.snapshot._item_stages["music"].info
         assert info.measured_recall is not None
@@ -93,7 +93,7 @@ def test_tuned_item_stage_meets_the_target_on_fresh_queries(tmp_path: Path, meta
         assert recall >= target - 0.03, (recall, info)
         chosen[target] = info.candidates_per_k
     # A higher target buys its recall with more candidate items.
-    assert chosen[0.97] > chosen[0.8]
+    assert chosen[0.99] > chosen[0.6]
 
 
 def test_small_indexes_have_no_item_stage(tmp_path: Path, meta: Callable) -> None:
