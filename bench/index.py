@@ -624,11 +624,15 @@ def render_scale(rows: list[dict[str, Any]], cfg: dict[str, Any], wall_s: float)
         "## Scaling out (issue 19): recall tuned at build time, item stage, Milvus",
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores shared with other engineers' "
-        f"jobs (run under nice), faiss {faiss.__version__}; build threads {cfg['build_threads']}, "
-        f"search threads {cfg['search_threads']}. Run time {wall_s / 60:.1f} min. Recall target "
-        f"{cfg['recall']} (recall@{K} items); data as above (8 windows per item, D={DIM}). "
-        f"Recall measured on {cfg['recall_queries']} fresh queries against exact per-item search; "
-        f"latency: {cfg['single']} single queries per variant, interleaved.",
+        f"jobs (run under nice; the load changed between runs), faiss {faiss.__version__}; build "
+        f"threads {cfg['build_threads']}, search threads {cfg['search_threads']}. Rows accumulate "
+        f"from separate runs, one size per run (`--scale --sizes N`; the last took "
+        f"{wall_s / 60:.1f} min). Recall target {cfg['recall']} (recall@{K} items); data as above "
+        f"(8 windows per item, D={DIM}). Recall measured on {cfg['recall_queries']} fresh queries "
+        f"against exact per-item search; latency: {cfg['single']} single queries per variant "
+        "(50 for Milvus), interleaved with the raw variant — for flat+items that is an exact scan "
+        "of every window, which evicts the caches the item stage uses (compare hnsw+items, whose "
+        "raw partner is cheap, for the stage's own cost).",
         "",
         "`add` = catalog rows through `StoreUpdater.add_item`; `commit` = faiss build + recall "
         "tuning + item stage + publish. `raw` = raw faiss k=10 on the window index with the tuned "
@@ -686,7 +690,7 @@ def main_scale(args: argparse.Namespace, sizes: list[int]) -> int:
         key=lambda r: (r["n"], r["variant"]),
     )
     store.write_text(json.dumps(rows, indent=1) + "\n")
-    section = render_scale(rows, {**cfg, **vars(args)}, time.perf_counter() - start)
+    section = render_scale(rows, {**vars(args), **cfg}, time.perf_counter() - start)
     print(section)
     out = Path(args.out)
     text = out.read_text() if out.is_file() else ""
