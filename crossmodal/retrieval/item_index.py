@@ -79,6 +79,7 @@ class ItemIndex:
         self._offsets: np.ndarray | None = None  # item slot → slice of _by_item
         self._item_ids: np.ndarray | None = None  # sorted item ids (slot order)
         self._params_cache: dict[int, Any] = {}
+        self._keep_alive: VectorIndex | None = None  # owner of the memory _windows views
 
     # ---------------------------------------------------------------- building
     @classmethod
@@ -107,7 +108,7 @@ class ItemIndex:
         storage = faiss.downcast_index(inner.storage) if hasattr(inner, "storage") else inner
         ntotal, dim = int(storage.ntotal), int(storage.d)
         self._windows = faiss.rev_swig_ptr(storage.get_xb(), ntotal * dim).reshape(ntotal, dim)
-        self._keep_alive = windows  # the view points into its memory
+        self._keep_alive = windows
         self._window_ids = faiss.vector_to_array(windows.faiss_index.id_map).astype(np.int64)
         pos = table.positions(self._window_ids)
         rows = np.flatnonzero(pos >= 0)  # removed (tombstoned) windows are not in the table
@@ -116,6 +117,11 @@ class ItemIndex:
         self._by_item = rows[order]
         self._item_ids, counts = np.unique(item_of[order], return_counts=True)
         self._offsets = np.concatenate([[0], np.cumsum(counts)])
+        if int(self._graph.ntotal) != len(self._item_ids):
+            raise StoreCorruptError(
+                f"the item stage holds {self._graph.ntotal} items, the catalog "
+                f"{len(self._item_ids)}; rebuild the index"
+            )
         return self
 
     # ---------------------------------------------------------------- searching

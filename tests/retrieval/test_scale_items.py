@@ -40,7 +40,7 @@ def _naive(items: list[np.ndarray], query: np.ndarray, k: int) -> list[tuple[int
 
 def _store(root: Path, items: list[np.ndarray], meta: Callable, **params: object) -> IndexStore:
     store = IndexStore(root)
-    policy = IndexParams(kind="flat", item_stage_min=1, **params)  # type: ignore[arg-type]
+    policy = IndexParams(**{"kind": "flat", "item_stage_min": 1, **params})  # type: ignore[arg-type]
     with store.begin_update("model-A", DIM, params=policy) as update:
         for i, w in enumerate(items):
             windows = [(float(j), j + 2.0) for j in range(len(w))]
@@ -104,3 +104,21 @@ def test_small_indexes_have_no_item_stage(tmp_path: Path, meta: Callable) -> Non
             windows = [(float(j), j + 1.0) for j in range(len(w))]
             update.add_item("music", f"lib/t{i:03d}.wav", meta(), windows, w)
     assert not ItemIndex.exists(tmp_path / "index" / "versions" / store.current_version() / "music")
+
+
+def test_item_stage_over_an_hnsw_index_skips_removed_items(tmp_path: Path, meta: Callable) -> None:
+    items = _library(seed=2)
+    root = tmp_path / "index"
+    _store(root, items, meta, kind="hnsw", hnsw_m=8)
+    with IndexStore(root).begin_update("model-A", DIM) as update:
+        update.remove_item("lib/t003.wav")  # HNSW keeps it as a tombstone
+    store = IndexStore.open(root)
+    assert store.snapshot.index("music").num_tombstones > 0
+    stage = store.snapshot._item_stages["music"]
+    stage.info = replace(stage.info, candidates_per_k=1e9)
+    kept = [w if i != 3 else w[:0] for i, w in enumerate(items)]
+    query = items[3].mean(axis=0)  # right on the removed track
+    hits = store.search("music", query, k=5)[0]
+    ref = _naive([w for w in kept if len(w)], query, 5)
+    names = [i for i, w in enumerate(kept) if len(w)]
+    assert [_path_index(h.item.path) for h in hits] == [names[r[0]] for r in ref]
