@@ -1,4 +1,4 @@
-"""`crossmodal index --shard I/N` + `--merge-shards N` equals a single-process run."""
+"""CLI end to end: `--shard I/N` + `--merge-shards N` equals one process; `--store milvus:` answers as faiss."""
 
 from __future__ import annotations
 
@@ -99,3 +99,27 @@ def test_shard_spec_is_checked() -> None:
     for bad in ("4/4", "a/b", "1", "-1/3"):
         with pytest.raises(CrossmodalError, match="I/N"):
             parse_shard(bad)
+
+
+def test_cli_store_milvus_and_recommender_give_the_faiss_answers(
+    tmp_path: Path, library: Path, model_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("pymilvus")
+    pytest.importorskip("milvus_lite")
+    from crossmodal.retrieval.milvus_store import MilvusStore
+    from crossmodal.retrieval.recommender import Recommender
+
+    local, mirrored = tmp_path / "local", tmp_path / "mirrored"
+    _index(model_file, library, local)
+    _index(model_file, library, mirrored, "--store", f"milvus:{tmp_path / 'milvus.db'}")
+    assert "mirrored to Milvus" in capsys.readouterr().out
+    query = library / "clip_000001.mp4"
+    faiss_rec = Recommender.load(local)
+    milvus_rec = Recommender.load(mirrored)
+    assert isinstance(milvus_rec.store, MilvusStore)
+    for method in ("recommend_music", "find_videos"):
+        expected = getattr(faiss_rec, method)(query, k=3)
+        got = getattr(milvus_rec, method)(query, k=3)
+        assert [(m.path, m.start) for m in got] == [(m.path, m.start) for m in expected]
+        np.testing.assert_allclose([m.score for m in got], [m.score for m in expected], atol=1e-5)
+    milvus_rec.close()
