@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from crossmodal.errors import CrossmodalError
 from crossmodal.fileio import NOT_UTF8_NAME, utf8_name
 from crossmodal.retrieval.indexer import EmbeddedFile, Indexer, model_path_in_store
+from crossmodal.retrieval.milvus_store import open_store
 from crossmodal.retrieval.store import IndexStore
 
 # The shortest query file answered: shorter than one window, it is padded to one.
@@ -79,10 +80,14 @@ class Recommender:
     def load(
         cls, index_dir: str | os.PathLike[str], device: torch.device | str = "cpu"
     ) -> Recommender:
-        """Open ``index_dir`` and the copy of the model kept inside it."""
+        """Open ``index_dir`` and the copy of the model kept inside it.
+
+        Searches go to Milvus when the index was published there
+        (``crossmodal index --store milvus:URI``), else to the local faiss files.
+        """
         from crossmodal.model import CrossModalModel
 
-        store = IndexStore.open(index_dir)
+        store = open_store(index_dir)
         fingerprint = store.info().fingerprint
         model_file = model_path_in_store(index_dir, fingerprint)
         if not model_file.is_file():
@@ -95,7 +100,7 @@ class Recommender:
         if fingerprint not in (model.fingerprint(), model.legacy_fingerprint):
             raise CrossmodalError(f"the model file in {index_dir} does not match its index")
         store.close()
-        return cls(IndexStore.open(index_dir, fingerprint=fingerprint), model, device)
+        return cls(open_store(index_dir, fingerprint=fingerprint), model, device)
 
     def _embed(self, path: str | os.PathLike[str], modality: str) -> EmbeddedFile:
         from crossmodal.data.errors import MediaError, MissingMediaError
