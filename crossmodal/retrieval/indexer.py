@@ -17,7 +17,7 @@ import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -32,6 +32,9 @@ from crossmodal.retrieval.layout import MODELS_DIR
 from crossmodal.retrieval.limits import MAX_WINDOWS_PER_FILE, check_hop, min_hop_for
 from crossmodal.retrieval.records import ItemMeta
 from crossmodal.retrieval.store import IndexStore
+
+if TYPE_CHECKING:
+    from crossmodal.tagging import Tagger
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +133,11 @@ def _reason(err: Exception) -> str:
 
 class Indexer:
     """Embeds files window by window with ``model`` and writes them to ``index_dir``
-    (``workers``: decoding processes, 0 decodes in this one)."""
+    (``workers``: decoding processes, 0 decodes in this one).
+
+    With a ``tagger``, each music item's tag probabilities (whole track, windows averaged)
+    are kept in the catalog, in the item's ``extra["tags"]`` (:meth:`TrackTags.to_json`).
+    """
 
     def __init__(
         self,
@@ -141,8 +148,10 @@ class Indexer:
         batch_size: int = 32,
         device: torch.device | str = "cpu",
         workers: int = 0,
+        tagger: Tagger | None = None,
     ) -> None:
         self.model = model.eval().to(device)
+        self.tagger = tagger
         self.device = torch.device(device)
         self.index_dir = Path(index_dir)
         self.window = float(model.audio_spec.seconds)
@@ -261,6 +270,8 @@ class Indexer:
 
         A file that failed before and has not changed since (same content signature,
         same crossmodal version) is not decoded again: it is listed in ``known_bad``."""
+        from crossmodal.data.errors import MediaError
+
         report = IndexReport()
         store = IndexStore(self.index_dir)
         dim = int(self.model.embed_dim)
@@ -304,7 +315,13 @@ class Indexer:
                         report.failed.append((modality, str(entry.path), reason))
                         update.record_failure(modality, entry.path, signature, reason)
                         continue
-                    self._add(update, modality, entry, st, signature, result)
+                    try:
+                        tags = self._tags(modality, entry.path)
+                    except MediaError as err:
+                        report.failed.append((modality, str(entry.path), err.reason))
+                        update.record_failure(modality, entry.path, signature, err.reason)
+                        continue
+                    self._add(update, modality, entry, st, signature, result, tags)
                     report.added[modality] += 1
                 bar.close()
                 if prune:
@@ -323,19 +340,29 @@ class Indexer:
         st: os.stat_result,
         signature: str,
         embedded: EmbeddedFile,
+        tags: dict[str, object] | None = None,
     ) -> None:
+        extra: dict[str, object] = {"clip_id": entry.clip_id} if entry.clip_id else {}
+        if tags is not None:
+            extra["tags"] = tags
         meta = ItemMeta(
             size=st.st_size,
             mtime=st.st_mtime,
             checksum=signature,
             duration=embedded.duration,
             label=entry.label,
-            extra={"clip_id": entry.clip_id} if entry.clip_id else None,
+            extra=extra or None,
         )
         windows = [
             (float(s), float(min(s + self.window, embedded.duration))) for s in embedded.starts
         ]
         update.add_item(modality, entry.path, meta, windows, embedded.vectors)
+
+    def _tags(self, modality: str, path: Path) -> dict[str, object] | None:
+        """The tagger's whole-track tags of a music file (None: no tagger, or video)."""
+        if modality != "music" or self.tagger is None:
+            return None
+        return self.tagger.tag_file(path).to_json()
 
     def _save_model(self) -> None:
         target = model_path_in_store(self.index_dir, self.fingerprint)

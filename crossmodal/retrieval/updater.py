@@ -32,6 +32,7 @@ from crossmodal.retrieval.errors import (
     TooFewVectorsError,
 )
 from crossmodal.retrieval.index_params import IndexParams
+from crossmodal.retrieval.item_index import build_item_stage
 from crossmodal.retrieval.layout import (
     CATALOG,
     MODELS_DIR,
@@ -47,6 +48,7 @@ from crossmodal.retrieval.layout import (
     write_pointer,
 )
 from crossmodal.retrieval.lock import WriterLock
+from crossmodal.retrieval.recall_tuning import tune_index
 from crossmodal.retrieval.records import MODALITIES, Item, ItemMeta, StoreInfo, check_modality
 from crossmodal.retrieval.vector_index import VectorIndex
 from crossmodal.retrieval.vectors import as_unit_rows
@@ -440,6 +442,8 @@ class StoreUpdater:
         )
         total = len(new_ids) + (len(base) if base is not None else 0)
         kind = self._target_kind(modality, base.kind if base is not None else None, total)
+        # The vectors of a fresh build, for tuning (an updated index reads its own back).
+        all_rows: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
         if base is not None and base.kind == kind:
             index = base
             index._add_rows(new_rows, new_ids)
@@ -469,12 +473,16 @@ class StoreUpdater:
             index = VectorIndex._build_rows(
                 new_rows, new_ids, self.params.with_kind(kind), self.dim
             )
-        expected = self._catalog.window_table(modality).vector_ids
+            all_rows = (new_rows, new_ids)
+        table = self._catalog.window_table(modality)
+        expected = table.vector_ids
         if not np.array_equal(index.ids(), expected):
             raise StoreError(
                 f"internal error: the {modality} index ({len(index)} vectors) does not match the "
                 f"catalog ({len(expected)} windows); nothing was published"
             )
+        tune_index(index, table, *all_rows)
+        build_item_stage(index, table, self._staging / modality, *all_rows)
         index.save(self._staging / modality)
         return index.kind
 

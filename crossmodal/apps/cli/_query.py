@@ -42,12 +42,15 @@ def run_queries(args: argparse.Namespace, direction: str) -> int:
             f"built for {other} only): add one with `crossmodal index {option} LIBRARY --out "
             f"{args.index} --checkpoint ...`"
         )
+    options: dict[str, object] = {}
+    if getattr(args, "tag", None):
+        options = {"tag": args.tag, "tag_weight": args.tag_weight}
     results: dict[str, object] = {}
     notes: dict[str, str] = {}  # queries shorter than a window: how they were padded
     failures = 0
     for query in args.queries:
         try:
-            answer = recommender.query(query, modality, k=args.k)
+            answer = recommender.query(query, modality, k=args.k, **options)
         except MediaError as err:
             failures += 1
             log.error("%s: %s", printable(query), printable(err.reason))
@@ -63,9 +66,10 @@ def run_queries(args: argparse.Namespace, direction: str) -> int:
                 print(f"  note: {answer.padding}")
             for m in matches:
                 label = f"  [{printable(m.label)}]" if m.label else ""
+                tags = ", ".join(f"{t} {p:.2f}" for t, p in (m.tags or {}).items())
                 print(
                     f"  {m.rank:>2}. {m.score:6.3f}  {printable(m.path)}  "
-                    f"{m.start:.1f}–{m.end:.1f} s{label}"
+                    f"{m.start:.1f}–{m.end:.1f} s{label}" + (f"  ({tags})" if tags else "")
                 )
     recommender.close()
     if args.json:

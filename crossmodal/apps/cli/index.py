@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from crossmodal.apps.cli._args import batch_size, float_range, int_range
 from crossmodal.retrieval.limits import HOP_FRACTION, MIN_HOP_SECONDS
+
+if TYPE_CHECKING:
+    from crossmodal.retrieval.indexer import IndexReport
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -51,10 +55,46 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="faiss index type (auto: exact below 50k vectors, HNSW above)",
     )
     parser.add_argument(
+        "--recall",
+        type=float,
+        default=0.95,
+        help="recall@10 of items that approximate indexes must reach, measured at build time "
+        "against exact search on a sample of the stored vectors; efSearch/nprobe are raised "
+        "until it is met and stored with the version (default 0.95)",
+    )
+    parser.add_argument(
+        "--store",
+        default="faiss",
+        help="vector backend readers search: 'faiss' (default, files in --out) or "
+        "'milvus:PATH_OR_URI' (a milvus-lite file or a Milvus server URI; the catalog stays "
+        "in --out, and each published version is mirrored into Milvus)",
+    )
+    parser.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="embed only shard I of N (every N-th file) into --out/shards, without publishing; "
+        "run one per process or machine, then --merge-shards N",
+    )
+    parser.add_argument(
+        "--merge-shards",
+        type=int,
+        metavar="N",
+        help="publish the N shard files in --out/shards as one index version",
+    )
+    parser.add_argument(
         "--rebuild", action="store_true", help="start from empty (e.g. after retraining)"
     )
     parser.add_argument(
         "--prune", action="store_true", help="drop catalogued files missing from the libraries"
+    )
+    parser.add_argument(
+        "--tagger",
+        default="msd",
+        choices=("msd", "mtt", "none"),
+        help=(
+            "keep each track's tags (shipped musicnn tagger) for `recommend --tag` (default "
+            "msd; about 36x real time on one CPU core, so 'none' indexes faster)"
+        ),
     )
     parser.add_argument(
         "--batch-size", type=batch_size, default=32, help="windows embedded at a time"
@@ -70,36 +110,55 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import logging
-
     from crossmodal.errors import CrossmodalError
     from crossmodal.inference import load_trained_model
     from crossmodal.retrieval.index_params import IndexParams
-    from crossmodal.retrieval.indexer import Indexer, describe_failures, library_files
+    from crossmodal.retrieval.indexer import Indexer, library_files
+    from crossmodal.retrieval.milvus_store import parse_store, publish_to_milvus
+    from crossmodal.retrieval.recall_tuning import describe_search_params
+    from crossmodal.retrieval.shards import embed_shard, merge_shards, parse_shard
     from crossmodal.training.trainer import resolve_device
 
-    if not args.music and not args.videos:
+    merging = vars(args).get("merge_shards") is not None
+    if not merging and not args.music and not args.videos:
         raise CrossmodalError("nothing to index: pass --music and/or --videos")
-    device = resolve_device(args.device)
-    model = load_trained_model(args.checkpoint, map_location=device)
-    libraries = {}
-    if args.music:
-        libraries["music"] = library_files(args.music, "music", args.split)
-    if args.videos:
-        libraries["video"] = library_files(args.videos, "video", args.split)
-    if args.workers < 0:
-        raise CrossmodalError(f"--workers must be >= 0, got {args.workers}")
-    indexer = Indexer(
-        model,
-        args.out,
-        hop=args.hop,
-        batch_size=args.batch_size,
-        device=device,
-        workers=args.workers,
-    )
-    report = indexer.index(
-        libraries, rebuild=args.rebuild, prune=args.prune, params=IndexParams(kind=args.kind)
-    )
+    milvus_uri = parse_store(args.store)
+    params = IndexParams(kind=args.kind, recall_target=args.recall)
+    if merging:
+        if args.prune:
+            raise CrossmodalError("--prune applies to a full run, not to --merge-shards")
+        report = merge_shards(args.out, args.merge_shards, rebuild=args.rebuild, params=params)
+        libraries = {m: None for m in ("music", "video") if report.added[m] + report.unchanged[m]}
+    else:
+        device = resolve_device(args.device)
+        model = load_trained_model(args.checkpoint, map_location=device)
+        libraries = {}
+        if args.music:
+            libraries["music"] = library_files(args.music, "music", args.split)
+        if args.videos:
+            libraries["video"] = library_files(args.videos, "video", args.split)
+        tagger = None
+        if args.music and args.tagger != "none":
+            from crossmodal.tagging import Tagger
+
+            tagger = Tagger(args.tagger, device=device)
+        indexer = Indexer(
+            model,
+            args.out,
+            hop=args.hop,
+            batch_size=args.batch_size,
+            device=device,
+            workers=args.workers,
+            tagger=tagger,
+        )
+        if args.shard is not None:
+            shard, count = parse_shard(args.shard)
+            stem, report = embed_shard(indexer, libraries, shard, count)
+            for modality in libraries:
+                print(f"{modality}: {report.added[modality]} embedded into {stem}.npz")
+            print(f"shard {shard}/{count} written; publish with --merge-shards {count}")
+            return _failed(report)
+        report = indexer.index(libraries, rebuild=args.rebuild, prune=args.prune, params=params)
     for modality in libraries:
         print(
             f"{modality}: {report.added[modality]} embedded, {report.unchanged[modality]} unchanged, "
@@ -109,6 +168,21 @@ def run(args: argparse.Namespace) -> int:
         print(f"index version {report.version} published in {args.out}")
     else:
         print(f"nothing changed: index version {report.version} in {args.out} is current")
+    if milvus_uri is not None:
+        publish_to_milvus(args.out, milvus_uri)
+        print(f"version {report.version} mirrored to Milvus at {milvus_uri}")
+    for line in describe_search_params(args.out):
+        print(line)
+    return _failed(report)
+
+
+def _failed(report: IndexReport) -> int:
+    """Log the files that could not be indexed; the exit status (1 when any failed in
+    this run; files that failed before and have not changed are listed, not counted)."""
+    import logging
+
+    from crossmodal.retrieval.indexer import describe_failures
+
     log = logging.getLogger(__name__)
     if report.known_bad:
         # Already reported by the run that failed them; unchanged since, so not retried and
