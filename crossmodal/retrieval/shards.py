@@ -62,16 +62,18 @@ def embed_shard(
         for position in range(shard, len(entries), count):
             entry = entries[position]
             try:
-                duration, window_starts, rows = indexer.embed_file(entry.path, modality)
+                embedded = indexer.embed_file(entry.path, modality)
+                tags = indexer._tags(modality, entry.path)
             except (MediaError, OSError) as err:
                 reason = getattr(err, "reason", None) or str(err)
                 report.failed.append((modality, str(entry.path), reason))
                 continue
+            duration, window_starts, rows = embedded.duration, embedded.starts, embedded.vectors
+            extra: dict[str, Any] = {"clip_id": entry.clip_id} if entry.clip_id else {}
+            if tags is not None:
+                extra["tags"] = tags
             meta = ItemMeta.from_file(
-                entry.path,
-                duration=duration,
-                label=entry.label,
-                extra={"clip_id": entry.clip_id} if entry.clip_id else None,
+                entry.path, duration=duration, label=entry.label, extra=extra or None
             )
             files.append(
                 {
@@ -183,6 +185,7 @@ def merge_shards(
             update.add_item(modality, path, meta, windows, vectors)
             report.added[modality] += 1
         report.version = update.commit().version
+    report.published = update.published
     for stem in stems:
         stem.with_suffix(".npz").unlink()
         stem.with_suffix(".json").unlink()
