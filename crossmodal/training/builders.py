@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,6 @@ from torch import nn
 
 from crossmodal.errors import CrossmodalError
 from crossmodal.training.config import TrainConfig
-from crossmodal.training.schedule import warmup_cosine
 
 log = logging.getLogger(__name__)
 
@@ -179,10 +179,10 @@ def epoch_batches(
 
 
 def build_optimizer(
-    cfg: TrainConfig, modules: list[nn.Module], total_steps: int
+    cfg: TrainConfig, modules: list[nn.Module], lr_factor: Callable[[int], float]
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
-    """AdamW (weight decay on matrices only) with warm-up + cosine decay over
-    ``total_steps`` optimiser steps."""
+    """AdamW (weight decay on matrices only) with the learning rate ``optim.lr ·
+    lr_factor(step)`` (the run's :class:`~crossmodal.training.budget.Budget`)."""
     decay, no_decay = [], []
     seen: set[int] = set()
     for module in modules:
@@ -198,8 +198,5 @@ def build_optimizer(
         ],
         lr=cfg.optim.lr,
     )
-    warmup = round(cfg.optim.warmup_fraction * total_steps)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: warmup_cosine(step, total_steps, warmup, cfg.optim.min_lr_ratio)
-    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
     return optimizer, scheduler

@@ -54,7 +54,9 @@ def test_train_prints_a_summary_and_writes_the_run(
     argv += tiny_overrides(corpus, cache_dir, epochs=1)[2:]  # --data replaces data.manifest
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert re.search(r"trained 1 epochs \(3 steps\) in [\d.]+ min; run folder: ", out)
+    assert re.search(
+        r"trained 1 epochs \(3 steps\) in [\d.]+ min \(all epochs done\); run folder: ", out
+    )
     assert "video_to_music" in out
 
 

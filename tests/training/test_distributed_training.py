@@ -99,7 +99,9 @@ def test_end_to_end_training_under_torchrun(ddp_runs: tuple[Path, Path, str]) ->
     assert (
         len(
             re.findall(
-                rf"trained 2 epochs \(6 steps\) in [\d.]+ min; run folder: {run}$", output, re.M
+                rf"trained 2 epochs \(6 steps\) in [\d.]+ min \(all epochs done\); run folder: {run}$",
+                output,
+                re.M,
             )
         )
         == 1
