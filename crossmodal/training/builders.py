@@ -57,17 +57,29 @@ def split_records(records: list, split: str, manifest: str) -> list:
     return chosen
 
 
-def build_datasets(cfg: TrainConfig, video_spec, audio_spec):
+def build_datasets(
+    cfg: TrainConfig, video_spec, audio_spec, run_dir: Path | None = None, write: bool = True
+):
     """(train, val or None) :class:`~crossmodal.data.PairedClipDataset` of the manifest.
 
-    A manifest (or folder) whose clips have no split at all trains on every clip,
-    without validation.
+    Without a val split, one is carved from the training clips (see
+    :mod:`crossmodal.training.carve`; kept in ``run_dir``, written there when ``write``).
     """
     from crossmodal.data import PairedClipDataset, read_manifest
+    from crossmodal.training.carve import with_val_split
 
     if not cfg.data.manifest:
         raise CrossmodalError("no training data: pass --data MANIFEST.jsonl or a folder of videos")
-    records = read_manifest(cfg.data.manifest)
+    records = with_val_split(
+        read_manifest(cfg.data.manifest),
+        train_split=cfg.data.train_split,
+        val_split=cfg.data.val_split,
+        fraction=cfg.data.val_fraction,
+        max_clips=cfg.data.val_carve_max,
+        seed=cfg.seed,
+        run_dir=run_dir,
+        write=write,
+    )
     if all(r.split is None for r in records):
         log.warning(
             "the clips of %s have no split: training on all %d of them without validation",

@@ -60,6 +60,9 @@ class DataConfig:
     undecodable clip (logged), "raise" stops. ``cache_dir``: the decoded-clip and
     frozen-feature cache (default ``~/.cache/crossmodal/features``).
     ``val_max_clips``: validate on the first N clips of the val split only.
+    A manifest without a ``val_split`` gets one carved from ``train_split`` (from every
+    clip when none has a split): whole tracks, seeded, about ``val_fraction`` of the
+    clips, at most ``val_carve_max``; stored in the run folder (``carve.json``).
     """
 
     manifest: str = ""
@@ -73,11 +76,16 @@ class DataConfig:
     on_error: Literal["skip", "raise"] = "skip"
     cache_dir: str | None = None
     val_max_clips: int | None = None
+    val_fraction: float = 0.1
+    val_carve_max: int = 300
 
     def __post_init__(self) -> None:
         _at_least("data.num_workers", self.num_workers, 0)
         _at_least("data.pk_per_class", self.pk_per_class, 1)
         _at_least("data.jitter", self.jitter, 0)
+        _at_least("data.val_carve_max", self.val_carve_max, 1)
+        if not 0 < self.val_fraction < 1:
+            raise ConfigError(f"data.val_fraction must be in (0, 1), got {self.val_fraction}")
         if self.val_max_clips is not None:
             _at_least("data.val_max_clips", self.val_max_clips, 1)
 

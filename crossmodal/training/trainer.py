@@ -130,7 +130,7 @@ class Trainer:
         if cfg.frozen_backbones:
             self.model.freeze_backbones()
         self.train_set, self.val_set = builders.build_datasets(
-            cfg, self.model.video_spec, self.model.audio_spec
+            cfg, self.model.video_spec, self.model.audio_spec, self.run_dir, write=self.is_main
         )
         labelled = bool((self.train_set.label_indices >= 0).all())
         self.objective = build_objective(

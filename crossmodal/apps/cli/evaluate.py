@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def add_embedding_options(parser: argparse.ArgumentParser, default_split: str) -> None:
@@ -39,6 +40,13 @@ def add_embedding_options(parser: argparse.ArgumentParser, default_split: str) -
     cache.add_argument("--no-cache", action="store_true", help="decode every clip afresh")
 
 
+def run_folder(checkpoint: str) -> Path:
+    """The run folder of ``--checkpoint`` (itself, or the folder holding the file): where
+    a carved val split is stored."""
+    path = Path(checkpoint)
+    return path if path.is_dir() else path.parent
+
+
 def embed_from_args(args: argparse.Namespace) -> tuple:
     """(model, dataset, embedded clips) for the shared options."""
     from crossmodal.errors import CrossmodalError
@@ -51,7 +59,9 @@ def embed_from_args(args: argparse.Namespace) -> tuple:
     device = resolve_device(args.device)
     model = load_trained_model(args.checkpoint, map_location=device)
     cache = None if args.no_cache else (args.cache_dir or default_cache_dir())
-    dataset = manifest_dataset(model, args.data, args.split, args.segments, cache)
+    dataset = manifest_dataset(
+        model, args.data, args.split, args.segments, cache, run_dir=run_folder(args.checkpoint)
+    )
     embedded = embed_dataset(model, dataset, batch_size=args.batch_size, device=device)
     return model, dataset, embedded
 
