@@ -35,8 +35,16 @@ def instance_metrics(
 ) -> dict[str, float]:
     """R@K for each K in ``ks``, MedR, MeanR and mAP of ``queries`` against ``gallery``."""
     ranks = rank_queries(queries, gallery, query_keys, gallery_keys, chunk_size=chunk_size)
-    valid = ranks.num_relevant > 0
-    first = ranks.first_rank[valid].double()
+    return metrics_from_ranks(ranks.first_rank, ranks.average_precision, ks)
+
+
+def metrics_from_ranks(
+    first_rank: torch.Tensor, average_precision: torch.Tensor, ks: Sequence[int] = DEFAULT_KS
+) -> dict[str, float]:
+    """R@K, MedR, MeanR and mAP from per-query first relevant ranks (0: no relevant item,
+    left out and counted in ``queries_skipped``) and average precisions."""
+    valid = first_rank > 0
+    first = first_rank[valid].double()
     out: dict[str, float] = {}
     if first.numel() == 0:
         raise ValueError("no query has a relevant item in the gallery: nothing to evaluate")
@@ -44,7 +52,7 @@ def instance_metrics(
         out[f"R@{k}"] = float((first <= k).double().mean())
     out["MedR"] = float(first.quantile(0.5))  # midpoint of the two middle ranks when even
     out["MeanR"] = float(first.mean())
-    out["mAP"] = float(ranks.average_precision[valid].mean())
+    out["mAP"] = float(average_precision[valid].mean())
     out["queries"] = int(valid.sum())
     out["queries_skipped"] = int((~valid).sum())
     return out

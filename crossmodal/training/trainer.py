@@ -59,7 +59,8 @@ class TrainingDivergedError(CrossmodalError):
 
 @dataclass
 class TrainResult:
-    """What :meth:`Trainer.fit` did. ``stop_reason``: None (all epochs done),
+    """What :meth:`Trainer.fit` did. ``val``: the last validation report; ``best_val``:
+    that of the best model (the one in ``model.pt``). ``stop_reason``: None (all epochs done),
     "converged", "max_steps", "no_validation" (a convergence budget without validation
     clips), "time" (``max_minutes``) or "stop_after_epoch"; ``stop_message`` says it in
     words."""
@@ -73,6 +74,7 @@ class TrainResult:
     stopped_early: bool
     stop_reason: str | None = None
     stop_message: str = ""
+    best_val: dict[str, Any] | None = None
 
 
 class Trainer:
@@ -173,6 +175,7 @@ class Trainer:
         self.step = 0  # optimiser steps
         self.best_score: float | None = None
         self.last_val: dict[str, Any] | None = None
+        self.best_val: dict[str, Any] | None = None
         self.train_seconds = 0.0
         self._validated_at: int | None = None  # step of the latest validation
         self._soft_deadline: float | None = None  # convergence runs: start cooling down
@@ -237,6 +240,7 @@ class Trainer:
             "train_seconds": self.train_seconds,
             "labels": list(self.train_set.labels),
             "val": self.last_val,
+            "best_val": self.best_val,
             "budget": self.budget.state_dict(),
         }
 
@@ -258,6 +262,7 @@ class Trainer:
         self.best_score = payload["best_score"]
         self.train_seconds = payload["train_seconds"]
         self.last_val = payload.get("val")
+        self.best_val = payload.get("best_val")
         self.budget.load_state_dict(payload.get("budget"))
         log.info(
             "resumed at epoch %d, batch %d (step %d)", self.epoch + 1, self.epoch_step, self.step
@@ -642,6 +647,7 @@ class Trainer:
         self.last_val = report
         if self.best_score is None or score > self.best_score:
             self.best_score = score
+            self.best_val = report
             self.save("best.pt")
         return score
 
@@ -676,6 +682,7 @@ class Trainer:
                 "stop_message": self.budget.stop_message(stop_reason, self.cfg.max_minutes),
                 "model_from": source.name,
                 "val": self.last_val,
+                "best_val": self.best_val,
             }
             atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
         return TrainResult(
@@ -688,6 +695,7 @@ class Trainer:
             stop_reason is not None,
             stop_reason,
             self.budget.stop_message(stop_reason, self.cfg.max_minutes),
+            self.best_val,
         )
 
 

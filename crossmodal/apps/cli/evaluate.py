@@ -87,6 +87,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--chunk-size", type=int, default=256, help="queries scored at a time (memory)"
     )
+    parser.add_argument(
+        "--baseline",
+        choices=["sync"],
+        help="also score a non-learned baseline on the same clips, in the same table: "
+        "'sync' ranks by the cross-correlation of the music's onset strength with the "
+        "frames' motion energy",
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.set_defaults(func=run)
 
@@ -99,11 +106,17 @@ def run(args: argparse.Namespace) -> int:
 
     if args.chunk_size < 1:
         raise CrossmodalError(f"--chunk-size must be >= 1, got {args.chunk_size}")
-    _, _, embedded = embed_from_args(args)
+    _, dataset, embedded = embed_from_args(args)
     report = evaluate_embeddings(
         embedded.video, embedded.music, embedded.tracks, embedded.labels, chunk_size=args.chunk_size
     )
     report["split"] = args.split
     report["segments"] = args.segments
-    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    baselines = {}
+    if args.baseline == "sync":
+        from crossmodal.evaluation.baseline import sync_baseline
+
+        baselines["sync"] = sync_baseline(dataset.records, chunk_size=args.chunk_size)
+        report["baselines"] = baselines
+    print(json.dumps(report, indent=2) if args.json else format_report(report, baselines))
     return 0

@@ -61,6 +61,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="stop (resumably) once N epochs are done; the budget is unchanged",
     )
     parser.add_argument(
+        "--baseline",
+        choices=["sync", "none"],
+        default="sync",
+        help="non-learned baseline scored on the validation clips at the end, beside the "
+        "model (default: sync, the onset/motion synchrony of `evaluate --baseline sync`)",
+    )
+    parser.add_argument(
         "--print-config",
         action="store_true",
         help="print the resulting config as YAML and exit (with --resume: the run's)",
@@ -115,12 +122,33 @@ def run(args: argparse.Namespace) -> int:
         f"trained {result.epochs_done} epochs ({result.steps} steps) in {minutes:.1f} min "
         f"({result.stop_message}{resumable}); run folder: {args.out}"
     )
-    if result.val is not None:
-        from crossmodal.evaluation.crossmodal_eval import format_report
-
-        print("last validation:")
-        print(format_report(result.val))
+    if result.best_val is not None:
+        _report_validation(result.best_val, trainer.val_set.records, args.baseline)
     return 0
+
+
+def _report_validation(best_val: dict, val_records: list, baseline: str) -> None:
+    """The best model's validation table beside the baseline's; one warning line when the
+    model does not beat it."""
+    import logging
+
+    from crossmodal.evaluation.crossmodal_eval import format_report
+
+    baselines = {}
+    if baseline == "sync":
+        from crossmodal.evaluation.baseline import behind_baseline, sync_baseline
+
+        baselines["sync"] = sync_baseline(val_records)
+    print("validation of the kept model (model.pt):")
+    print(format_report(best_val, baselines))
+    if baselines:
+        behind = behind_baseline(best_val, baselines["sync"])
+        if behind:
+            logging.getLogger("crossmodal.train").warning(
+                "the model does not beat the non-learned sync baseline on validation (%s): "
+                "train longer (--budget.min_steps), or check the data",
+                "; ".join(behind),
+            )
 
 
 def _explicit_fields(yaml_path: str | None, overrides: list[str]) -> set[tuple[str, ...]]:
