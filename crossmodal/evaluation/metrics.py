@@ -115,10 +115,22 @@ def kmeans_nmi(embeddings: torch.Tensor, labels: torch.Tensor, seed: int = 0) ->
     x = np.ascontiguousarray(embeddings.detach().cpu().numpy(), dtype=np.float32)
     if num_classes < 2 or x.shape[0] <= num_classes:
         raise ValueError("NMI needs at least two labels and more points than labels")
+    # The clustering parameters go to the constructor: faiss copies them into its
+    # ClusteringParameters there (attributes set afterwards are ignored). A few points
+    # per centroid is the normal case for NMI, so faiss's "please provide at least …
+    # training points" line (printed from C++, straight to stderr) must not fire; all
+    # points are used, never a sample.
     kmeans = faiss.Kmeans(
-        x.shape[1], num_classes, niter=50, nredo=5, seed=seed, spherical=True, verbose=False
+        x.shape[1],
+        num_classes,
+        niter=50,
+        nredo=5,
+        seed=seed,
+        spherical=True,
+        verbose=False,
+        min_points_per_centroid=1,
+        max_points_per_centroid=max(x.shape[0], 1),
     )
-    kmeans.min_points_per_centroid = 1
     kmeans.train(x)
     _, assignment = kmeans.index.search(x, 1)
     return normalized_mutual_information(labels_np, assignment[:, 0])
