@@ -3,8 +3,8 @@
 Music made for a video hits where the picture moves. For every clip this baseline
 computes two envelopes on one time grid (``rate`` bins per second from the clip start):
 
-- **music onset strength**: spectral flux (the half-wave rectified rise of the log
-  magnitude spectrum, summed over frequency) of the clip's music, max-pooled per bin;
+- **music onset strength**: spectral flux (the half-wave rectified rise of a log-mel
+  spectrogram, summed over bands) of the clip's music, summed per bin;
 - **motion energy**: the mean absolute difference of consecutive grey frames, placed at
   each frame's time and linearly interpolated onto the grid.
 
@@ -40,41 +40,27 @@ class SyncSettings:
     rate: float = 20.0
     max_lag: float = 0.2
     sample_rate: int = 16000
-    n_fft: int = 512
-    hop: int = 160
-    frame_size: int = 64
+    frame_size: int = 32
 
 
-def onset_envelope(
-    wave: np.ndarray, sample_rate: int, n_bins: int, settings: SyncSettings = SyncSettings()
-) -> np.ndarray:
-    """Spectral-flux onset strength of mono ``wave`` max-pooled into ``n_bins`` bins of
-    ``1 / settings.rate`` s from sample 0."""
-    n_fft, hop = settings.n_fft, settings.hop
-    padded = np.pad(np.asarray(wave, dtype=np.float32), (n_fft // 2, n_fft // 2))
-    n_frames = max(1 + (len(padded) - n_fft) // hop, 1)
-    if len(padded) < n_fft:
-        padded = np.pad(padded, (0, n_fft - len(padded)))
-    index = np.arange(n_fft)[None, :] + hop * np.arange(n_frames)[:, None]
-    spectrum = np.abs(np.fft.rfft(padded[index] * np.hanning(n_fft), axis=1))
-    log_mag = np.log1p(100.0 * spectrum)
-    flux = np.maximum(np.diff(log_mag, axis=0), 0.0).sum(axis=1)
-    times = np.arange(1, n_frames) * hop / sample_rate  # frame centres (padding undone)
-    bins = np.floor(times * settings.rate).astype(np.int64)
-    envelope = np.zeros(n_bins, dtype=np.float64)
-    keep = bins < n_bins
-    np.maximum.at(envelope, bins[keep], flux[keep])
-    return envelope
+def onset_envelope(wave: np.ndarray, sample_rate: int, n_bins: int, rate: float) -> np.ndarray:
+    """Onset strength of mono ``wave`` (sample 0 at the clip start) in ``n_bins`` bins of
+    ``1 / rate`` s: the positive spectral flux of a log-mel, summed over each bin (the
+    synthetic corpus's self-check computes it; one implementation for both)."""
+    from crossmodal.data.synth.selfcheck import onset_envelope as flux_per_interval
+
+    return flux_per_interval(wave, sample_rate, np.arange(n_bins + 1) / rate)
 
 
 def motion_envelope(
     frames: np.ndarray, frame_times: np.ndarray, n_bins: int, rate: float
 ) -> np.ndarray:
     """Mean absolute grey-level change between consecutive ``frames`` (N, H, W, 3 uint8),
-    at each later frame's time (seconds from the clip start), interpolated onto ``n_bins``
-    bins of ``1 / rate`` s."""
-    grey = frames.astype(np.float32).mean(axis=-1) / 255.0
-    energy = np.abs(np.diff(grey, axis=0)).mean(axis=(1, 2))
+    at each later frame's time (seconds from the clip start), linearly interpolated onto
+    the centres of ``n_bins`` bins of ``1 / rate`` s."""
+    from crossmodal.data.synth.selfcheck import motion_envelope as frame_differences
+
+    energy = frame_differences(frames)
     if len(energy) == 0:
         return np.zeros(n_bins, dtype=np.float64)
     grid = (np.arange(n_bins) + 0.5) / rate
@@ -129,7 +115,7 @@ def clip_envelopes(
         )
         wave, offset = load_audio(record.music, settings.sample_rate, record.start, end)
         skip = max(round((record.start - offset) * settings.sample_rate), 0)
-        musics.append(onset_envelope(wave[skip:], settings.sample_rate, n_bins, settings))
+        musics.append(onset_envelope(wave[skip:], settings.sample_rate, n_bins, settings.rate))
     length = min(len(v) for v in videos)
     video_env = torch.from_numpy(np.stack([v[:length] for v in videos]))
     music_env = torch.from_numpy(np.stack([m[:length] for m in musics]))

@@ -44,7 +44,7 @@ def flashes(times: list[float], seconds: float = SECONDS) -> np.ndarray:
 
 
 def test_onset_envelope_peaks_at_the_click() -> None:
-    envelope = onset_envelope(clicks([1.025, 2.525]), SR, int(SECONDS * RATE))
+    envelope = onset_envelope(clicks([1.025, 2.525]), SR, int(SECONDS * RATE), RATE)
     assert len(envelope) == 80
     top = set(np.argsort(envelope)[-2:].tolist())
     assert top == {20, 50}  # mid-bin times of 1/20 s bins: 1.025 s → 20, 2.525 s → 50
@@ -55,8 +55,8 @@ def test_motion_envelope_is_the_frame_difference_at_its_time() -> None:
     frames[3] = 255  # a change between frames 2→3 and 3→4
     times = np.arange(5) / 2.0  # 2 fps
     envelope = motion_envelope(frames, times, n_bins=5, rate=2.0)
-    # differences [0, 0, 1, 1] at times [0.5, 1, 1.5, 2]; grid at (k + 0.5) / 2
-    expected = np.interp((np.arange(5) + 0.5) / 2.0, times[1:], [0.0, 0.0, 1.0, 1.0])
+    # differences [0, 0, 255, 255] at times [0.5, 1, 1.5, 2]; grid at (k + 0.5) / 2
+    expected = np.interp((np.arange(5) + 0.5) / 2.0, times[1:], [0.0, 0.0, 255.0, 255.0])
     np.testing.assert_allclose(envelope, expected)
 
 
