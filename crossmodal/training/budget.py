@@ -11,7 +11,8 @@ Two budgets:
   or when the run nears ``max_steps`` or ``max_minutes``, a *cool-down* begins: cosine
   decay from the full rate to ``min_lr_ratio · lr`` over ``cooldown_fraction`` of the
   steps done so far. The run validates at its end and stops. The best validated model
-  is kept.
+  is kept. On convergence the trainer first rewinds to the best validated state, so the
+  cool-down anneals the best model rather than one that has begun to overfit.
 
 Why a cool-down rather than one cosine over a guessed length: the length is not known
 when training starts (it is what convergence decides), and a cosine over ``max_steps``

@@ -507,12 +507,35 @@ class Trainer:
         """After an optimiser step: validate when the budget's schedule says so, start the
         cool-down near the time limit; the budget's stop reason once it is spent."""
         if self.val_set is not None and self.budget.validation_due(self.step):
+            was_cooling = self.budget.cooling
             self._validate(metrics)
+            if not was_cooling and self.budget.cooling:
+                self._rewind_to_best()
         soft = self._soft_deadline
         if soft is not None and not self.budget.cooling and self._all_past(soft):
             log.info("cooling down to end within max_minutes (%g)", self.cfg.max_minutes)
             self.budget.start_cooldown(self.step, "time")
         return self.budget.after_step(self.step)
+
+    def _rewind_to_best(self) -> None:
+        """Converged: cool down from the best validated state (weights, temperature,
+        optimiser moments) rather than from weights that stopped improving, which on a
+        small corpus are past the best and overfitting. Every rank reads best.pt, written
+        by rank 0 before the validation score was shared."""
+        best = self.run_dir / "best.pt"
+        if not best.is_file():
+            return
+        payload = load_checkpoint(best, map_location=self.device)
+        if payload["step"] == self.step:
+            return
+        self.model.load_state_dict(payload["model"])
+        self.objective.load_state_dict(payload["objective"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        log.info(
+            "converged at step %d: cooling down from the best model (step %d)",
+            self.step,
+            payload["step"],
+        )
 
     def _epoch_end_validation_due(self, stop_reason: str | None) -> bool:
         if self.val_set is None or self._validated_at == self.step:

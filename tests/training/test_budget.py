@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 
 from crossmodal.config import ConfigError
 from crossmodal.training import Trainer
@@ -177,3 +178,53 @@ def test_resuming_a_finished_run_trains_no_further(make_config: MakeConfig, tmp_
     Trainer(cfg, tmp_path).fit()
     again = Trainer(cfg, tmp_path, resume=True).fit()
     assert (again.steps, again.stop_reason) == (9, "converged")
+
+
+def test_convergence_rewinds_to_the_best_model_before_cooling_down(
+    make_config: MakeConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Validation scores fixed by step: best at step 2, worse after; the best model is
+    # saved as the real validation does.
+    scores = {2: 0.9, 4: 0.5, 6: 0.4, 8: 0.95, 9: 0.95}
+    saved: dict[int, str] = {}
+
+    def fake_score(self: Trainer, metrics) -> float:
+        score = scores[self.step]
+        if self.best_score is None or score > self.best_score:
+            self.best_score = score
+            self.save("best.pt")
+            saved[self.step] = state_digest(self.model.state_dict())
+        return score
+
+    rewound: list[tuple[int, str]] = []
+    real_rewind = Trainer._rewind_to_best
+
+    def spy(self: Trainer) -> None:
+        real_rewind(self)
+        rewound.append((self.step, state_digest(self.model.state_dict())))
+
+    monkeypatch.setattr(Trainer, "_validation_score", fake_score)
+    monkeypatch.setattr(Trainer, "_rewind_to_best", spy)
+    cfg = converging(make_config)
+    cfg.budget.min_delta = 0.0
+    result = Trainer(cfg, tmp_path).fit()
+    assert (result.steps, result.stop_reason) == (9, "converged")
+    assert len(rewound) == 1
+    step, digest = rewound[0]
+    assert step == 6
+    # the cool-down starts from step 2's weights, the best validated until then
+    assert sorted(saved) == [2, 8]
+    assert digest == saved[2]
+
+
+def test_rewind_loads_the_best_checkpoint(make_config: MakeConfig, tmp_path: Path) -> None:
+    trainer = Trainer(make_config(epochs=None), tmp_path)
+    best_state = state_digest(trainer.model.state_dict())
+    trainer.run_dir.mkdir(parents=True, exist_ok=True)
+    trainer.save("best.pt")
+    with torch.no_grad():
+        for param in trainer.model.parameters():
+            param.add_(1.0)
+    trainer.step = 5
+    trainer._rewind_to_best()
+    assert state_digest(trainer.model.state_dict()) == best_state
