@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     order = [n for n in ("video_tiny", "audio_tiny") if n not in names] + names
     names = sorted(
         dict.fromkeys(order),
-        key=lambda n: (get_entry(n).modality, n != f"{get_entry(n).modality}_tiny", n),
+        key=lambda n: (get_entry(n).meta["modality"], not n.endswith("_tiny"), n),
     )
     torch.manual_seed(0)
     rows = []

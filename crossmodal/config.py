@@ -5,11 +5,16 @@ dataclasses. ``load_config(cls, yaml_path, overrides)`` builds one from defaults
 YAML file, then ``--key value`` pairs where ``key`` is a dotted path (``optim.lr``) or,
 when unambiguous, a bare field name (``lr``). Unknown keys and values of the wrong type
 are errors that name the key and the accepted choices, never silently ignored.
+
+A config class that renamed fields lists them in ``RENAMED_KEYS`` (old → new name) and
+fields it no longer has in ``RETIRED_KEYS`` (name → (former default, why)): files, YAML
+and overrides that use the old names still load (:func:`migrate`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import types
 import typing
 from collections.abc import Sequence
@@ -21,6 +26,7 @@ import yaml
 from crossmodal.errors import CrossmodalError
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class ConfigError(CrossmodalError, ValueError):
@@ -36,6 +42,7 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T:
     """Build ``cls`` from ``data``; nested dataclasses from nested dicts; strict keys."""
     if not isinstance(data, dict):
         raise ConfigError(f"{where or cls.__name__}: expected a mapping, got {type(data).__name__}")
+    data = migrate(cls, data, where)
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(data) - set(fields))
@@ -48,8 +55,31 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T:
     return cls(**kwargs)
 
 
-def save_yaml(cfg: Any, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+def migrate(cls: type, data: dict[str, Any], where: str = "") -> dict[str, Any]:
+    """``data`` with ``cls``'s renamed keys under their new names and its retired keys
+    dropped (a warning says why when one was set to other than its former default), in
+    nested configs too. A key given under both its old and its new name is an error."""
+    data = dict(data)
+    for old, new in getattr(cls, "RENAMED_KEYS", {}).items():
+        if old in data:
+            if new in data:
+                raise ConfigError(
+                    f"{_join(where, old)} is the former name of {_join(where, new)}: give one"
+                )
+            data[new] = data.pop(old)
+    for name, (former_default, why) in getattr(cls, "RETIRED_KEYS", {}).items():
+        if name in data and data.pop(name) != former_default:
+            log.warning("ignoring %s: %s", _join(where, name), why)
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(hints[f.name]) and isinstance(data.get(f.name), dict):
+            data[f.name] = migrate(hints[f.name], data[f.name], _join(where, f.name))
+    return data
+
+
+def to_yaml(cfg: Any) -> str:
+    """``cfg`` as YAML text that :func:`load_config` reads back (field order kept)."""
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
 
 
 def load_config(
@@ -64,7 +94,7 @@ def load_config(
             raise ConfigError(f"cannot read config {yaml_path}: {err}") from err
         if not isinstance(loaded, dict):
             raise ConfigError(f"config {yaml_path} must hold a mapping at the top level")
-        _deep_update(data, loaded)
+        _deep_update(data, migrate(cls, loaded))
     for key, value in parse_overrides(overrides):
         path = resolve_key(cls, key)
         node = data
@@ -115,13 +145,29 @@ def resolve_key(cls: type, key: str) -> tuple[str, ...]:
     wanted = tuple(key.split("."))
     if wanted in paths:
         return wanted
+    renamed = _renamed_paths(cls)
+    if wanted in renamed:
+        return renamed[wanted]
     matches = [p for p in paths if p[-len(wanted) :] == wanted]
+    if not matches:
+        matches = [new for old, new in renamed.items() if old[-len(wanted) :] == wanted]
     if len(matches) == 1:
         return matches[0]
     if matches:
         options = ", ".join(".".join(p) for p in matches)
         raise ConfigError(f"--{key} is ambiguous; use one of: {options}")
     raise ConfigError(f"unknown option --{key}; options: " + ", ".join(".".join(p) for p in paths))
+
+
+def _renamed_paths(cls: type) -> dict[tuple[str, ...], tuple[str, ...]]:
+    """Former field paths (per ``RENAMED_KEYS``) → today's, for command-line overrides."""
+    renamed = {(old,): (new,) for old, new in getattr(cls, "RENAMED_KEYS", {}).items()}
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(hints[f.name]):
+            for old, new in _renamed_paths(hints[f.name]).items():
+                renamed[(f.name, *old)] = (f.name, *new)
+    return renamed
 
 
 def _join(where: str, key: str) -> str:

@@ -72,3 +72,11 @@ def fsync_path(path: str | os.PathLike[str], missing_ok: bool = False) -> None:
             raise
     finally:
         os.close(fd)
+
+
+def user_cache_dir(name: str) -> Path:
+    """The one per-user cache root: ``$XDG_CACHE_HOME/crossmodal/<name>``
+    (``~/.cache/crossmodal/<name>``). Every default cache folder (decoded features,
+    notebook assets) is a ``name`` under it."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "crossmodal" / name

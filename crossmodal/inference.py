@@ -58,8 +58,8 @@ def embed_dataset(
     bars = not progress_disabled() and sys.stderr.isatty()
     try:
         for batch in tqdm(loader, desc=desc, unit="batch", disable=not bars, leave=False):
-            videos.append(model.encode_video(batch["video"].to(device)).float().cpu())
-            musics.append(model.encode_audio(batch["audio"].to(device)).float().cpu())
+            videos.append(model.encode("video", batch["video"].to(device)).float().cpu())
+            musics.append(model.encode("music", batch["audio"].to(device)).float().cpu())
             tracks.append(batch["track"])
             labels.append(batch["label"])
             ids.extend(batch["id"])
@@ -82,8 +82,7 @@ def embed_dataset(
 def load_trained_model(path: str | Path, map_location: str | torch.device = "cpu") -> Any:
     """A :class:`~crossmodal.model.CrossModalModel` from a run folder (its ``model.pt``,
     else ``best.pt``/``last.pt``), a ``model.pt`` file, or a training checkpoint."""
-    from crossmodal.model import CrossModalModel, ModelConfig
-    from crossmodal.training.checkpoint import load_checkpoint
+    from crossmodal.model import CrossModalModel
 
     path = Path(path)
     if path.is_dir():
@@ -97,13 +96,6 @@ def load_trained_model(path: str | Path, map_location: str | torch.device = "cpu
             )
     if not path.is_file():
         raise CrossmodalError(f"no model at {path}")
-    if path.name in ("best.pt", "last.pt"):
-        payload = load_checkpoint(path, map_location=map_location)
-        model = CrossModalModel.from_config(
-            ModelConfig.from_dict(payload["model_config"]), load_pretrained=False
-        )
-        model.load_state_dict(payload["model"])
-        return model.to(map_location)
     return CrossModalModel.load(path, map_location=map_location)
 
 
@@ -123,11 +115,11 @@ def manifest_dataset(
     an evaluation). ``run_dir``: a training run whose carved val split (``carve.json``)
     applies to a manifest without one."""
     from crossmodal.data import PairedClipDataset, read_manifest
-    from crossmodal.training.builders import check_media_exist, split_records
+    from crossmodal.data.splits import check_media_exist, split_records
 
     if segments < 1:
         raise CrossmodalError(f"--segments must be >= 1, got {segments}")
-    from crossmodal.training.carve import with_stored_carve
+    from crossmodal.data.carve import with_stored_carve
 
     records = read_manifest(manifest)
     records = with_stored_carve(records, Path(run_dir) if run_dir is not None else None)

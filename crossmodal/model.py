@@ -1,9 +1,10 @@
 """The two-tower model: video and music encoders projected into one shared space.
 
-``CrossModalModel`` = a video tower and a music tower, each
-``backbone (registered encoder) → projection head → L2-normalise``, and a learnable
-logit scale for InfoNCE-style losses. It is built from a :class:`ModelConfig` of
-primitives, and saved as that config plus a state dict.
+``CrossModalModel`` keys its towers by modality (``"video"``, ``"music"``): for each,
+``encoders[modality]`` (a registered encoder) → ``heads[modality]`` (projection head) →
+L2-normalise, once. It is built from a :class:`ModelConfig` of primitives, and saved as
+that config plus a state dict (:mod:`crossmodal.checkpoint`). The learnable temperature
+of InfoNCE-style losses belongs to the loss, not to the model.
 """
 
 from __future__ import annotations
@@ -11,63 +12,78 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from crossmodal.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from crossmodal.data.specs import AudioSpec, VideoSpec
-from crossmodal.encoders import AudioEncoder, VideoEncoder, build_head, create_encoder
+from crossmodal.encoders import MODALITIES, Encoder, Modality, build_head, create_encoder
 from crossmodal.errors import CrossmodalError
 
-CHECKPOINT_FORMAT = "crossmodal.model/1"
+__all__ = ["MODALITIES", "CheckpointError", "CrossModalModel", "Modality", "ModelConfig"]
+
 # ModelConfig fields that change training, not what the model computes: left out of the
 # fingerprint so that freezing a backbone does not invalidate an index.
 _RUNTIME_FIELDS = (
     "freeze_video_backbone",
-    "freeze_audio_backbone",
+    "freeze_music_backbone",
     "video_pretrained",
-    "audio_pretrained",
+    "music_pretrained",
 )
-
-
-class CheckpointError(CrossmodalError):
-    """A model file that cannot be read or does not fit the model it describes."""
+# State-dict prefixes of files written before the towers were keyed by modality.
+_LEGACY_PREFIXES = {
+    "video_encoder.": "encoders.video.",
+    "audio_encoder.": "encoders.music.",
+    "video_head.": "heads.video.",
+    "audio_head.": "heads.music.",
+}
+# The model's logit scale never trained (the loss's did; it was copied in at save time).
+_LOGIT_SCALE_RETIRED = "the learnable temperature belongs to the InfoNCE loss now"
 
 
 @dataclass
 class ModelConfig:
     """Architecture of a :class:`CrossModalModel` (primitives only; YAML-friendly).
 
-    ``video_encoder``/``audio_encoder``: registry names; ``*_overrides``: keyword
+    ``video_encoder``/``music_encoder``: registry names; ``*_overrides``: keyword
     overrides for :func:`crossmodal.encoders.create_encoder`; ``*_pretrained``: its
     ``pretrained=`` (used by :meth:`CrossModalModel.from_config` only; a saved model
     carries its weights). ``embed_dim``: width D of the shared space. ``head``:
     ``"mlp"`` (Linear → LayerNorm → GELU → Dropout → Linear, hidden ``head_hidden_dim``,
-    default max(F, D)) or ``"linear"``. ``logit_scale_init``: initial value of the
-    learnable logit scale s (1/τ, τ = 0.07); s is clamped to ``logit_scale_max``.
-    ``freeze_*_backbone``: freeze that backbone after building.
+    default max(F, D)) or ``"linear"``. ``freeze_*_backbone``: freeze that backbone after
+    building. Configs and files that use the former ``audio_*`` names still load.
     """
 
+    RENAMED_KEYS: ClassVar[dict[str, str]] = {
+        "audio_encoder": "music_encoder",
+        "audio_overrides": "music_overrides",
+        "audio_pretrained": "music_pretrained",
+        "freeze_audio_backbone": "freeze_music_backbone",
+    }
+    RETIRED_KEYS: ClassVar[dict[str, tuple[Any, str]]] = {
+        "logit_scale_init": (1.0 / 0.07, _LOGIT_SCALE_RETIRED),
+        "logit_scale_max": (100.0, _LOGIT_SCALE_RETIRED),
+        "learn_logit_scale": (True, _LOGIT_SCALE_RETIRED),
+    }
+
     video_encoder: str = "video_tiny"
-    audio_encoder: str = "audio_tiny"
+    music_encoder: str = "audio_tiny"
     video_overrides: dict[str, Any] = field(default_factory=dict)
-    audio_overrides: dict[str, Any] = field(default_factory=dict)
+    music_overrides: dict[str, Any] = field(default_factory=dict)
     video_pretrained: str | None = None
-    audio_pretrained: str | None = None
+    music_pretrained: str | None = None
     embed_dim: int = 128
     head: Literal["mlp", "linear"] = "linear"
     head_hidden_dim: int | None = None
     head_dropout: float = 0.0
-    logit_scale_init: float = 1.0 / 0.07
-    logit_scale_max: float = 100.0
-    learn_logit_scale: bool = True
     freeze_video_backbone: bool = False
-    freeze_audio_backbone: bool = False
+    freeze_music_backbone: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -79,162 +95,154 @@ class ModelConfig:
 
         return from_dict(cls, data)
 
+    def tower(self, modality: Modality) -> tuple[str, str | None, dict[str, Any]]:
+        """``(encoder name, pretrained, overrides)`` of ``modality``'s tower."""
+        return (
+            getattr(self, f"{modality}_encoder"),
+            getattr(self, f"{modality}_pretrained"),
+            getattr(self, f"{modality}_overrides"),
+        )
+
 
 class CrossModalModel(nn.Module):
     """Video tower + music tower → L2-normalised embeddings in one D-dim space.
 
-    ``encode_video(video)`` (B, C, T, H, W) → (B, D) and ``encode_audio(audio)`` → (B, D),
-    unit L2 norm; each is ``head_*(backbone_*(x))``, split so a trainer can cache
-    backbone features of a frozen backbone and train the heads only. ``forward(video,
-    audio)`` returns ``(video_emb, audio_emb)``. ``logit_scale()`` is the learnable
-    ``s = exp(log_s)`` clamped to ≤ ``logit_scale_max``, for ``s · V Aᵀ`` logits.
+    ``encode(modality, x)`` → (B, D), unit L2 norm: ``project(modality,
+    backbone(modality, x))``, split so a trainer can cache backbone features of a frozen
+    backbone and train the heads only. ``forward(video, music)`` returns ``(video_emb,
+    music_emb)``; with ``from_features=True`` it takes backbone features instead.
+    Inputs: video (B, C, T, H, W) frames per ``video_spec``; music a waveform or log-mel
+    per ``audio_spec``.
+
+    ``legacy_fingerprint``: for a model read from a file written before checkpoint
+    format 2, the fingerprint that file was known by (indexes built then store it);
+    else None.
     """
 
-    def __init__(
-        self, video_encoder: VideoEncoder, audio_encoder: AudioEncoder, config: ModelConfig
-    ) -> None:
+    legacy_fingerprint: str | None = None
+
+    def __init__(self, encoders: Mapping[Modality, Encoder], config: ModelConfig) -> None:
         super().__init__()
-        if video_encoder.modality != "video" or audio_encoder.modality != "audio":
+        got = {m: getattr(encoders.get(m), "modality", None) for m in MODALITIES}
+        if set(encoders) != set(MODALITIES) or any(got[m] != m for m in MODALITIES):
             raise CrossmodalError(
-                f"need a video and an audio encoder, got {video_encoder.modality} and "
-                f"{audio_encoder.modality}"
-            )
-        if config.logit_scale_init <= 0 or config.logit_scale_init > config.logit_scale_max:
-            raise CrossmodalError(
-                f"logit_scale_init must be in (0, logit_scale_max={config.logit_scale_max}], "
-                f"got {config.logit_scale_init}"
+                f"need a video and a music encoder, got {', '.join(map(str, got.values()))}"
             )
         self.config = config
-        self.video_encoder = video_encoder
-        self.audio_encoder = audio_encoder
-        head_args = (config.embed_dim, config.head_hidden_dim, config.head_dropout)
-        self.video_head = build_head(config.head, video_encoder.output_dim, *head_args)
-        self.audio_head = build_head(config.head, audio_encoder.output_dim, *head_args)
-        self.log_logit_scale = nn.Parameter(
-            torch.tensor(math.log(config.logit_scale_init)),
-            requires_grad=config.learn_logit_scale,
+        self.encoders = nn.ModuleDict({m: encoders[m] for m in MODALITIES})
+        self.heads = nn.ModuleDict(
+            {
+                m: build_head(
+                    config.head,
+                    encoders[m].output_dim,
+                    config.embed_dim,
+                    config.head_hidden_dim,
+                    config.head_dropout,
+                )
+                for m in MODALITIES
+            }
         )
-        self._frozen = {"video": False, "audio": False}
-        self.freeze_backbones(
-            video=config.freeze_video_backbone, audio=config.freeze_audio_backbone
-        )
+        self._frozen = dict.fromkeys(MODALITIES, False)
+        self.freeze_backbones(m for m in MODALITIES if getattr(config, f"freeze_{m}_backbone"))
 
     # construction ----------------------------------------------------------------------
     @classmethod
     def from_config(cls, config: ModelConfig, *, load_pretrained: bool = True) -> CrossModalModel:
         """Build both encoders from the registry (with their ``pretrained=`` weights unless
         ``load_pretrained`` is False) and fresh heads."""
-        video = create_encoder(
-            config.video_encoder,
-            pretrained=config.video_pretrained if load_pretrained else None,
-            **config.video_overrides,
-        )
-        audio = create_encoder(
-            config.audio_encoder,
-            pretrained=config.audio_pretrained if load_pretrained else None,
-            **config.audio_overrides,
-        )
-        if not isinstance(video, VideoEncoder) or not isinstance(audio, AudioEncoder):
-            raise CrossmodalError(
-                f"video_encoder must name a video encoder and audio_encoder an audio one; "
-                f"got {config.video_encoder!r} ({video.modality}) and "
-                f"{config.audio_encoder!r} ({audio.modality})"
+        encoders = {}
+        for modality in MODALITIES:
+            name, pretrained, overrides = config.tower(modality)
+            encoder = create_encoder(
+                name, pretrained=pretrained if load_pretrained else None, **overrides
             )
+            if encoder.modality != modality:
+                raise CrossmodalError(
+                    f"{modality}_encoder must name a {modality} encoder; "
+                    f"{name!r} is a {encoder.modality} encoder"
+                )
+            encoders[modality] = encoder
         # Record the full architecture (a pretrained folder may have set it) so that a
         # saved model rebuilds without the pretrained files.
         config = dataclasses.replace(
             config,
-            video_overrides=dict(video.init_kwargs),
-            audio_overrides=dict(audio.init_kwargs),
+            video_overrides=dict(encoders["video"].init_kwargs),
+            music_overrides=dict(encoders["music"].init_kwargs),
         )
-        return cls(video, audio, config)
+        return cls(encoders, config)
 
     # specs -----------------------------------------------------------------------------
     @property
     def video_spec(self) -> VideoSpec:
-        return self.video_encoder.video_spec
+        """How to decode video for the video tower."""
+        return self.encoders["video"].video_spec
 
     @property
     def audio_spec(self) -> AudioSpec:
-        return self.audio_encoder.audio_spec
+        """How to decode audio (music files, video soundtracks) for the music tower."""
+        return self.encoders["music"].audio_spec
 
     @property
     def embed_dim(self) -> int:
         return self.config.embed_dim
 
     # towers ----------------------------------------------------------------------------
-    def backbone_video(self, video: torch.Tensor) -> torch.Tensor:
-        """Video backbone features (B, F_v); no autograd graph when the backbone is frozen."""
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self._frozen["video"]):
-            return self.video_encoder(video)
+    def backbone(self, modality: Modality, x: torch.Tensor) -> torch.Tensor:
+        """Backbone features (B, F) of ``modality``; no autograd graph when it is frozen."""
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self._frozen[modality]):
+            return self.encoders[modality](x)
 
-    def backbone_audio(self, audio: torch.Tensor) -> torch.Tensor:
-        """Music backbone features (B, F_a); no autograd graph when the backbone is frozen."""
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self._frozen["audio"]):
-            return self.audio_encoder(audio)
+    def project(self, modality: Modality, features: torch.Tensor) -> torch.Tensor:
+        """(B, F) backbone features → (B, D) unit-norm embeddings (the one normalisation)."""
+        return F.normalize(self.heads[modality](features), dim=-1)
 
-    def head_video(self, features: torch.Tensor) -> torch.Tensor:
-        """(B, F_v) backbone features → (B, D) unit-norm video embeddings."""
-        return F.normalize(self.video_head(features), dim=-1)
-
-    def head_audio(self, features: torch.Tensor) -> torch.Tensor:
-        """(B, F_a) backbone features → (B, D) unit-norm music embeddings."""
-        return F.normalize(self.audio_head(features), dim=-1)
-
-    def encode_video(self, video: torch.Tensor) -> torch.Tensor:
-        """(B, C, T, H, W) frames per ``video_spec`` → (B, D), unit L2 norm."""
-        return self.head_video(self.backbone_video(video))
-
-    def encode_audio(self, audio: torch.Tensor) -> torch.Tensor:
-        """Waveform or log-mel per ``audio_spec`` → (B, D), unit L2 norm."""
-        return self.head_audio(self.backbone_audio(audio))
+    def encode(self, modality: Modality, x: torch.Tensor) -> torch.Tensor:
+        """A batch of ``modality``'s input → (B, D) embeddings, unit L2 norm."""
+        return self.project(modality, self.backbone(modality, x))
 
     def forward(
-        self, video: torch.Tensor, audio: torch.Tensor
+        self, video: torch.Tensor, music: torch.Tensor, *, from_features: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(video_emb, audio_emb)``, each (B, D) with unit L2 norm."""
-        return self.encode_video(video), self.encode_audio(audio)
-
-    def logit_scale(self) -> torch.Tensor:
-        """``exp(log_logit_scale)`` clamped to ≤ ``logit_scale_max`` (no gradient past it)."""
-        return self.log_logit_scale.clamp(max=math.log(self.config.logit_scale_max)).exp()
+        """``(video_emb, music_emb)``, each (B, D) with unit L2 norm. ``from_features``:
+        the inputs are backbone features (cached ones of frozen backbones), so only the
+        heads run: a DDP wrapper of the model then trains the heads alone."""
+        step = self.project if from_features else self.encode
+        return step("video", video), step("music", music)
 
     # freezing --------------------------------------------------------------------------
-    def freeze_backbones(self, video: bool = True, audio: bool = True) -> None:
-        """Stop training the chosen backbones: no gradients, BatchNorm/dropout in eval mode
-        even when the model is in train mode. ``False`` leaves that backbone as it is;
-        use :meth:`unfreeze_backbones` to train it again."""
-        for modality, encoder, wanted in (
-            ("video", self.video_encoder, video),
-            ("audio", self.audio_encoder, audio),
-        ):
-            if wanted:
-                encoder.requires_grad_(False)
-                encoder.eval()
-                self._frozen[modality] = True
+    def freeze_backbones(self, modalities: Iterable[Modality] = MODALITIES) -> None:
+        """Stop training the backbones of ``modalities`` (default: both): no gradients,
+        BatchNorm/dropout in eval mode even when the model is in train mode. Use
+        :meth:`unfreeze_backbones` to train them again."""
+        for modality in self._checked(modalities):
+            self.encoders[modality].requires_grad_(False)
+            self.encoders[modality].eval()
+            self._frozen[modality] = True
 
-    def unfreeze_backbones(self, video: bool = True, audio: bool = True) -> None:
-        """Train the chosen backbones again (mode follows the model's)."""
-        for modality, encoder, wanted in (
-            ("video", self.video_encoder, video),
-            ("audio", self.audio_encoder, audio),
-        ):
-            if wanted:
-                encoder.requires_grad_(True)
-                encoder.train(self.training)
-                self._frozen[modality] = False
+    def unfreeze_backbones(self, modalities: Iterable[Modality] = MODALITIES) -> None:
+        """Train the backbones of ``modalities`` again (mode follows the model's)."""
+        for modality in self._checked(modalities):
+            self.encoders[modality].requires_grad_(True)
+            self.encoders[modality].train(self.training)
+            self._frozen[modality] = False
 
-    def is_backbone_frozen(self, modality: Literal["video", "audio"]) -> bool:
+    def is_backbone_frozen(self, modality: Modality) -> bool:
         """Whether that backbone is frozen (its features can then be cached)."""
-        if modality not in self._frozen:
-            raise ValueError(f"modality must be 'video' or 'audio', got {modality!r}")
-        return self._frozen[modality]
+        return self._frozen[self._checked([modality])[0]]
+
+    @staticmethod
+    def _checked(modalities: Iterable[str]) -> list[Modality]:
+        chosen = list(modalities)
+        wrong = [m for m in chosen if m not in MODALITIES]
+        if wrong:
+            raise ValueError(f"modality must be one of {', '.join(MODALITIES)}, got {wrong[0]!r}")
+        return chosen  # type: ignore[return-value]
 
     def train(self, mode: bool = True) -> CrossModalModel:
         super().train(mode)
-        for modality, encoder in (("video", self.video_encoder), ("audio", self.audio_encoder)):
-            if self._frozen[modality]:
-                encoder.eval()
+        for modality, frozen in self._frozen.items():
+            if frozen:
+                self.encoders[modality].eval()
         return self
 
     # persistence -----------------------------------------------------------------------
@@ -243,54 +251,90 @@ class CrossModalModel(nn.Module):
         config = dataclasses.replace(
             self.config,
             freeze_video_backbone=self._frozen["video"],
-            freeze_audio_backbone=self._frozen["audio"],
+            freeze_music_backbone=self._frozen["music"],
         )
         return config.to_dict()
 
-    def save(self, path: str | Path) -> None:
-        """Write ``{format, config, state_dict}`` with ``torch.save``, atomically (a temp
-        file in the same folder, then a rename)."""
-        from crossmodal.fileio import atomic_path
-
-        payload = {
-            "format": CHECKPOINT_FORMAT,
+    def checkpoint(self) -> dict[str, Any]:
+        """``{"config", "state_dict"}``: the model part of every checkpoint (a training
+        checkpoint adds its training state beside it)."""
+        return {
             "config": self.config_dict(),
             "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()},
         }
-        with atomic_path(path) as tmp:
-            torch.save(payload, tmp)
+
+    def save(self, path: str | Path) -> None:
+        """Write :meth:`checkpoint` with :func:`crossmodal.checkpoint.save_checkpoint`
+        (atomically: a temp file in the same folder, then a rename)."""
+        save_checkpoint(path, self.checkpoint())
 
     @classmethod
     def load(cls, path: str | Path, map_location: str | torch.device = "cpu") -> CrossModalModel:
-        """Rebuild a model saved by :meth:`save` (``torch.load(weights_only=True)``; the
-        encoders' ``pretrained=`` files are not needed)."""
-        path = Path(path)
-        if not path.is_file():
-            raise CheckpointError(f"model file not found: {path}")
-        try:
-            payload = torch.load(path, map_location=map_location, weights_only=True)
-        except Exception as err:  # unpickling errors come in many types
-            raise CheckpointError(f"cannot read {path} as a crossmodal model: {err}") from err
-        if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-            raise CheckpointError(
-                f"{path} is not a crossmodal model file (expected format {CHECKPOINT_FORMAT!r})"
+        """Rebuild a model from a model file or a training checkpoint, of this version or
+        an earlier one (``torch.load(weights_only=True)``; the encoders' ``pretrained=``
+        files are not needed)."""
+        payload = load_checkpoint(path, map_location=map_location, what="model file")
+        return cls.from_checkpoint(payload, source=str(path)).to(map_location)
+
+    @classmethod
+    def from_checkpoint(
+        cls, payload: dict[str, Any], source: str = "the checkpoint"
+    ) -> CrossModalModel:
+        """Rebuild a model from a :func:`~crossmodal.checkpoint.load_checkpoint` payload."""
+        if not isinstance(payload.get("config"), dict) or "state_dict" not in payload:
+            raise CheckpointError(f"{source} is not a crossmodal model file (no model in it)")
+        model = cls.from_config(ModelConfig.from_dict(payload["config"]), load_pretrained=False)
+        model.load_weights(payload["state_dict"], source)
+        if payload["format_version"] < 2:
+            # Indexes built before format 2 know the model by the fingerprint of its file.
+            model.legacy_fingerprint = _digest(
+                _architecture(payload["config"], _LEGACY_RUNTIME_FIELDS), payload["state_dict"]
             )
-        config = ModelConfig.from_dict(payload["config"])
-        model = cls.from_config(config, load_pretrained=False)
+        return model
+
+    def load_weights(self, state_dict: Mapping[str, torch.Tensor], source: str = "") -> None:
+        """Load a state dict of this model or of a model saved before the towers were keyed
+        by modality (its names are mapped; its logit scale, now the loss's, is dropped)."""
+        state = {}
+        for key, value in state_dict.items():
+            if key == "log_logit_scale":
+                continue
+            for old, new in _LEGACY_PREFIXES.items():
+                if key.startswith(old):
+                    key = new + key[len(old) :]
+                    break
+            state[key] = value
         try:
-            model.load_state_dict(payload["state_dict"], strict=True)
+            self.load_state_dict(state, strict=True)
         except RuntimeError as err:
-            raise CheckpointError(f"weights in {path} do not fit its config: {err}") from err
-        return model.to(map_location)
+            raise CheckpointError(
+                f"weights in {source or 'the checkpoint'} do not fit its config: {err}"
+            ) from err
 
     def fingerprint(self) -> str:
         """SHA-256 (hex) of the architecture config and every weight (names, dtypes,
         shapes, bytes). Equal fingerprints ⇒ equal embeddings; a retrieval index stores it
         to refuse queries from a different model."""
-        arch = {k: v for k, v in self.config.to_dict().items() if k not in _RUNTIME_FIELDS}
-        digest = hashlib.sha256(json.dumps(arch, sort_keys=True, default=str).encode())
-        for name, tensor in sorted(self.state_dict().items()):
-            t = tensor.detach().cpu().contiguous()
-            digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-            digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-        return digest.hexdigest()
+        return _digest(_architecture(self.config.to_dict(), _RUNTIME_FIELDS), self.state_dict())
+
+
+# The runtime fields under their names before the towers were keyed by modality.
+_LEGACY_RUNTIME_FIELDS = (
+    "freeze_video_backbone",
+    "freeze_audio_backbone",
+    "video_pretrained",
+    "audio_pretrained",
+)
+
+
+def _architecture(config: Mapping[str, Any], runtime: tuple[str, ...]) -> dict[str, Any]:
+    return {k: v for k, v in config.items() if k not in runtime}
+
+
+def _digest(arch: Mapping[str, Any], state: Mapping[str, torch.Tensor]) -> str:
+    digest = hashlib.sha256(json.dumps(arch, sort_keys=True, default=str).encode())
+    for name, tensor in sorted(state.items()):
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()

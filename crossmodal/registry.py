@@ -119,8 +119,11 @@ class Registry(Generic[T]):
             options = ", ".join(
                 k if v is ... else f"{k}={v!r}" for k, v in self.options(name).items()
             )
+            unknown = sorted(set(kwargs) - set(self.options(name)))
+            # Name the unknown options themselves; TypeError's text names only the first.
+            problem = f"no option {', '.join(map(repr, unknown))}" if unknown else str(exc)
             raise BadArgumentsError(
-                f"bad arguments for {self.family} {name!r}: {exc}; options: {options or 'none'}"
+                f"bad arguments for {self.family} {name!r}: {problem}; options: {options or 'none'}"
             ) from None
 
     def create(self, name: str, /, **kwargs: Any) -> T:

@@ -1,23 +1,27 @@
 """Video and music encoders (installed as ``crossmodal.encoders``).
 
 ``create_encoder(name, pretrained=None, **overrides)`` builds one by name,
-``list_encoders(modality=None)`` lists them. Every encoder is an :class:`Encoder` with
-``modality``, ``output_dim`` and its input spec (``video_spec`` or ``audio_spec``).
+``list_encoders(modality=None)`` lists them (``"video"`` or ``"music"``). Every encoder
+is an :class:`Encoder` with ``modality``, ``output_dim`` and its input spec
+(``video_spec`` or ``audio_spec``). An unknown name raises
+:class:`~crossmodal.registry.UnknownNameError`, as in every registry.
 """
 
 from __future__ import annotations
 
 from crossmodal.encoders.base import (
-    AudioEncoder,
+    MODALITIES,
     Encoder,
     EncoderInputError,
+    Modality,
+    MusicEncoder,
     VideoEncoder,
     normalize_frames,
 )
-from crossmodal.encoders.heads import LinearHead, MLPHead, build_head
+from crossmodal.encoders.heads import HEADS, LinearHead, MLPHead, build_head
 from crossmodal.encoders.pretrained import PretrainedError, PretrainedUnavailableError
 from crossmodal.encoders.registry import (
-    UnknownEncoderError,
+    ENCODERS,
     create_encoder,
     encoder_options,
     get_entry,
@@ -26,14 +30,17 @@ from crossmodal.encoders.registry import (
 )
 
 __all__ = [
-    "AudioEncoder",
+    "ENCODERS",
+    "HEADS",
+    "MODALITIES",
     "Encoder",
     "EncoderInputError",
     "LinearHead",
     "MLPHead",
+    "Modality",
+    "MusicEncoder",
     "PretrainedError",
     "PretrainedUnavailableError",
-    "UnknownEncoderError",
     "VideoEncoder",
     "build_head",
     "create_encoder",

@@ -10,7 +10,9 @@ from torch import nn
 from crossmodal.data.specs import AudioSpec, VideoSpec
 from crossmodal.errors import CrossmodalError
 
-Modality = Literal["video", "audio"]
+Modality = Literal["video", "music"]
+# The modalities in the order every two-tower structure lists them.
+MODALITIES: tuple[Modality, ...] = ("video", "music")
 
 
 class EncoderInputError(CrossmodalError, ValueError):
@@ -24,11 +26,6 @@ class Encoder(nn.Module):
     ``audio_spec``). The registry sets ``name`` and ``init_kwargs``: calling
     ``create_encoder(name, **init_kwargs)`` rebuilds the same architecture (random
     weights), which is how a saved model is rebuilt before its weights are loaded.
-
-    ``precompute``/``embed_precomputed`` split ``forward`` into a deterministic,
-    parameter-free part and the trainable rest. The default split is trivial
-    (identity, then ``forward``); encoders with an expensive fixed front-end (librosa
-    descriptors) override both so that a trainer may cache ``precompute``'s output.
     """
 
     modality: ClassVar[Modality]
@@ -68,14 +65,6 @@ class Encoder(nn.Module):
     def describe(self) -> str:
         return f"encoder {self.name or type(self).__name__!r}"
 
-    def precompute(self, x: torch.Tensor) -> torch.Tensor:
-        """The fixed (cacheable, untrained) first part of ``forward``; identity here."""
-        return x
-
-    def embed_precomputed(self, precomputed: torch.Tensor) -> torch.Tensor:
-        """The trainable rest of ``forward``: ``forward(x) == embed_precomputed(precompute(x))``."""
-        return self(precomputed)
-
     def num_parameters(self, trainable_only: bool = False) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
 
@@ -108,10 +97,11 @@ class VideoEncoder(Encoder):
         return normalize_frames(frames, self.video_spec).to(device)
 
 
-class AudioEncoder(Encoder):
-    """Takes a waveform (B, S) or a log-mel (B, n_mels, frames), per ``audio_spec``."""
+class MusicEncoder(Encoder):
+    """Takes a waveform (B, S) or a log-mel (B, n_mels, frames), per ``audio_spec`` (the
+    data layer's decoding spec: music files and video soundtracks decode the same way)."""
 
-    modality: ClassVar[Modality] = "audio"
+    modality: ClassVar[Modality] = "music"
     audio_spec: AudioSpec
 
     @property

@@ -6,14 +6,15 @@ their output.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 from torch import nn
 
-HeadKind = Literal["linear", "mlp"]
+from crossmodal.registry import Registry
+
+HEADS: Registry[nn.Module] = Registry("head")
 
 
+@HEADS.register("linear")
 class LinearHead(nn.Module):
     """``y = W x + b`` with ``W`` of shape (D, F)."""
 
@@ -25,6 +26,7 @@ class LinearHead(nn.Module):
         return self.proj(features)
 
 
+@HEADS.register("mlp")
 class MLPHead(nn.Module):
     """``y = W2 · dropout(GELU(LayerNorm(W1 x + b1))) + b2`` with a hidden width of
     ``hidden_dim`` (default: ``max(in_dim, out_dim)``)."""
@@ -49,9 +51,9 @@ class MLPHead(nn.Module):
 def build_head(
     kind: str, in_dim: int, out_dim: int, hidden_dim: int | None = None, dropout: float = 0.0
 ) -> nn.Module:
-    """``"linear"`` → :class:`LinearHead`, ``"mlp"`` → :class:`MLPHead`."""
-    if kind == "linear":
-        return LinearHead(in_dim, out_dim)
-    if kind == "mlp":
-        return MLPHead(in_dim, out_dim, hidden_dim, dropout)
-    raise ValueError(f"head must be 'linear' or 'mlp', got {kind!r}")
+    """The head registered as ``kind`` (``"linear"`` → :class:`LinearHead`, ``"mlp"`` →
+    :class:`MLPHead`); ``hidden_dim``/``dropout`` go to the heads that take them.
+    An unknown kind raises :class:`~crossmodal.registry.UnknownNameError`."""
+    wanted = {"hidden_dim": hidden_dim, "dropout": dropout}
+    options = {k: v for k, v in wanted.items() if k in HEADS.options(kind)}
+    return HEADS.create(kind, in_dim=in_dim, out_dim=out_dim, **options)

@@ -184,6 +184,18 @@ def torchvision_state_dict(model_name: str, pretrained: str) -> dict[str, torch.
     return weights.get_state_dict(progress=False)
 
 
+def load_torchvision_weights(
+    module: torch.nn.Module, arch: str, head_attr: str, pretrained: str | os.PathLike[str]
+) -> None:
+    """Load torchvision ``arch`` weights (a file or a weights name) into ``module``, the
+    torchvision network whose classifier ``head_attr`` was replaced by ``Identity``
+    (the classifier's weights are left out)."""
+    state = torchvision_state_dict(arch, os.fspath(pretrained))
+    head = f"{head_attr}."
+    kept = {k: v for k, v in state.items() if not k.startswith(head)}
+    load_into(module, kept, str(pretrained))
+
+
 def load_encoder_state(
     module: torch.nn.Module, pretrained: str | os.PathLike[str], name: str
 ) -> None:

@@ -1,8 +1,8 @@
-"""CrossModalModel: shapes, normalisation, logit scale, freezing, save/load, fingerprint."""
+"""CrossModalModel: shapes, normalisation, freezing, save/load (and files of earlier
+versions), fingerprint."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import pytest
@@ -23,7 +23,7 @@ SMALL_AUDIO = {
 
 def small_config(**changes: object) -> ModelConfig:
     base = ModelConfig(
-        video_overrides=dict(SMALL_VIDEO), audio_overrides=dict(SMALL_AUDIO), embed_dim=16
+        video_overrides=dict(SMALL_VIDEO), music_overrides=dict(SMALL_AUDIO), embed_dim=16
     )
     for key, value in changes.items():
         setattr(base, key, value)
@@ -35,8 +35,8 @@ def batch(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     generator = torch.Generator().manual_seed(seed)
     return (
-        model.video_encoder.example_input(size, generator=generator),
-        model.audio_encoder.example_input(size, generator=generator),
+        model.encoders["video"].example_input(size, generator=generator),
+        model.encoders["music"].example_input(size, generator=generator),
     )
 
 
@@ -47,77 +47,66 @@ def test_forward_gives_unit_norm_embeddings_of_the_shared_width() -> None:
     assert video_emb.shape == audio_emb.shape == (4, 16)
     torch.testing.assert_close(video_emb.norm(dim=1), torch.ones(4))
     torch.testing.assert_close(audio_emb.norm(dim=1), torch.ones(4))
-    # forward is encode_video/encode_audio, and those are head ∘ backbone
+    # forward is encode per modality, and that is project ∘ backbone
     model.eval()
     with torch.no_grad():
         torch.testing.assert_close(
-            model.encode_video(video), model.head_video(model.backbone_video(video))
+            model.encode("video", video), model.project("video", model.backbone("video", video))
         )
-        expected = F.normalize(model.audio_head(model.audio_encoder(audio)), dim=-1)
-        torch.testing.assert_close(model.encode_audio(audio), expected)
+        expected = F.normalize(model.heads["music"](model.encoders["music"](audio)), dim=-1)
+        torch.testing.assert_close(model.encode("music", audio), expected)
+        features = (model.backbone("video", video), model.backbone("music", audio))
+        from_features = model(*features, from_features=True)
+        torch.testing.assert_close(from_features[0], model.encode("video", video))
+        torch.testing.assert_close(from_features[1], expected)
 
 
 @pytest.mark.parametrize("head", ["linear", "mlp"])
 def test_heads_have_the_documented_structure(head: str) -> None:
     model = CrossModalModel.from_config(small_config(head=head, head_hidden_dim=24))
-    video_dim = model.video_encoder.output_dim
+    video_dim = model.encoders["video"].output_dim
     if head == "linear":
-        assert sum(p.numel() for p in model.video_head.parameters()) == video_dim * 16 + 16
+        assert sum(p.numel() for p in model.heads["video"].parameters()) == video_dim * 16 + 16
     else:
-        layers = [type(m).__name__ for m in model.video_head.net]
+        layers = [type(m).__name__ for m in model.heads["video"].net]
         assert layers == ["Linear", "LayerNorm", "GELU", "Dropout", "Linear"]
-        assert model.video_head.net[0].weight.shape == (24, video_dim)
-
-
-def test_logit_scale_starts_at_one_over_0_07_and_is_clamped_at_100() -> None:
-    model = CrossModalModel.from_config(small_config())
-    assert model.logit_scale().item() == pytest.approx(1 / 0.07, rel=1e-6)
-    assert model.log_logit_scale.requires_grad
-    with torch.no_grad():
-        model.log_logit_scale.fill_(math.log(500.0))
-    assert model.logit_scale().item() == pytest.approx(100.0, rel=1e-6)
-    # past the clamp there is no gradient pushing it further
-    model.logit_scale().backward()
-    assert model.log_logit_scale.grad.item() == 0.0
-    fixed = CrossModalModel.from_config(
-        small_config(learn_logit_scale=False, logit_scale_init=10.0)
-    )
-    assert not fixed.log_logit_scale.requires_grad
-    assert fixed.logit_scale().item() == pytest.approx(10.0, rel=1e-6)
+        assert model.heads["video"].net[0].weight.shape == (24, video_dim)
 
 
 def test_frozen_backbone_gets_no_gradients_and_keeps_its_batchnorm_statistics() -> None:
     model = CrossModalModel.from_config(small_config())
-    model.freeze_backbones(video=True, audio=False)
+    model.freeze_backbones(["video"])
     assert model.is_backbone_frozen("video")
-    assert not model.is_backbone_frozen("audio")
+    assert not model.is_backbone_frozen("music")
     model.train()
-    assert not model.video_encoder.training
-    assert model.audio_encoder.training
-    stats_before = {k: v.clone() for k, v in model.video_encoder.state_dict().items()}
+    assert not model.encoders["video"].training
+    assert model.encoders["music"].training
+    stats_before = {k: v.clone() for k, v in model.encoders["video"].state_dict().items()}
     video, audio = batch(model)
     video_emb, audio_emb = model(video, audio)
-    (model.logit_scale() * video_emb @ audio_emb.T).logsumexp(dim=1).mean().backward()
-    assert all(p.grad is None for p in model.video_encoder.parameters())
-    assert all(p.grad is not None for p in model.video_head.parameters())
-    assert all(p.grad is not None for p in model.audio_encoder.parameters())
-    for key, value in model.video_encoder.state_dict().items():
+    (video_emb @ audio_emb.T / 0.07).logsumexp(dim=1).mean().backward()
+    assert all(p.grad is None for p in model.encoders["video"].parameters())
+    assert all(p.grad is not None for p in model.heads["video"].parameters())
+    assert all(p.grad is not None for p in model.encoders["music"].parameters())
+    for key, value in model.encoders["video"].state_dict().items():
         torch.testing.assert_close(value, stats_before[key], msg=key)
     # frozen backbone features carry no graph: they can be cached and fed to the head
-    assert not model.backbone_video(video).requires_grad
+    assert not model.backbone("video", video).requires_grad
     model.unfreeze_backbones()
     assert not model.is_backbone_frozen("video")
-    assert model.video_encoder.training
-    assert all(p.requires_grad for p in model.video_encoder.parameters())
+    assert model.encoders["video"].training
+    assert all(p.requires_grad for p in model.encoders["video"].parameters())
+    with pytest.raises(ValueError, match="modality must be one of video, music, got 'audio'"):
+        model.freeze_backbones(["audio"])
 
 
 def test_freeze_from_config_and_is_recorded_when_saved(tmp_path: Path) -> None:
-    model = CrossModalModel.from_config(small_config(freeze_audio_backbone=True))
-    assert model.is_backbone_frozen("audio")
+    model = CrossModalModel.from_config(small_config(freeze_music_backbone=True))
+    assert model.is_backbone_frozen("music")
     assert not model.is_backbone_frozen("video")
     model.save(tmp_path / "m.pt")
     loaded = CrossModalModel.load(tmp_path / "m.pt")
-    assert loaded.is_backbone_frozen("audio")
+    assert loaded.is_backbone_frozen("music")
     assert not loaded.is_backbone_frozen("video")
 
 
@@ -138,9 +127,8 @@ def test_save_load_round_trip_gives_identical_embeddings(tmp_path: Path) -> None
     assert loaded.config == model.config
     video, audio = batch(model, seed=2)
     with torch.no_grad():
-        assert torch.equal(loaded.encode_video(video), model.encode_video(video))
-        assert torch.equal(loaded.encode_audio(audio), model.encode_audio(audio))
-    assert loaded.logit_scale().item() == model.logit_scale().item()
+        assert torch.equal(loaded.encode("video", video), model.encode("video", video))
+        assert torch.equal(loaded.encode("music", audio), model.encode("music", audio))
     assert loaded.fingerprint() == model.fingerprint()
     # the file holds primitives and tensors only: a weights_only load reads it
     payload = torch.load(path, weights_only=True)
@@ -157,7 +145,7 @@ def test_fingerprint_follows_weights_and_architecture_not_freezing() -> None:
     b.freeze_backbones()
     assert a.fingerprint() == b.fingerprint()
     with torch.no_grad():
-        next(b.audio_head.parameters()).view(-1)[0] += 1e-6
+        next(b.heads["music"].parameters()).view(-1)[0] += 1e-6
     assert a.fingerprint() != b.fingerprint()
     torch.manual_seed(0)
     c = CrossModalModel.from_config(small_config(head_dropout=0.1))
@@ -211,7 +199,77 @@ def test_wrong_modalities_are_refused() -> None:
     from crossmodal.errors import CrossmodalError
 
     config = ModelConfig(
-        video_encoder="audio_tiny", video_overrides={}, audio_overrides=dict(SMALL_AUDIO)
+        video_encoder="audio_tiny", video_overrides={}, music_overrides=dict(SMALL_AUDIO)
     )
     with pytest.raises(CrossmodalError, match="video_encoder must name a video encoder"):
         CrossModalModel.from_config(config)
+
+
+LEGACY = Path(__file__).parent / "fixtures" / "legacy_model"
+
+
+@pytest.mark.parametrize("name", ["model.pt", "last.pt"])
+def test_files_written_before_the_music_rename_load_and_embed_the_same(name: str) -> None:
+    # written by main's code before the towers were keyed by modality and the logit
+    # scale moved to the loss (tests/fixtures/legacy_model/README.md)
+    reference = torch.load(LEGACY / "embeddings.pt", weights_only=True)
+    model = CrossModalModel.load(LEGACY / name).eval()
+    assert model.config.music_encoder == "audio_tiny"
+    assert model.config.music_overrides["n_mels"] == 8
+    assert model.is_backbone_frozen("music")
+    assert not model.is_backbone_frozen("video")
+    with torch.no_grad():
+        video_emb, music_emb = model(reference["video"], reference["audio"])
+    torch.testing.assert_close(video_emb, reference["video_emb"], rtol=0, atol=1e-6)
+    torch.testing.assert_close(music_emb, reference["music_emb"], rtol=0, atol=1e-6)
+    # an index built then knows the model by its old fingerprint
+    assert model.legacy_fingerprint == reference["fingerprint"]
+    assert model.fingerprint() != reference["fingerprint"]
+
+
+def test_a_legacy_model_saved_again_is_written_in_todays_names(tmp_path: Path) -> None:
+    CrossModalModel.load(LEGACY / "model.pt").save(tmp_path / "m.pt")
+    payload = torch.load(tmp_path / "m.pt", weights_only=True)
+    assert payload["format_version"] == 2
+    assert "music_encoder" in payload["config"]
+    assert "audio_encoder" not in payload["config"]
+    assert "log_logit_scale" not in payload["state_dict"]
+    assert any(k.startswith("encoders.music.") for k in payload["state_dict"])
+    assert CrossModalModel.load(tmp_path / "m.pt").legacy_fingerprint is None
+
+
+def test_config_with_the_former_audio_names_loads_and_both_names_is_an_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    config = ModelConfig.from_dict(
+        {"audio_encoder": "logmel_cnn", "freeze_audio_backbone": True, "logit_scale_init": 20.0}
+    )
+    assert config.music_encoder == "logmel_cnn"
+    assert config.freeze_music_backbone
+    # the retired logit scale settings: a warning only when one was set to a new value
+    assert "ignoring logit_scale_init: the learnable temperature belongs to" in caplog.text
+    caplog.clear()
+    ModelConfig.from_dict({"logit_scale_init": 1 / 0.07, "learn_logit_scale": True})
+    assert caplog.text == ""
+    with pytest.raises(ValueError, match="audio_encoder is the former name of music_encoder"):
+        ModelConfig.from_dict({"audio_encoder": "logmel_cnn", "music_encoder": "audio_tiny"})
+
+
+def test_yaml_and_overrides_with_the_former_audio_names_still_configure_the_music_tower(
+    tmp_path: Path,
+) -> None:
+    from crossmodal.config import load_config
+    from crossmodal.training.config import TrainConfig
+
+    (tmp_path / "old.yaml").write_text(
+        "model:\n  audio_encoder: logmel_cnn\n  logit_scale_init: 20.0\n"
+    )
+    cfg = load_config(
+        TrainConfig,
+        tmp_path / "old.yaml",
+        ["--model.audio_overrides", '{"seconds": 1.0}', "--freeze_audio_backbone"],
+    )
+    assert cfg.model.music_encoder == "logmel_cnn"
+    assert cfg.model.music_overrides == {"seconds": 1.0}
+    assert cfg.model.freeze_music_backbone
+    assert load_config(TrainConfig).model.music_encoder == "audio_tiny"

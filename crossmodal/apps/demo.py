@@ -12,16 +12,17 @@ from typing import Any
 
 import numpy as np
 
-from crossmodal.config import load_config
+from crossmodal.apps.pipeline import Pipeline, PipelineConfig
 from crossmodal.fileio import atomic_write_text
-from crossmodal.logging_utils import progress_disabled
-from crossmodal.training.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class DemoConfig:
+    """The demo's corpus size and split, seed, training budget, corpus workers, and how
+    many example queries (``examples``) with how many results each (``k``)."""
+
     out: Path
     clips: int = 1000
     split: tuple[int, int, int] = (700, 100, 200)
@@ -32,6 +33,18 @@ class DemoConfig:
     examples: int = 4
     k: int = 5
 
+    def pipeline_config(self) -> PipelineConfig:
+        """The shared pipeline's settings for this demo (no long-clip library)."""
+        return PipelineConfig(
+            clips=self.clips,
+            split=self.split,
+            seed=self.seed,
+            epochs=self.epochs,
+            batch_size=min(64, self.split[0]),
+            train_minutes=self.train_minutes,
+            workers=self.workers,
+        )
+
 
 def _step(name: str, timings: dict[str, float], started: float) -> None:
     timings[name] = round(time.perf_counter() - started, 1)
@@ -39,82 +52,39 @@ def _step(name: str, timings: dict[str, float], started: float) -> None:
 
 
 def run_demo(cfg: DemoConfig) -> Path:
-    """Run every stage; returns the report path. Re-running reuses the corpus."""
-    from crossmodal.data import PairedClipDataset, read_manifest
-    from crossmodal.data.synth.corpus import SynthConfig, generate_corpus
+    """Run every stage; returns the report path. Re-running reuses what the pipeline
+    already built for the same settings (corpus, model, index)."""
     from crossmodal.evaluation.crossmodal_eval import evaluate_embeddings, format_report
     from crossmodal.inference import embed_dataset
-    from crossmodal.model import CrossModalModel
-    from crossmodal.retrieval.indexer import Indexer, library_files
     from crossmodal.retrieval.recommender import Recommender
-    from crossmodal.training.trainer import train
 
     out = cfg.out
     out.mkdir(parents=True, exist_ok=True)
+    pipeline = Pipeline(cfg.pipeline_config(), out)
     timings: dict[str, float] = {}
     total_start = time.perf_counter()
 
     # 1. corpus
     t = time.perf_counter()
-    corpus = out / "corpus"
-    manifest = corpus / "manifest.jsonl"
-    synth_cfg = SynthConfig(
-        clips=cfg.clips, seed=cfg.seed, split=tuple(float(x) for x in cfg.split)
-    )
-    if manifest.exists() and len(read_manifest(manifest)) == cfg.clips:
-        log.info("reusing the corpus in %s", corpus)
-    else:
-        generate_corpus(
-            corpus, synth_cfg, workers=cfg.workers, overwrite=True, progress=not progress_disabled()
-        )
+    pipeline.corpus()
     _step("corpus", timings, t)
-    records = read_manifest(manifest)
-    labels = sorted({r.label for r in records if r.label})
-    test_records = [r for r in records if r.split == "test"]
+    records = pipeline.records()
+    test_records = pipeline.records("test")
 
     # 2. train (the trainer's own validation uses the val split)
     t = time.perf_counter()
-    run_dir = out / "run"
-    train_cfg = load_config(
-        TrainConfig,
-        None,
-        [
-            "--data.manifest",
-            str(manifest),
-            "--epochs",
-            str(cfg.epochs),
-            "--max_minutes",
-            str(cfg.train_minutes),
-            "--seed",
-            str(cfg.seed),
-            "--batch_size",
-            str(min(64, cfg.split[0])),
-            "--data.cache_dir",
-            str(out / "cache"),
-        ],
-    )
-    if run_dir.exists():
-        import shutil
-
-        shutil.rmtree(run_dir)
-    untrained = CrossModalModel.from_config(train_cfg.model)
-    result = train(train_cfg, run_dir)
+    pipeline.model()
     _step("train", timings, t)
+    training = json.loads((pipeline.run_dir / "summary.json").read_text())
 
     # 3. evaluate untrained and trained on the test split
     t = time.perf_counter()
-    trained = CrossModalModel.load(run_dir / "model.pt")
-    test_set = PairedClipDataset(
-        test_records,
-        trained.video_spec,
-        trained.audio_spec,
-        train=False,
-        labels=labels,
-        cache=out / "cache",
-    )
     reports = {}
-    for name, model in (("untrained", untrained), ("trained", trained)):
-        embedded = embed_dataset(model, test_set, batch_size=64, desc=f"test ({name})")
+    for name in ("untrained", "trained"):
+        model = pipeline.load_model(trained=name == "trained")
+        embedded = embed_dataset(
+            model, pipeline.dataset("test", model), batch_size=64, desc=f"test ({name})"
+        )
         reports[name] = evaluate_embeddings(
             embedded.video, embedded.music, embedded.tracks, embedded.labels
         )
@@ -123,15 +93,7 @@ def run_demo(cfg: DemoConfig) -> Path:
 
     # 4. index the test split's music and videos
     t = time.perf_counter()
-    index_dir = out / "index"
-    indexer = Indexer(trained, index_dir)
-    indexer.index(
-        {
-            "music": library_files(manifest, "music", "test"),
-            "video": library_files(manifest, "video", "test"),
-        },
-        rebuild=True,
-    )
+    index_dir = pipeline.index()
     _step("index", timings, t)
 
     # 5. recommendations for a few test videos, and videos for a few tracks
@@ -162,7 +124,9 @@ def run_demo(cfg: DemoConfig) -> Path:
     # 6. report
     from crossmodal.apps.demo_report import write_report
 
-    report_path = write_report(out, reports, examples, reverse, result, timings, len(records))
+    report_path = write_report(
+        out, reports, examples, reverse, training, pipeline.run_dir, timings, len(records)
+    )
     print_summary(reports, examples, timings, report_path, format_report)
     return report_path
 

@@ -33,7 +33,8 @@ def write_report(
     reports: dict[str, Any],
     examples: list[dict],
     reverse: list[dict],
-    result: Any,
+    training: dict[str, Any],
+    run_dir: Path,
     timings: dict[str, float],
     corpus_size: int,
 ) -> Path:
@@ -41,7 +42,8 @@ def write_report(
     trained, untrained = reports["trained"], reports["untrained"]
     report.paragraph(
         f"Synthetic corpus of {corpus_size} music videos (6 moods); the model was trained for "
-        f"{result.train_seconds / 60:.1f} min ({result.epochs_done} epochs, {result.steps} steps) "
+        f"{training['train_seconds'] / 60:.1f} min ({training['epochs_done']} epochs, "
+        f"{training['steps']} steps) "
         f"on this machine, then evaluated on the {trained['gallery_size']}-clip test split, where "
         "each video must find its own soundtrack among all test tracks and back."
     )
@@ -78,7 +80,7 @@ def write_report(
             f"music→video {cat['music_to_video']['P@1']:.3f} (chance {cat['chance_P@1']:.3f}); "
             f"NMI of the joint space {cat.get('NMI', float('nan')):.3f}."
         )
-    curves = out / "run" / "curves.png"
+    curves = run_dir / "curves.png"
     if curves.is_file():
         report.heading("Training curves")
         report.image(curves, alt="training curves")

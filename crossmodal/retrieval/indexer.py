@@ -145,10 +145,10 @@ class Indexer:
             chunk = starts[i : i + self.batch_size]
             if modality == "video":
                 frames = load_video_windows(path, self.model.video_spec, chunk, self.window)
-                rows.append(self.model.encode_video(frames.to(self.device)).float().cpu())
+                rows.append(self.model.encode("video", frames.to(self.device)).float().cpu())
             else:
                 audio = load_audio_windows(path, self.model.audio_spec, chunk)
-                rows.append(self.model.encode_audio(audio.to(self.device)).float().cpu())
+                rows.append(self.model.encode("music", audio.to(self.device)).float().cpu())
         vectors = np.ascontiguousarray(torch.cat(rows).numpy(), dtype=np.float32)
         return duration, starts, vectors
 

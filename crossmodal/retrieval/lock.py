@@ -35,10 +35,15 @@ def pid_alive(pid: int) -> bool:
 
 
 class WriterLock:
-    """Exclusive, non-blocking writer lock on ``path``; use as a context manager or acquire/release."""
+    """Exclusive writer lock on ``path``; use as a context manager or acquire/release.
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    Non-blocking by default (a second writer is refused); ``wait=True`` waits for the
+    holder instead (build-once stages, where the second process reuses the first's work).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, wait: bool = False) -> None:
         self.path = Path(path)
+        self.wait = wait
         self._fd: int | None = None
 
     @property
@@ -51,7 +56,7 @@ class WriterLock:
             raise RuntimeError(f"{self.path} is already locked by this object")
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX if self.wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as err:
             holder = _read_holder(fd)
             os.close(fd)

@@ -72,7 +72,8 @@ class Recommender:
                 "index with `crossmodal index --rebuild`"
             )
         model = CrossModalModel.load(model_file, map_location=device)
-        if model.fingerprint() != fingerprint:
+        # An index built before checkpoint format 2 stored the fingerprint of that file.
+        if fingerprint not in (model.fingerprint(), model.legacy_fingerprint):
             raise CrossmodalError(f"the model file in {index_dir} does not match its index")
         store.close()
         return cls(IndexStore.open(index_dir, fingerprint=fingerprint), model, device)

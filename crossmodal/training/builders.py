@@ -4,7 +4,6 @@ datasets, per-epoch batch lists and the optimiser."""
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,49 +11,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from crossmodal.data.splits import check_media_exist
 from crossmodal.errors import CrossmodalError
+from crossmodal.fileio import user_cache_dir
 from crossmodal.training.config import TrainConfig
 
 log = logging.getLogger(__name__)
-
-
-def default_cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/crossmodal/features`` (``~/.cache/crossmodal/features``)."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "crossmodal" / "features"
-
-
-def check_media_exist(records: list) -> None:
-    """One error listing every clip whose video or music file is missing (the first 50,
-    then a count)."""
-    missing = []
-    for record in records:
-        for path in dict.fromkeys((record.video, record.music)):
-            if not Path(path).is_file():
-                missing.append(f"  {record.id}: {path}")
-    if missing:
-        shown = "\n".join(missing[:50])
-        more = f"\n  … and {len(missing) - 50} more" if len(missing) > 50 else ""
-        raise CrossmodalError(
-            f"{len(missing)} media file(s) of the manifest are missing:\n{shown}{more}"
-        )
-
-
-def split_records(records: list, split: str, manifest: str) -> list:
-    """The records of ``split`` (every record for ``"all"``), or an error naming the
-    splits present."""
-    if split == "all":
-        return list(records)
-    chosen = [r for r in records if r.split == split]
-    if not chosen:
-        present = sorted({r.split for r in records if r.split})
-        hint = (
-            f"splits present: {', '.join(present)}"
-            if present
-            else "its clips have no split; use --split all"
-        )
-        raise CrossmodalError(f"split {split!r} of {manifest} has no clips ({hint})")
-    return chosen
 
 
 def build_datasets(
@@ -63,10 +25,10 @@ def build_datasets(
     """(train, val or None) :class:`~crossmodal.data.PairedClipDataset` of the manifest.
 
     Without a val split, one is carved from the training clips (see
-    :mod:`crossmodal.training.carve`; kept in ``run_dir``, written there when ``write``).
+    :mod:`crossmodal.data.carve`; kept in ``run_dir``, written there when ``write``).
     """
     from crossmodal.data import PairedClipDataset, read_manifest
-    from crossmodal.training.carve import with_val_split
+    from crossmodal.data.carve import with_val_split
 
     if not cfg.data.manifest:
         raise CrossmodalError("no training data: pass --data MANIFEST.jsonl or a folder of videos")
@@ -101,7 +63,9 @@ def build_datasets(
     if cfg.data.val_max_clips:
         val_records = val_records[: cfg.data.val_max_clips]
     check_media_exist(train_records + val_records)
-    common = dict(cache=cfg.data.cache_dir or default_cache_dir(), on_error=cfg.data.on_error)
+    common = dict(
+        cache=cfg.data.cache_dir or user_cache_dir("features"), on_error=cfg.data.on_error
+    )
     train = PairedClipDataset(
         train_records,
         video_spec,

@@ -2,8 +2,9 @@
 
 Typical use inside a DDP training step (each rank holds its local batch)::
 
-    video_all, labels_all = gather_embeddings(video_emb, labels)
-    music_all, _ = gather_embeddings(music_emb, labels)
+    video_all = all_gather_with_grad(video_emb)
+    music_all = all_gather_with_grad(music_emb)
+    labels_all = all_gather_no_grad(labels)
     loss = objective(video_all, labels_all, music_all, labels_all)
     loss.backward()
 
@@ -29,16 +30,6 @@ from torch import Tensor
 def is_distributed() -> bool:
     """True inside an initialised process group with more than one process."""
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-
-
-def world_size() -> int:
-    """Number of processes (1 outside ``torch.distributed``)."""
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-
-
-def rank() -> int:
-    """This process's rank (0 outside ``torch.distributed``)."""
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
 
 def _gather_sizes(tensor: Tensor, group: dist.ProcessGroup | None) -> list[int]:
@@ -94,10 +85,3 @@ def all_gather_no_grad(tensor: Tensor, group: dist.ProcessGroup | None = None) -
         return tensor
     with torch.no_grad():
         return _gather_padded(tensor, _gather_sizes(tensor, group), group)
-
-
-def gather_embeddings(
-    embeddings: Tensor, labels: Tensor, group: dist.ProcessGroup | None = None
-) -> tuple[Tensor, Tensor]:
-    """All-gather (embeddings with gradients, labels without), in rank order."""
-    return all_gather_with_grad(embeddings, group), all_gather_no_grad(labels, group)

@@ -1,5 +1,5 @@
 """Frozen-backbone training: backbone features computed once per clip (and kept in the
-feature cache), only the heads train."""
+feature cache), only the heads train (``model(video, music, from_features=True)``)."""
 
 from __future__ import annotations
 
@@ -9,26 +9,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 from tqdm import tqdm
 
 from crossmodal.logging_utils import progress_disabled
 
 log = logging.getLogger(__name__)
-
-
-class HeadPair(nn.Module):
-    """``forward(video_features, audio_features)`` → both heads' embeddings, so that DDP
-    (which needs a ``forward``) can wrap the trainable part alone."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(
-        self, video_features: torch.Tensor, audio_features: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.model.head_video(video_features), self.model.head_audio(audio_features)
 
 
 class FrozenFeatures:
@@ -119,8 +104,9 @@ class FrozenFeatures:
         keys: list[str] = []
         if cache is not None:
             backbones = {
-                "video_backbone": module_fingerprint(model.video_encoder),
-                "audio_backbone": module_fingerprint(model.audio_encoder),
+                # the cache's key names, kept so that existing caches stay valid
+                "video_backbone": module_fingerprint(model.encoders["video"]),
+                "audio_backbone": module_fingerprint(model.encoders["music"]),
             }
             for i, record in enumerate(fixed.records):
                 key = cache.key(record.video, _feature_params(fixed, record, windows, backbones))
@@ -147,8 +133,12 @@ class FrozenFeatures:
                 leave=False,
             )
             for batch in bar:
-                parts["video"].append(model.backbone_video(batch["video"].to(device)).float().cpu())
-                parts["audio"].append(model.backbone_audio(batch["audio"].to(device)).float().cpu())
+                parts["video"].append(
+                    model.backbone("video", batch["video"].to(device)).float().cpu()
+                )
+                parts["audio"].append(
+                    model.backbone("music", batch["audio"].to(device)).float().cpu()
+                )
                 parts["track"].append(batch["track"])
                 parts["label"].append(batch["label"])
                 parts["id"].extend(batch["id"])

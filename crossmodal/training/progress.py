@@ -48,11 +48,7 @@ class EpochProgress:
         self.done += n
         if self._bar is not None:
             self._bar.update(n)
-        elif (
-            self.enabled
-            and self.done < self.total  # the last batch's line comes from close()
-            and time.monotonic() - self._last_line >= self.interval
-        ):
+        elif self.enabled and time.monotonic() - self._last_line >= self.interval:
             self._line()
 
     def set_postfix(self, **values: str) -> None:

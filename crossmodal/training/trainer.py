@@ -32,18 +32,17 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 from torch import nn
 
-from crossmodal.config import from_dict, to_dict
+from crossmodal.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from crossmodal.config import from_dict, to_dict, to_yaml
 from crossmodal.errors import CrossmodalError
 from crossmodal.fileio import atomic_write_text
 from crossmodal.training import builders
 from crossmodal.training.budget import Budget
-from crossmodal.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from crossmodal.training.config import TrainConfig, config_for_resume
 from crossmodal.training.metrics_log import MetricsLog, plot_curves
-from crossmodal.training.objective import build_objective, keys_of, learned_logit_scale
+from crossmodal.training.objective import build_objective, keys_of
 from crossmodal.training.progress import EpochProgress
 from crossmodal.training.runtime import resolve_device, setup_distributed
 from crossmodal.training.seeding import SeededItems, derive_seed, seed_torch
@@ -126,9 +125,6 @@ class Trainer:
         # The same seed on every rank: identical initial weights, proxies and memories.
         seed_torch(cfg.seed)
         self.model = CrossModalModel.from_config(cfg.model).to(self.device)
-        # The temperature that trains is the objective's (InfoNCE); the model's own
-        # logit scale gets its learned value at every save, not gradients.
-        self.model.log_logit_scale.requires_grad_(False)
         if cfg.frozen_backbones:
             self.model.freeze_backbones()
         self.train_set, self.val_set = builders.build_datasets(
@@ -159,10 +155,6 @@ class Trainer:
             "cuda", enabled=cfg.amp == "fp16" and self.device.type == "cuda"
         )
         self.forward_model: nn.Module = self.model
-        if self.frozen is not None:
-            from crossmodal.training.frozen import HeadPair
-
-            self.forward_model = HeadPair(self.model)
         if self.world > 1:
             from torch.nn.parallel import DistributedDataParallel
 
@@ -221,13 +213,9 @@ class Trainer:
 
     # -- checkpoints -----------------------------------------------------------------------
     def _payload(self) -> dict[str, Any]:
-        scale = learned_logit_scale(self.objective)
-        if scale is not None:
-            with torch.no_grad():
-                self.model.log_logit_scale.copy_(scale.log())
+        # A model checkpoint (CrossModalModel.load reads it) plus the training state.
         return {
-            "model_config": self.model.config_dict(),
-            "model": self.model.state_dict(),
+            **self.model.checkpoint(),
             "objective": self.objective.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
@@ -246,12 +234,12 @@ class Trainer:
 
     def _restore(self, payload: dict[str, Any]) -> None:
         try:
-            self.model.load_state_dict(payload["model"])
+            self.model.load_weights(payload["state_dict"], str(self.run_dir / "last.pt"))
             self.objective.load_state_dict(payload["objective"])
             self.optimizer.load_state_dict(payload["optimizer"])
             self.scheduler.load_state_dict(payload["scheduler"])
             self.scaler.load_state_dict(payload["scaler"])
-        except (KeyError, RuntimeError, ValueError) as err:
+        except (CheckpointError, KeyError, RuntimeError, ValueError) as err:
             raise CheckpointError(
                 f"{self.run_dir / 'last.pt'} does not fit its own config ({err}); the file "
                 "is left as it is"
@@ -313,7 +301,9 @@ class Trainer:
         self, video: torch.Tensor, audio: torch.Tensor, keys: dict[str, torch.Tensor]
     ) -> torch.Tensor:
         with self._autocast():
-            video_emb, music_emb = self.forward_model(video, audio)
+            video_emb, music_emb = self.forward_model(
+                video, audio, from_features=self.frozen is not None
+            )
         video_emb, music_emb = video_emb.float(), music_emb.float()
         if self.world > 1:
             from crossmodal.training.distributed import all_gather_no_grad, all_gather_with_grad
@@ -352,9 +342,7 @@ class Trainer:
         metrics = None
         if self.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(
-                self.run_dir / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False)
-            )
+            atomic_write_text(self.run_dir / "config.yaml", to_yaml(cfg))
             metrics = MetricsLog(self.run_dir, resume_step=self.step if self.step else None)
         started = time.monotonic() - self.train_seconds
         deadline = time.monotonic() + cfg.max_minutes * 60 if cfg.max_minutes else None
@@ -528,7 +516,7 @@ class Trainer:
         payload = load_checkpoint(best, map_location=self.device)
         if payload["step"] == self.step:
             return
-        self.model.load_state_dict(payload["model"])
+        self.model.load_weights(payload["state_dict"], str(best))
         self.objective.load_state_dict(payload["objective"])
         self.optimizer.load_state_dict(payload["optimizer"])
         log.info(

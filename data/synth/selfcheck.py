@@ -68,9 +68,16 @@ class CouplingResult:
 
 
 def rank_metrics(similarity: np.ndarray) -> dict[str, float]:
-    """R@1, R@5, R@10 and the median rank (1 = best) of the diagonal of (N, N) scores."""
-    diagonal = np.diag(similarity)[:, None]
-    ranks = 1 + (similarity > diagonal).sum(axis=1)
+    """R@1, R@5, R@10 and the median rank (1 = best) of the diagonal of (N, N) scores.
+
+    Ranks follow the evaluation's one rule (:func:`crossmodal.evaluation.ranking.rank_chunk`):
+    ties count against the right item, so a constant score earns the worst rank.
+    """
+    from crossmodal.evaluation.ranking import rank_chunk
+
+    n = similarity.shape[0]
+    relevant = torch.eye(n, dtype=torch.bool)
+    ranks = rank_chunk(torch.from_numpy(np.asarray(similarity)), relevant).first_rank.numpy()
     return {
         "R@1": float((ranks <= 1).mean()),
         "R@5": float((ranks <= 5).mean()),

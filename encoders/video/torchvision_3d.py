@@ -10,7 +10,7 @@ from torch import nn
 
 from crossmodal.data.specs import VideoSpec
 from crossmodal.encoders.base import VideoEncoder
-from crossmodal.encoders.pretrained import load_into, torchvision_state_dict
+from crossmodal.encoders.pretrained import load_torchvision_weights
 
 # arch → (attribute holding the classifier, feature width, natural frames, natural size)
 TORCHVISION_3D: dict[str, tuple[str, int, int, int]] = {
@@ -48,7 +48,6 @@ def torchvision_video_encoder(arch: str) -> Callable[..., Video3DEncoder]:
 
     def build(
         *,
-        pretrained: str | os.PathLike[str] | None = None,
         num_frames: int = natural_frames,
         size: int = natural_size,
         fps: float | None = None,
@@ -60,8 +59,6 @@ def torchvision_video_encoder(arch: str) -> Callable[..., Video3DEncoder]:
             network = mvit_v2_s_for(num_frames, size)
         else:
             network = getattr(torchvision.models.video, arch)(weights=None)
-        if pretrained is not None:
-            load_into(network, torchvision_state_dict(arch, os.fspath(pretrained)), str(pretrained))
         setattr(network, head_attr, nn.Identity())
         if arch == "s3d":
             # S3D's fixed (2, 7, 7) average pool needs 224² input; pool whatever is left.
@@ -82,6 +79,17 @@ def torchvision_video_encoder(arch: str) -> Callable[..., Video3DEncoder]:
         f"pretrained= a torchvision state dict file or a weights name such as 'DEFAULT'."
     )
     return build
+
+
+def torchvision_video_weights(arch: str) -> Callable[[Video3DEncoder, str], None]:
+    """The registry's weights loader for :func:`torchvision_video_encoder` ``(arch)``:
+    a torchvision state dict file or weights name into the network."""
+    head_attr = TORCHVISION_3D[arch][0]
+
+    def load(encoder: Video3DEncoder, pretrained: str | os.PathLike[str]) -> None:
+        load_torchvision_weights(encoder.network, arch, head_attr, pretrained)
+
+    return load
 
 
 def mvit_v2_s_for(num_frames: int, size: int) -> nn.Module:

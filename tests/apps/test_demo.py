@@ -45,8 +45,15 @@ def test_demo_runs_every_stage_and_writes_a_report(
     assert any(s.endswith(".mp4") for s in parser.sources)
     for src in parser.sources:
         assert (report.parent / src).is_file(), src
-    # running again reuses the corpus instead of regenerating it
-    manifest = out / "corpus" / "manifest.jsonl"
+    # running again reuses the corpus instead of regenerating it; other training settings
+    # train another model, the same ones reuse it
+    (manifest,) = out.glob("data-*/corpus/manifest.jsonl")
     before = manifest.stat().st_mtime_ns
-    assert main(["-q", "demo", "--out", str(out), "--clips", "30", "--epochs", "1"]) == 0
+    again = ["-q", "demo", "--out", str(out), "--clips", "30", "--epochs", "1", "--workers", "1"]
+    assert main(again) == 0
     assert manifest.stat().st_mtime_ns == before
+    runs = sorted(out.glob("data-*/model-*/summary.json"))
+    assert [json.loads(r.read_text())["epochs_done"] for r in runs] in ([2, 1], [1, 2])
+    stamps = [r.stat().st_mtime_ns for r in runs]
+    assert main(again) == 0
+    assert [r.stat().st_mtime_ns for r in runs] == stamps

@@ -11,13 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from crossmodal.apps.notebooks.assets import (
-    DATA_FIELDS,
-    MODEL_FIELDS,
-    AssetConfig,
-    NotebookAssets,
-    cache_root,
-)
+from crossmodal.apps.notebooks.assets import AssetConfig, NotebookAssets, cache_root
+from crossmodal.apps.pipeline import DATA_FIELDS, MODEL_FIELDS
 from crossmodal.errors import CrossmodalError
 
 
@@ -41,6 +36,7 @@ def test_cache_root_prefers_the_explicit_variable(
         ({"batch_size": 201}, "batch_size"),
         ({"library_duration": 3.0}, "library"),
         ({"threads": 0}, "threads"),
+        ({"workers": 0}, "workers"),
     ],
 )
 def test_bad_settings_are_refused_with_the_field_named(changes: dict, message: str) -> None:
@@ -62,14 +58,16 @@ def test_each_key_follows_its_own_fields_only() -> None:
         {"epochs": 9},
         {"batch_size": 16},
         {"lr": 1e-3},
+        {"train_minutes": 3.0},
     ]
     assert {name for change in changes for name in change} == set(DATA_FIELDS + MODEL_FIELDS)
     for change in changes:
         other = dataclasses.replace(base, **change)
         assert (other.data_key() != base.data_key()) == any(n in DATA_FIELDS for n in change)
         assert (other.model_key() != base.model_key()) == any(n in MODEL_FIELDS for n in change)
-    threads = dataclasses.replace(base, threads=2)  # how fast, not what is built
-    assert (threads.data_key(), threads.model_key()) == (base.data_key(), base.model_key())
+    for speed in ({"threads": 2}, {"workers": 2}):  # how fast, not what is built
+        faster = dataclasses.replace(base, **speed)
+        assert (faster.data_key(), faster.model_key()) == (base.data_key(), base.model_key())
 
 
 def _build_slowly(root: str, log: str) -> None:

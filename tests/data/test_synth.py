@@ -205,11 +205,15 @@ def test_coupling_is_far_above_chance_and_no_scalar_gives_it_away(tmp_path: Path
 def test_rank_metrics_against_a_loop() -> None:
     rng = np.random.default_rng(0)
     sim = rng.normal(size=(30, 30)) + 2 * np.eye(30) * rng.random(30)
+    sim[3, 7] = sim[3, 3]  # a tie counts against the right item (pessimistic rule)
+    sim[5] = 0.0  # a constant row earns the worst rank
     ranks = []
     for i in range(30):
-        order = sorted(range(30), key=lambda j: -sim[i, j])
+        # the right item goes after every other item with the same score
+        order = sorted(range(30), key=lambda j: (-sim[i, j], j == i))
         ranks.append(order.index(i) + 1)
     ranks = np.array(ranks)
+    assert ranks[5] == 30
     metrics = rank_metrics(sim)
     assert metrics["R@1"] == pytest.approx(np.mean(ranks == 1))
     assert metrics["R@10"] == pytest.approx(np.mean(ranks <= 10))

@@ -7,6 +7,7 @@ import torch
 from torch.nn import functional as F
 
 from crossmodal.encoders import LinearHead, MLPHead, build_head
+from crossmodal.registry import UnknownNameError
 
 
 def test_linear_head_is_an_affine_map() -> None:
@@ -31,5 +32,5 @@ def test_mlp_head_matches_its_formula() -> None:
 def test_build_head_by_name() -> None:
     assert isinstance(build_head("linear", 4, 2), LinearHead)
     assert isinstance(build_head("mlp", 4, 2), MLPHead)
-    with pytest.raises(ValueError, match="'linear' or 'mlp'"):
+    with pytest.raises(UnknownNameError, match=r"unknown head 'conv'.*Registered: linear, mlp"):
         build_head("conv", 4, 2)

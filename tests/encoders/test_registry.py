@@ -7,15 +7,15 @@ import pytest
 import torch
 
 from crossmodal.encoders import (
-    AudioEncoder,
     EncoderInputError,
-    UnknownEncoderError,
+    MusicEncoder,
     VideoEncoder,
     create_encoder,
     get_entry,
     list_encoders,
 )
 from crossmodal.errors import CrossmodalError
+from crossmodal.registry import UnknownNameError
 from tests.encoders.small import HEAVY, SMALL
 
 
@@ -42,14 +42,14 @@ EXPECTED = {
         "videomae",
         "clip_frames",
     },
-    "audio": {"audio_tiny", "logmel_cnn", "ast", "wav2vec2", "hubert", "descriptors"},
+    "music": {"audio_tiny", "logmel_cnn", "ast", "wav2vec2", "hubert", "descriptors"},
 }
 
 
 def test_registry_lists_every_family_by_modality() -> None:
     assert set(list_encoders("video")) == EXPECTED["video"]
-    assert set(list_encoders("audio")) == EXPECTED["audio"]
-    assert list_encoders() == sorted(EXPECTED["video"] | EXPECTED["audio"])
+    assert set(list_encoders("music")) == EXPECTED["music"]
+    assert list_encoders() == sorted(EXPECTED["video"] | EXPECTED["music"])
     # the test overrides cover the whole registry, so nothing escapes the next test
     assert set(SMALL) == set(list_encoders())
 
@@ -58,14 +58,14 @@ def test_registry_lists_every_family_by_modality() -> None:
 def test_encoder_maps_declared_input_to_batch_of_vectors(name: str) -> None:
     encoder = create_encoder(name, **SMALL[name]).eval()
     entry = get_entry(name)
-    assert encoder.modality == entry.modality
+    assert encoder.modality == entry.meta["modality"]
     assert encoder.name == name
-    if entry.modality == "video":
+    if entry.meta["modality"] == "video":
         assert isinstance(encoder, VideoEncoder)
         spec = encoder.video_spec
         assert encoder.input_shape == (3, spec.num_frames, spec.height, spec.width)
     else:
-        assert isinstance(encoder, AudioEncoder)
+        assert isinstance(encoder, MusicEncoder)
         spec = encoder.audio_spec
         expected = (
             (spec.num_samples,)
@@ -150,7 +150,7 @@ def test_training_step_reaches_every_parameter(name: str) -> None:
 
 
 def test_unknown_name_suggests_close_ones() -> None:
-    with pytest.raises(UnknownEncoderError, match=r"unknown encoder 'resnet81'.*'resnet18'"):
+    with pytest.raises(UnknownNameError, match=r"unknown encoder 'resnet81'.*'resnet18'"):
         create_encoder("resnet81")
 
 
@@ -166,3 +166,18 @@ def test_tiny_towers_cover_the_same_window() -> None:
     audio = create_encoder("audio_tiny")
     assert video.video_spec.fps is not None
     assert video.video_spec.num_frames / video.video_spec.fps == audio.audio_spec.seconds
+
+
+def test_register_encoder_checks_modality_and_who_loads_the_weights() -> None:
+    from crossmodal.encoders import MusicEncoder as Base
+    from crossmodal.encoders import register_encoder
+
+    def builder(*, pretrained: str | None = None) -> Base:
+        raise AssertionError("never built")
+
+    with pytest.raises(ValueError, match="modality must be one of video, music, got 'audio'"):
+        register_encoder("x_audio", builder, modality="audio", description="")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="builds_from_pretrained=True"):
+        register_encoder("x_ctor_weights", builder, modality="music", description="")
+    assert "x_audio" not in list_encoders()
+    assert "x_ctor_weights" not in list_encoders()

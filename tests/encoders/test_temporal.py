@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from crossmodal.encoders.temporal import (
+    TEMPORAL_POOLS,
     AttentionPool,
     MeanPool,
     TemporalConvNet,
@@ -15,6 +16,7 @@ from crossmodal.encoders.temporal import (
     TimeBinsPool,
     build_temporal_pool,
 )
+from crossmodal.registry import UnknownNameError
 
 
 def test_mean_pool() -> None:
@@ -117,5 +119,9 @@ def test_builder_knows_every_kind_and_rejects_others() -> None:
         pool = build_temporal_pool(kind, 8, num_steps=10, num_bins=4)
         assert pool.output_dim == dim
         assert pool(torch.randn(2, 10, 8)).shape == (2, dim)
-    with pytest.raises(ValueError, match="must be one of mean, attention, transformer, bins"):
+    assert TEMPORAL_POOLS.names() == ["attention", "bins", "mean", "transformer"]
+    with pytest.raises(
+        UnknownNameError,
+        match=r"unknown temporal pooling 'max'.*attention, bins, mean, transformer",
+    ):
         build_temporal_pool("max", 8, 10)

@@ -60,9 +60,9 @@ def _reference_windows(
 ) -> np.ndarray:
     window = model.audio_spec.seconds
     if modality == "video":
-        emb = model.encode_video(load_video_windows(path, model.video_spec, starts, window))
+        emb = model.encode("video", load_video_windows(path, model.video_spec, starts, window))
     else:
-        emb = model.encode_audio(load_audio_windows(path, model.audio_spec, starts))
+        emb = model.encode("music", load_audio_windows(path, model.audio_spec, starts))
     return emb.numpy().astype(np.float64)
 
 
@@ -276,3 +276,24 @@ def test_cli_errors_for_empty_folder_and_missing_index(
 
     with pytest.raises(CrossmodalError, match="nothing to index"):
         run(argparse.Namespace(music=None, videos=None))
+
+
+def test_an_index_built_with_a_model_file_of_before_the_music_rename_still_opens(
+    tmp_path: Path, corpus: Path
+) -> None:
+    # What the code of that time left behind: the store keyed by the fingerprint it
+    # computed, and that model file, as written then, inside the index.
+    legacy = Path(__file__).parents[1] / "fixtures" / "legacy_model"
+    model = CrossModalModel.load(legacy / "model.pt")
+    old_fingerprint = torch.load(legacy / "embeddings.pt", weights_only=True)["fingerprint"]
+    index_dir = tmp_path / "index"
+    indexer = Indexer(model, index_dir, hop=1.0)
+    indexer.fingerprint = old_fingerprint
+    indexer.index({"music": library_files(corpus, "music")})
+    shutil.copyfile(legacy / "model.pt", model_path_in_store(index_dir, old_fingerprint))
+    rec = Recommender.load(index_dir)
+    assert rec.model.fingerprint() != old_fingerprint
+    matches = rec.recommend_music(read_manifest(corpus)[0].video, k=3)
+    assert len(matches) == 3
+    assert [m.score for m in matches] == sorted((m.score for m in matches), reverse=True)
+    rec.close()

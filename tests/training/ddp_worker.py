@@ -13,7 +13,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from crossmodal.losses import InfoNCELoss, default_objective
-from crossmodal.training.distributed import all_gather_with_grad, gather_embeddings
+from crossmodal.training.distributed import all_gather_no_grad, all_gather_with_grad
 
 # Rows per rank deliberately differ (the gather pads and cuts).
 SIZES = (5, 7)
@@ -27,6 +27,13 @@ LOSS_NAMES = (
     "multi_similarity",
     "lifted_structure",
 )
+
+
+def gather_embeddings(
+    embeddings: torch.Tensor, labels: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """All-gather embeddings (with gradients) and labels (without), as the trainer does."""
+    return all_gather_with_grad(embeddings), all_gather_no_grad(labels)
 
 
 def full_data() -> dict[str, torch.Tensor]:

@@ -43,7 +43,7 @@ def tiny_overrides(corpus: Path, cache_dir: Path, **fields: Any) -> list[str]:
         "data.manifest": str(corpus),
         "data.cache_dir": str(cache_dir),
         "model.video_overrides": TINY_VIDEO,
-        "model.audio_overrides": TINY_AUDIO,
+        "model.music_overrides": TINY_AUDIO,
         "model.embed_dim": 16,
         "batch_size": 8,
         "epochs": 2,

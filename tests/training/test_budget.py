@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from crossmodal.checkpoint import load_checkpoint
 from crossmodal.config import ConfigError
 from crossmodal.training import Trainer
 from crossmodal.training.budget import Budget
-from crossmodal.training.checkpoint import load_checkpoint
 from crossmodal.training.config import BudgetConfig, TrainConfig
 from crossmodal.training.metrics_log import read_metrics
 from tests.training.helpers import state_digest
@@ -162,7 +162,7 @@ def test_a_resumed_early_stopping_run_repeats_the_uninterrupted_one(
     assert (result.steps, result.stop_reason) == (9, "converged")
     for name in ("last.pt", "best.pt"):
         ours, theirs = load_checkpoint(tmp_path / name), load_checkpoint(reference / name)
-        assert state_digest(ours["model"]) == state_digest(theirs["model"]), name
+        assert state_digest(ours["state_dict"]) == state_digest(theirs["state_dict"]), name
         assert ours["budget"] == theirs["budget"], name
     assert [
         (r["kind"], r["step"], r.get("loss"), r.get("score"))

@@ -12,16 +12,16 @@ from pathlib import Path
 import pytest
 
 from crossmodal.data import read_manifest, write_manifest
-from crossmodal.data.manifest import ClipRecord
-from crossmodal.errors import CrossmodalError
-from crossmodal.training import Trainer
-from crossmodal.training.carve import (
+from crossmodal.data.carve import (
     CARVE_FILE,
     apply_carve,
     carve_ids,
     load_carve,
     with_val_split,
 )
+from crossmodal.data.manifest import ClipRecord
+from crossmodal.errors import CrossmodalError
+from crossmodal.training import Trainer
 from crossmodal.training.config import TrainConfig
 
 MakeConfig = Callable[..., TrainConfig]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from crossmodal.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from crossmodal.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from crossmodal.training.schedule import warmup_cosine
 
 

@@ -17,11 +17,11 @@ import yaml
 
 from crossmodal.apps.cli import main
 from crossmodal.apps.cli.train import EPILOG
+from crossmodal.checkpoint import load_checkpoint
 from crossmodal.config import from_dict, load_config
 from crossmodal.data import PairedClipDataset, read_manifest, write_manifest
 from crossmodal.evaluation.crossmodal_eval import evaluate_embeddings
 from crossmodal.model import CrossModalModel
-from crossmodal.training.checkpoint import load_checkpoint
 from crossmodal.training.config import LossTerm, TrainConfig
 from tests.training.helpers import tiny_overrides
 
@@ -193,8 +193,8 @@ def embed_one_by_one(model: CrossModalModel, dataset: PairedClipDataset) -> tupl
     model.eval()
     with torch.no_grad():
         items = [dataset[i] for i in range(len(dataset))]
-        video = torch.cat([model.encode_video(it["video"][None]) for it in items])
-        music = torch.cat([model.encode_audio(it["audio"][None]) for it in items])
+        video = torch.cat([model.encode("video", it["video"][None]) for it in items])
+        music = torch.cat([model.encode("music", it["audio"][None]) for it in items])
     n = dataset.segments
     video = F.normalize(video.view(-1, n, video.shape[1]).mean(1), dim=-1)
     music = F.normalize(music.view(-1, n, music.shape[1]).mean(1), dim=-1)

@@ -26,7 +26,7 @@ import pytest
 import torch
 
 from crossmodal.apps.cli import main
-from crossmodal.training.checkpoint import load_checkpoint
+from crossmodal.checkpoint import load_checkpoint
 from crossmodal.training.metrics_log import read_metrics
 from tests.training.helpers import tiny_overrides
 
@@ -82,7 +82,7 @@ def test_two_ranks_train_like_one_process_on_the_concatenated_batch(
     ddp_state = load_checkpoint(ddp / "last.pt")
     single_state = load_checkpoint(single / "last.pt")
     assert ddp_state["step"] == single_state["step"] == 6
-    for part in ("model", "objective"):
+    for part in ("state_dict", "objective"):
         for name, value in single_state[part].items():
             torch.testing.assert_close(ddp_state[part][name], value, atol=1e-6, rtol=1e-5)
     # rank 0 alone wrote the run folder: the same files as one process, nothing else

@@ -15,13 +15,13 @@ import pytest
 import torch
 import yaml
 
+from crossmodal.checkpoint import load_checkpoint
 from crossmodal.config import from_dict
 from crossmodal.errors import CrossmodalError
 from crossmodal.losses import list_losses
-from crossmodal.model import CrossModalModel
+from crossmodal.model import CrossModalModel, ModelConfig
 from crossmodal.sampling.miners import list_miners
 from crossmodal.training import Objective, Trainer, TrainingDivergedError
-from crossmodal.training.checkpoint import load_checkpoint
 from crossmodal.training.config import TrainConfig
 from crossmodal.training.metrics_log import read_metrics
 from tests.training.helpers import state_digest, tiny_overrides
@@ -33,7 +33,7 @@ def run_state(run_dir: Path) -> dict:
     """Digests of what a resumed run must reproduce, from its last.pt."""
     payload = load_checkpoint(run_dir / "last.pt")
     return {
-        "model": state_digest(payload["model"]),
+        "model": state_digest(payload["state_dict"]),
         "objective": state_digest(payload["objective"]),
         "step": payload["step"],
         "epoch": payload["epoch"],
@@ -77,15 +77,16 @@ def test_run_writes_every_file_and_learns(
     assert summary["epochs_done"] == 8
     assert set(summary["val"]) >= {"video_to_music", "music_to_video", "gallery_size"}
 
-    # model.pt is best.pt's model, with the temperature the objective learned
+    # model.pt is best.pt's model
     best = load_checkpoint(tmp_path / "best.pt")
     model = CrossModalModel.load(tmp_path / "model.pt")
-    assert state_digest(model.state_dict()) == state_digest(best["model"])
+    assert state_digest(model.state_dict()) == state_digest(best["state_dict"])
     assert best["best_score"] == max(
         r["score"] for r in read_metrics(tmp_path / "metrics.jsonl") if r["kind"] == "val"
     )
-    objective_scale = best["objective"]["terms.info_nce.loss.log_scale"].exp()
-    assert model.logit_scale().item() == pytest.approx(objective_scale.item(), rel=1e-6)
+    # the temperature is the objective's alone (one owner), saved with the objective
+    assert "terms.info_nce.loss.log_scale" in best["objective"]
+    assert not any("logit" in name for name in model.state_dict())
 
     # an overfit case: the loss of the last two epochs is well below that of the first two
     losses = [loss for _, loss in train_losses(tmp_path)]
@@ -100,6 +101,42 @@ def test_resume_after_stop_after_epoch_repeats_the_run_bit_for_bit(
     cfg = make_config(epochs=4)
     first = Trainer(cfg, tmp_path).fit(stop_after_epoch=2)
     assert (first.epochs_done, first.steps, first.stop_reason) == (2, 6, "stop_after_epoch")
+    result = Trainer(cfg, tmp_path, resume=True).fit()
+    assert (result.epochs_done, result.steps) == (4, 12)
+    assert run_state(tmp_path) == run_state(reference)
+    assert train_losses(tmp_path) == train_losses(reference)
+
+
+def _as_format_1(payload: dict) -> dict:
+    """A last.pt as the code before checkpoint format 2 wrote it: the model under
+    ``model_config``/``model``, the former ``audio_*`` names, the model's logit scale."""
+    renamed = {new: old for old, new in ModelConfig.RENAMED_KEYS.items()}
+    legacy_config = {renamed.get(k, k): v for k, v in payload.pop("config").items()}
+    legacy_config |= {"logit_scale_init": 1 / 0.07, "logit_scale_max": 100.0}
+    prefixes = {"encoders.video.": "video_encoder.", "encoders.music.": "audio_encoder."}
+    prefixes |= {"heads.video.": "video_head.", "heads.music.": "audio_head."}
+    state = {"log_logit_scale": torch.tensor(2.5)}
+    for key, value in payload.pop("state_dict").items():
+        new = next(p for p in prefixes if key.startswith(p))
+        state[prefixes[new] + key[len(new) :]] = value
+    train_config = dict(payload["train_config"])
+    train_config["model"] = {renamed.get(k, k): v for k, v in train_config["model"].items()}
+    return {
+        **payload,
+        "format_version": 1,
+        "model_config": legacy_config,
+        "model": state,
+        "train_config": train_config,
+    }
+
+
+def test_a_run_checkpointed_in_format_1_resumes_bit_for_bit(
+    make_config: MakeConfig, tmp_path: Path, reference: Path
+) -> None:
+    cfg = make_config(epochs=4)
+    Trainer(cfg, tmp_path).fit(stop_after_epoch=2)
+    last = tmp_path / "last.pt"
+    torch.save(_as_format_1(torch.load(last, weights_only=True)), last)
     result = Trainer(cfg, tmp_path, resume=True).fit()
     assert (result.epochs_done, result.steps) == (4, 12)
     assert run_state(tmp_path) == run_state(reference)
@@ -249,29 +286,31 @@ def test_frozen_backbones_train_heads_only_and_cache_features(
     assert any("(0 from the cache, 24 computed)" in r.message for r in caplog.records)
     model = trainer.model
     backbones = state_digest(
-        {f"v.{k}": v for k, v in model.video_encoder.state_dict().items()}
-        | {f"a.{k}": v for k, v in model.audio_encoder.state_dict().items()}
+        {f"v.{k}": v for k, v in model.encoders["video"].state_dict().items()}
+        | {f"a.{k}": v for k, v in model.encoders["music"].state_dict().items()}
     )
-    heads = state_digest(model.video_head.state_dict()) + state_digest(
-        model.audio_head.state_dict()
+    heads = state_digest(model.heads["video"].state_dict()) + state_digest(
+        model.heads["music"].state_dict()
     )
     trained = {id(p) for p in trainer.params}
-    head_params = {id(p) for m in (model.video_head, model.audio_head) for p in m.parameters()}
+    head_params = {
+        id(p) for m in (model.heads["video"], model.heads["music"]) for p in m.parameters()
+    }
     objective_params = {id(p) for p in trainer.objective.parameters()}
     assert trained == head_params | objective_params
     assert trainer.frozen.video.shape[:2] == (24, 2)
     trainer.fit()
     after = state_digest(
-        {f"v.{k}": v for k, v in model.video_encoder.state_dict().items()}
-        | {f"a.{k}": v for k, v in model.audio_encoder.state_dict().items()}
+        {f"v.{k}": v for k, v in model.encoders["video"].state_dict().items()}
+        | {f"a.{k}": v for k, v in model.encoders["music"].state_dict().items()}
     )
     assert after == backbones
-    assert heads != state_digest(model.video_head.state_dict()) + state_digest(
-        model.audio_head.state_dict()
+    assert heads != state_digest(model.heads["video"].state_dict()) + state_digest(
+        model.heads["music"].state_dict()
     )
     saved = CrossModalModel.load(tmp_path / "a" / "model.pt")
     assert saved.is_backbone_frozen("video")
-    assert saved.is_backbone_frozen("audio")
+    assert saved.is_backbone_frozen("music")
 
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="crossmodal"):
@@ -299,8 +338,8 @@ def test_frozen_features_equal_the_backbones_on_each_window(
         for clip in (0, 7, 23):
             for window in range(2):
                 item = fixed[clip * 2 + window]
-                video = trainer.model.backbone_video(item["video"][None])[0]
-                audio = trainer.model.backbone_audio(item["audio"][None])[0]
+                video = trainer.model.backbone("video", item["video"][None])[0]
+                audio = trainer.model.backbone("music", item["audio"][None])[0]
                 torch.testing.assert_close(trainer.frozen.video[clip, window], video)
                 torch.testing.assert_close(trainer.frozen.audio[clip, window], audio)
     # one window per clip and epoch, the same for both modalities, chosen by (seed, epoch)
@@ -318,10 +357,10 @@ def test_every_registered_loss_trains_a_step_by_name(
     # Frozen backbones: the loss is what is under test, and the features are cached.
     cfg = make_config(frozen_backbones=True, frozen_windows=1, losses=[{"name": name}])
     trainer = Trainer(cfg, tmp_path)
-    heads = state_digest(trainer.model.video_head.state_dict())
+    heads = state_digest(trainer.model.heads["video"].state_dict())
     result = trainer.fit(stop_after_epoch=1)
     assert result.steps == 3
-    assert state_digest(trainer.model.video_head.state_dict()) != heads
+    assert state_digest(trainer.model.heads["video"].state_dict()) != heads
     losses = [loss for _, loss in train_losses(tmp_path)]
     assert len(losses) == 3
     assert all(math.isfinite(x) for x in losses)
@@ -454,5 +493,5 @@ def test_manifest_without_splits_and_too_few_tracks_trains_without_validation(
     assert summary["model_from"] == "last.pt"
     model = CrossModalModel.load(tmp_path / "model.pt")
     assert state_digest(model.state_dict()) == state_digest(
-        load_checkpoint(tmp_path / "last.pt")["model"]
+        load_checkpoint(tmp_path / "last.pt")["state_dict"]
     )

@@ -12,7 +12,6 @@ import argparse
 import importlib
 import logging
 import pkgutil
-import sys
 from collections.abc import Sequence
 
 from crossmodal import __version__
@@ -90,7 +89,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CrossmodalError as err:
         log.error("%s", err)
         return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -13,7 +13,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Generate a synthetic music-video corpus, train the default CPU model, evaluate "
             "both directions against chance and the untrained model, index the test split's "
             "music and videos, show recommendations for a few test videos, and write an HTML "
-            "report (its path is printed at the end). Re-running reuses the corpus."
+            "report (its path is printed at the end). Re-running with the same settings reuses "
+            "the corpus, the trained model and the index."
         ),
     )
     parser.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
@@ -42,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
             split=(clips - val - test, val, test),
             seed=args.seed,
             train_minutes=args.train_minutes,
+            epochs=args.epochs,
             workers=args.workers,
         )
     )

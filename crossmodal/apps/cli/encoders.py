@@ -17,7 +17,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("name", nargs="?", help="an encoder name, e.g. video_tiny")
-    parser.add_argument("--modality", choices=("video", "audio"), help="list only this modality")
+    parser.add_argument(
+        "--modality",
+        choices=("video", "music"),
+        # "audio" was this option's word for music before; scripts that use it still work
+        type=lambda value: "music" if value == "audio" else value,
+        help="list only this modality",
+    )
     parser.add_argument(
         "--set",
         dest="overrides",
@@ -56,7 +62,11 @@ def run(args: argparse.Namespace) -> int:
             print(
                 json.dumps(
                     [
-                        {"name": e.name, "modality": e.modality, "description": e.description}
+                        {
+                            "name": e.name,
+                            "modality": e.meta["modality"],
+                            "description": e.meta["description"],
+                        }
                         for e in entries
                     ],
                     indent=2,
@@ -64,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
             )
             return 0
         for e in entries:
-            print(f"{e.name:<20} {e.modality:<6} {e.description}")
+            print(f"{e.name:<20} {e.meta['modality']:<6} {e.meta['description']}")
         return 0
     return describe(args.name, parse_overrides(args.overrides), args.json)
 
@@ -79,27 +89,23 @@ def describe(name: str, overrides: dict[str, object], as_json: bool) -> int:
     except (TypeError, ValueError) as err:
         raise CrossmodalError(f"cannot build {name} with {overrides}: {err}") from err
     takes_config = any(
-        p.kind is p.VAR_KEYWORD for p in inspect.signature(entry.builder).parameters.values()
+        p.kind is p.VAR_KEYWORD for p in inspect.signature(entry.factory).parameters.values()
     )
     info = {
         "name": name,
-        "modality": entry.modality,
-        "description": entry.description,
+        "modality": entry.meta["modality"],
+        "description": entry.meta["description"],
         "input_shape": ["B", *encoder.input_shape],
         "layout": encoder.layout,
         "spec": encoder.spec.to_dict(),
         "output_dim": encoder.output_dim,
         "parameters": encoder.num_parameters(),
-        "options": {
-            k: (None if v is ... else v)
-            for k, v in encoder_options(name).items()
-            if k != "pretrained"
-        },
+        "options": {k: (None if v is ... else v) for k, v in encoder_options(name).items()},
     }
     if as_json:
         print(json.dumps(info, indent=2, default=str))
         return 0
-    print(f"{name} ({entry.modality}): {entry.description}")
+    print(f"{name} ({info['modality']}): {info['description']}")
     print(f"  input   ({info['layout']}) = ({', '.join(map(str, info['input_shape']))})")
     print(f"  spec    {info['spec']}")
     print(f"  output  (B, {encoder.output_dim})")

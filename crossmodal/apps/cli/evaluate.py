@@ -50,15 +50,15 @@ def run_folder(checkpoint: str) -> Path:
 def embed_from_args(args: argparse.Namespace) -> tuple:
     """(model, dataset, embedded clips) for the shared options."""
     from crossmodal.errors import CrossmodalError
+    from crossmodal.fileio import user_cache_dir
     from crossmodal.inference import embed_dataset, load_trained_model, manifest_dataset
-    from crossmodal.training.builders import default_cache_dir
     from crossmodal.training.runtime import resolve_device
 
     if args.batch_size < 1:
         raise CrossmodalError(f"--batch-size must be >= 1, got {args.batch_size}")
     device = resolve_device(args.device)
     model = load_trained_model(args.checkpoint, map_location=device)
-    cache = None if args.no_cache else (args.cache_dir or default_cache_dir())
+    cache = None if args.no_cache else (args.cache_dir or user_cache_dir("features"))
     dataset = manifest_dataset(
         model, args.data, args.split, args.segments, cache, run_dir=run_folder(args.checkpoint)
     )

@@ -79,9 +79,7 @@ def run(args: argparse.Namespace) -> int:
     import logging
     import os
 
-    import yaml
-
-    from crossmodal.config import load_config, to_dict
+    from crossmodal.config import load_config, to_yaml
     from crossmodal.errors import CrossmodalError
     from crossmodal.training.config import TrainConfig
 
@@ -98,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         # torchrun: rank 0 speaks for the run.
         logging.getLogger("crossmodal").setLevel(logging.WARNING)
     if args.resume:
-        from crossmodal.training.checkpoint import load_checkpoint
+        from crossmodal.checkpoint import load_checkpoint
 
         explicit = _explicit_fields(args.config, overrides)
         if args.print_config:
@@ -108,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
             stored = load_checkpoint(os.path.join(args.out, "last.pt"))["train_config"]
             cfg = config_for_resume(from_dict(TrainConfig, stored), cfg, explicit)
     if args.print_config:
-        print(yaml.safe_dump(to_dict(cfg), sort_keys=False), end="")
+        print(to_yaml(cfg), end="")
         return 0
     from crossmodal.training.trainer import Trainer
 

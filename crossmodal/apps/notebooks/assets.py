@@ -1,406 +1,51 @@
-"""Build-or-reuse the small corpus, trained model and index the notebooks share.
+"""The small corpus, trained model and index the notebooks share: the demo's
+:class:`~crossmodal.apps.pipeline.Pipeline` at notebook size, cached per user.
 
 Each notebook asks for what it needs (``assets.corpus()``, ``assets.model()``,
 ``assets.index()``); the first one to ask builds that stage, later ones (and later
-runs) reuse it. Stages live under one folder per media configuration::
-
-    CACHE_ROOT/data-<key>/       key: hash of the media settings and the package version
-      corpus/                    synthetic clips + manifest.jsonl (train/val/test)
-      library/                   a few long clips (the matched-window demo)
-      features/                  decoded-clip cache shared by every stage
-      model-<key>/               training run (model.pt, metrics.jsonl, summary.json);
-                                 key: hash of the training settings
-      index-<key>/               faiss + SQLite store of the test split and the library
-      <prefix>-<key>/            other training runs (:meth:`NotebookAssets.trained_run`);
-                                 key: hash of the whole training config
-      .lock                      held while a stage is being built
-
-A stage is built in ``.<stage>.tmp-<pid>`` and renamed into place only when complete,
-under an exclusive ``flock`` on ``.lock``: two notebooks running at once never both
-build a stage, and an interrupted build never looks finished (the next builder removes
-its temporary folder). ``CACHE_ROOT`` is ``$CROSSMODAL_NOTEBOOK_CACHE``, else
+runs) reuse it. The cache root is ``$CROSSMODAL_NOTEBOOK_CACHE``, else
 ``$XDG_CACHE_HOME/crossmodal/notebooks`` (``~/.cache/crossmodal/notebooks``).
-
-``python -m crossmodal.apps.notebooks.assets [--stage corpus|library|model|index] [--cache DIR]``
-builds ahead of time and prints where everything is.
+``crossmodal notebooks`` builds ahead of time and prints where everything is.
 """
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import dataclasses
-import fcntl
-import hashlib
-import json
-import logging
 import os
-import shutil
-import sys
-import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
-import crossmodal
-from crossmodal.errors import CrossmodalError
-
-if TYPE_CHECKING:
-    from crossmodal.data import ClipRecord, PairedClipDataset
-    from crossmodal.model import CrossModalModel, ModelConfig
-    from crossmodal.training.config import TrainConfig
-
-log = logging.getLogger(__name__)
-
-# Bump when a stage's recipe changes so that caches built by the old one are not reused.
-RECIPE_VERSION = 2
-STAGES = ("corpus", "library", "model", "index")
-# AssetConfig fields that change the media, and those that change the trained model.
-DATA_FIELDS = ("clips", "split", "seed", "duration", "size", "library_clips", "library_duration")
-MODEL_FIELDS = ("seed", "video_size", "epochs", "batch_size", "lr")
+from crossmodal.apps.pipeline import Pipeline, PipelineConfig
+from crossmodal.fileio import user_cache_dir
 
 
 def cache_root() -> Path:
     """``$CROSSMODAL_NOTEBOOK_CACHE``, else ``$XDG_CACHE_HOME/crossmodal/notebooks``."""
     explicit = os.environ.get("CROSSMODAL_NOTEBOOK_CACHE")
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "crossmodal" / "notebooks"
-
-
-def _digest(payload: dict[str, Any]) -> str:
-    blob = json.dumps(payload, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+    return Path(explicit) if explicit else user_cache_dir("notebooks")
 
 
 @dataclass(frozen=True)
-class AssetConfig:
-    """What the notebooks share; the defaults fit a 2-minute-per-notebook CPU budget.
-
-    Corpus: ``clips`` synthetic clips of ``duration`` s at ``size`` px, split ``split``
-    (train, val, test counts), from ``seed``. Library: ``library_clips`` longer clips
-    of ``library_duration`` s (seed ``seed + 1``) for the matched-window demo.
-    Model: the tiny towers with the video tower at ``video_size`` px (the registry
-    default is 48; 32 is about 1.7× cheaper), trained ``epochs`` × (train clips //
-    ``batch_size``) steps with the default objective (symmetric InfoNCE + N-pair) at
-    ``lr``, seed ``seed``. ``threads``: torch threads while building; one, because on a
+class AssetConfig(PipelineConfig):
+    """The pipeline at a 2-minute-per-notebook CPU budget: 300 clips of 64 px, six
+    12-s library clips, the video tower at 32 px (about 1.7× cheaper than the registry's
+    48), 8 epochs of batch 32 at lr 2e-3, no time cap. ``threads`` is one, because on a
     shared 2-core machine two threads spin against other processes and ran about 3×
-    slower in wall-clock time than one.
-    """
+    slower in wall-clock time than one."""
 
     clips: int = 300
     split: tuple[int, int, int] = (200, 20, 80)
-    seed: int = 0
-    duration: float = 4.0
     size: int = 64
     library_clips: int = 6
-    library_duration: float = 12.0
-    video_size: int = 32
+    video_size: int | None = 32
     epochs: int = 8
     batch_size: int = 32
-    lr: float = 2e-3
-    threads: int = 1
-
-    def __post_init__(self) -> None:
-        if len(self.split) != 3 or sum(self.split) != self.clips:
-            raise CrossmodalError(
-                f"split {tuple(self.split)} must be three counts (train, val, test) summing "
-                f"to clips={self.clips}"
-            )
-        if min(self.split[0], self.split[2]) < 1:
-            raise CrossmodalError(
-                f"split {tuple(self.split)} needs at least one train and one test clip"
-            )
-        if self.epochs < 1 or not 2 <= self.batch_size <= self.split[0]:
-            raise CrossmodalError(
-                f"epochs ({self.epochs}) must be >= 1 and batch_size ({self.batch_size}) "
-                f"between 2 and the number of train clips ({self.split[0]})"
-            )
-        if self.library_clips < 1 or self.library_duration < self.duration:
-            raise CrossmodalError(
-                f"the library needs at least one clip of at least {self.duration} s, got "
-                f"{self.library_clips} of {self.library_duration} s"
-            )
-        if self.threads < 1:
-            raise CrossmodalError(f"threads must be >= 1, got {self.threads}")
-
-    def data_key(self) -> str:
-        """12 hex digits naming the media (and the recipe and package version)."""
-        fields = {name: getattr(self, name) for name in DATA_FIELDS}
-        return _digest(
-            {"fields": fields, "recipe": RECIPE_VERSION, "version": crossmodal.__version__}
-        )
-
-    def model_key(self) -> str:
-        """12 hex digits naming the training settings (within one media folder)."""
-        return _digest({name: getattr(self, name) for name in MODEL_FIELDS})
-
-    def model_config(self) -> ModelConfig:
-        """The architecture: registry tiny towers, video tower at ``video_size`` px."""
-        from crossmodal.model import ModelConfig
-
-        return ModelConfig(video_overrides={"size": self.video_size})
+    lr: float | None = 2e-3
+    train_minutes: float | None = None
+    threads: int | None = 1
 
 
-@contextlib.contextmanager
-def _exclusive(lock_file: Path) -> Iterator[None]:
-    """Hold an exclusive advisory lock on ``lock_file`` (waits until it is free)."""
-    lock_file.parent.mkdir(parents=True, exist_ok=True)
-    with lock_file.open("a") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-
-@contextlib.contextmanager
-def torch_threads(threads: int) -> Iterator[None]:
-    """Run the block with ``threads`` torch threads, then restore the previous count."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-class NotebookAssets:
-    """The shared corpus, library, model and index of one :class:`AssetConfig`.
-
-    Each accessor builds its stage (and the stages it needs) on first use and returns a
-    path. ``timings[stage]`` is ``("built" | "reused", seconds)`` for the stages this
-    object touched (the build, when it built one).
-    """
+class NotebookAssets(Pipeline):
+    """The notebooks' pipeline: :class:`AssetConfig` under :func:`cache_root`."""
 
     def __init__(self, config: AssetConfig | None = None, root: str | Path | None = None) -> None:
-        self.config = config or AssetConfig()
-        self.root = Path(root) if root is not None else cache_root()
-        self.folder = self.root / f"data-{self.config.data_key()}"
-        self.timings: dict[str, tuple[str, float]] = {}
-
-    def __repr__(self) -> str:
-        return f"NotebookAssets({str(self.folder)!r})"
-
-    # -- stages ---------------------------------------------------------------------------
-    def _stage(self, name: str, folder: str, build: Callable[[Path], None]) -> Path:
-        """``self.folder / folder``, calling ``build(tmp)`` first when it does not exist;
-        ``build`` fills the fresh folder ``tmp``, which is then renamed into place."""
-        final = self.folder / folder
-        started = time.perf_counter()
-        state = "reused"
-        if not final.is_dir():
-            with _exclusive(self.folder / ".lock"):
-                # Another process may have finished it while this one waited for the lock.
-                if not final.is_dir():
-                    for stale in self.folder.glob(f".{folder}.tmp-*"):
-                        # Under the lock no other builder runs: these are from dead ones.
-                        shutil.rmtree(stale)
-                    tmp = self.folder / f".{folder}.tmp-{os.getpid()}"
-                    log.info("building the notebooks' %s in %s", name, final)
-                    try:
-                        build(tmp)
-                        os.rename(tmp, final)
-                    finally:
-                        shutil.rmtree(tmp, ignore_errors=True)
-                    state = "built"
-        if state == "built" or name not in self.timings:
-            self.timings[name] = (state, round(time.perf_counter() - started, 1))
-        return final
-
-    @property
-    def features_dir(self) -> Path:
-        """Decoded-clip cache (:class:`~crossmodal.data.FeatureCache`) of every stage."""
-        return self.folder / "features"
-
-    @property
-    def run_dir(self) -> Path:
-        """The training run folder (model.pt, metrics.jsonl, summary.json, curves.png)."""
-        return self.folder / f"model-{self.config.model_key()}"
-
-    @property
-    def index_dir(self) -> Path:
-        """Where the index is (or will be) built."""
-        return self.folder / f"index-{self.config.model_key()}"
-
-    def corpus(self) -> Path:
-        """The corpus manifest (the corpus is generated on first use)."""
-        cfg = self.config
-        return self._synth("corpus", cfg.clips, cfg.seed, cfg.duration, cfg.split)
-
-    def library(self) -> Path:
-        """The manifest of the long library clips (all in split ``test``)."""
-        cfg = self.config
-        n = cfg.library_clips
-        return self._synth("library", n, cfg.seed + 1, cfg.library_duration, (0, 0, n))
-
-    def _synth(
-        self, name: str, clips: int, seed: int, duration: float, split: tuple[int, ...]
-    ) -> Path:
-        from crossmodal.data.manifest import MANIFEST_NAME
-        from crossmodal.data.synth.corpus import SynthConfig, generate_corpus
-
-        synth = SynthConfig(
-            clips=clips,
-            seed=seed,
-            duration=duration,
-            size=self.config.size,
-            split=tuple(float(x) for x in split),
-        )
-
-        def build(tmp: Path) -> None:
-            generate_corpus(tmp, synth, progress=False)
-
-        return self._stage(name, name, build) / MANIFEST_NAME
-
-    def train_config(self) -> TrainConfig:
-        """The training configuration of the shared model."""
-        from crossmodal.training.config import DataConfig, OptimConfig, TrainConfig
-
-        cfg = self.config
-        return TrainConfig(
-            model=cfg.model_config(),
-            data=DataConfig(
-                manifest=str(self.folder / "corpus" / "manifest.jsonl"),
-                cache_dir=str(self.features_dir),
-            ),
-            optim=OptimConfig(lr=cfg.lr),
-            epochs=cfg.epochs,
-            batch_size=cfg.batch_size,
-            seed=cfg.seed,
-            threads=cfg.threads,
-        )
-
-    def model(self) -> Path:
-        """``model.pt`` of the trained shared model (trained on first use)."""
-        from crossmodal.training.trainer import train
-
-        self.corpus()
-        train_cfg = self.train_config()
-
-        def build(tmp: Path) -> None:
-            with torch_threads(self.config.threads):
-                train(train_cfg, tmp)
-
-        return self._stage("model", self.run_dir.name, build) / "model.pt"
-
-    def trained_run(self, cfg: TrainConfig, prefix: str = "run") -> Path:
-        """The folder of a training run of ``cfg`` (any config, e.g. another loss), trained
-        on first use and kept under ``prefix-<hash of the whole config>``.
-
-        The folder keeps ``model.pt``, ``metrics.jsonl``, ``summary.json`` and
-        ``curves.png``; the resume checkpoints (``last.pt``, ``best.pt``) of the finished
-        run are dropped to keep the cache small.
-        """
-        from crossmodal.config import to_dict
-        from crossmodal.training.trainer import train
-
-        self.corpus()
-
-        def build(tmp: Path) -> None:
-            with torch_threads(self.config.threads):
-                train(cfg, tmp)
-            for name in ("last.pt", "best.pt"):
-                (tmp / name).unlink(missing_ok=True)
-
-        folder = f"{prefix}-{_digest(to_dict(cfg))}"
-        return self._stage(folder, folder, build)
-
-    def index(self) -> Path:
-        """The index folder of the test split and the library (built on first use)."""
-        from crossmodal.model import CrossModalModel
-        from crossmodal.retrieval.indexer import Indexer, library_files
-
-        manifest = self.corpus()
-        library = self.library()
-        model_file = self.model()
-
-        def build(tmp: Path) -> None:
-            model = CrossModalModel.load(model_file)
-            libraries = {
-                modality: library_files(manifest, modality, "test")
-                + library_files(library, modality)
-                for modality in ("music", "video")
-            }
-            with torch_threads(self.config.threads):
-                Indexer(model, tmp).index(libraries)
-
-        return self._stage("index", self.index_dir.name, build)
-
-    # -- conveniences for the notebooks ---------------------------------------------------
-    def records(self, split: str | None = None) -> list[ClipRecord]:
-        """Clip records of the corpus, all or those of one split."""
-        from crossmodal.data import read_manifest
-
-        records = read_manifest(self.corpus())
-        return [r for r in records if split is None or r.split == split]
-
-    def labels(self) -> list[str]:
-        """The moods of the corpus, sorted (the label vocabulary of every dataset)."""
-        return sorted({r.label for r in self.records() if r.label})
-
-    def load_model(self, trained: bool = True) -> CrossModalModel:
-        """The trained model in eval mode, or (``trained=False``) the same network as
-        initialised before training (the trainer seeds torch with ``seed`` first)."""
-        from crossmodal.model import CrossModalModel
-        from crossmodal.training.seeding import seed_torch
-
-        if trained:
-            return CrossModalModel.load(self.model()).eval()
-        seed_torch(self.config.seed)  # what the trainer does before building the model
-        return CrossModalModel.from_config(self.config.model_config()).eval()
-
-    def dataset(self, split: str, model: CrossModalModel) -> PairedClipDataset:
-        """One centred window per clip of ``split``, decoded for ``model``'s inputs."""
-        from crossmodal.data import PairedClipDataset
-
-        return PairedClipDataset(
-            self.records(split),
-            model.video_spec,
-            model.audio_spec,
-            train=False,
-            labels=self.labels(),
-            cache=self.features_dir,
-        )
-
-    def summary(self) -> dict[str, Any]:
-        """Where things are and what this object built or reused (JSON-ready)."""
-        return {
-            "folder": str(self.folder),
-            "config": dataclasses.asdict(self.config),
-            "stages": {
-                name: {"state": state, "seconds": seconds}
-                for name, (state, seconds) in self.timings.items()
-            },
-        }
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m crossmodal.apps.notebooks.assets",
-        description="Build (or find) the corpus, model and index the notebooks share.",
-    )
-    parser.add_argument(
-        "--stage", choices=STAGES, default="index", help="build this stage and what it needs"
-    )
-    parser.add_argument("--cache", type=Path, default=None, help="cache root folder")
-    args = parser.parse_args(argv)
-    from crossmodal.logging_utils import setup_logging
-
-    setup_logging(-1)
-    assets = NotebookAssets(root=args.cache)
-    try:
-        getattr(assets, args.stage)()
-    except CrossmodalError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(json.dumps(assets.summary(), indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        super().__init__(config or AssetConfig(), root if root is not None else cache_root())

@@ -1,15 +1,15 @@
 """Interpretable music descriptors computed with librosa (numpy, CPU).
 
 :func:`compute_descriptors` is deterministic and has no trainable part, so its output
-can be cached (the trainer's frozen-feature cache stores it) and fed to
-:meth:`~crossmodal.encoders.audio.descriptor_encoder.DescriptorEncoder.embed_precomputed`.
+is what a frozen :class:`~crossmodal.encoders.music.descriptor_encoder.DescriptorEncoder`
+computes before its network.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from crossmodal.encoders.audio.beats import track_beats
+from crossmodal.encoders.music.beats import track_beats
 
 CHROMA_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 CONTRAST_BANDS = 6  # spectral_contrast returns bands + 1 rows (the last is the valley)
@@ -45,7 +45,7 @@ def compute_descriptors(
     Rows (see :func:`descriptor_names`), all at ``hop_length``:
 
     - ``onset_strength``: spectral flux onset envelope (``librosa.onset.onset_strength``);
-    - ``beat_pulse``: 1 at the beat frames (:func:`~crossmodal.encoders.audio.beats.track_beats`
+    - ``beat_pulse``: 1 at the beat frames (:func:`~crossmodal.encoders.music.beats.track_beats`
       at the ``librosa.feature.tempo`` estimate), a Gaussian fall-off of one frame, 0 elsewhere;
     - ``log_rms``: ``log(RMS + 1e-5)`` of each frame (loudness envelope);
     - ``tempo``: the estimated tempo in BPM / 120, constant over the clip (0 if no beats);

@@ -10,7 +10,7 @@ from torch import nn
 
 from crossmodal.data.logmel import LogMel
 from crossmodal.data.specs import AudioSpec
-from crossmodal.encoders.base import AudioEncoder
+from crossmodal.encoders.base import MusicEncoder
 from crossmodal.encoders.hf import TransformersBackbone, build_hf_backbone
 
 # AST's input normalisation: (fbank - mean) / (2 · std), with AudioSet statistics.
@@ -18,7 +18,7 @@ AST_MEAN = -4.2677393
 AST_STD = 4.5689974
 
 
-class ASTEncoder(TransformersBackbone, AudioEncoder):
+class ASTEncoder(TransformersBackbone, MusicEncoder):
     """transformers ``ASTModel``: log-mel (B, n_mels, frames) → its pooled output (the
     mean of the CLS and distillation tokens), (B, hidden_size).
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Literal
 
 import torch
@@ -10,12 +9,11 @@ from torch import nn
 
 from crossmodal.data.logmel import LogMel
 from crossmodal.data.specs import AudioSpec
-from crossmodal.encoders.base import AudioEncoder
-from crossmodal.encoders.pretrained import load_encoder_state
+from crossmodal.encoders.base import MusicEncoder
 from crossmodal.encoders.temporal import TemporalConvNet, build_temporal_pool
 
 
-class AudioTiny(AudioEncoder):
+class MusicTiny(MusicEncoder):
     """Log-mel → conv over (frequency, time) that folds frequency away → temporal convs
     → pooling.
 
@@ -34,7 +32,6 @@ class AudioTiny(AudioEncoder):
     def __init__(
         self,
         *,
-        pretrained: str | os.PathLike[str] | None = None,
         sample_rate: int = 16000,
         seconds: float = 4.0,
         n_mels: int = 40,
@@ -78,8 +75,6 @@ class AudioTiny(AudioEncoder):
         )
         self.pool = build_temporal_pool(pool, out_channels, steps, num_bins=num_bins)
         self.output_dim = self.pool.output_dim
-        if pretrained is not None:
-            load_encoder_state(self, pretrained, "audio_tiny")
 
     def step_features(self, audio: torch.Tensor) -> torch.Tensor:
         """Input batch → (B, C·mels', steps) before the temporal convs."""

@@ -6,12 +6,12 @@ wav2vec 2.0 / HuBERT (waveform), a network over librosa descriptors, and ``audio
 
 from __future__ import annotations
 
-from crossmodal.encoders.audio.ast import ASTEncoder, build_ast
-from crossmodal.encoders.audio.descriptor_encoder import DescriptorEncoder
-from crossmodal.encoders.audio.descriptors import compute_descriptors, descriptor_names
-from crossmodal.encoders.audio.logmel_cnn import LogMelCNN
-from crossmodal.encoders.audio.tiny import AudioTiny
-from crossmodal.encoders.audio.wav2vec2 import (
+from crossmodal.encoders.music.ast import ASTEncoder, build_ast
+from crossmodal.encoders.music.descriptor_encoder import DescriptorEncoder
+from crossmodal.encoders.music.descriptors import compute_descriptors, descriptor_names
+from crossmodal.encoders.music.logmel_cnn import LogMelCNN
+from crossmodal.encoders.music.tiny import MusicTiny
+from crossmodal.encoders.music.wav2vec2 import (
     WaveformTransformerEncoder,
     waveform_transformer_builder,
 )
@@ -19,46 +19,49 @@ from crossmodal.encoders.registry import register_encoder
 
 register_encoder(
     "audio_tiny",
-    AudioTiny,
-    modality="audio",
+    MusicTiny,
+    modality="music",
     description="log-mel conv folding frequency + temporal convs; trains on a CPU",
 )
 register_encoder(
     "logmel_cnn",
     LogMelCNN,
-    modality="audio",
+    modality="music",
     description="PANN Cnn10-style CNN on a torchaudio log-mel",
 )
 register_encoder(
     "ast",
     build_ast,
-    modality="audio",
+    modality="music",
     description="transformers Audio Spectrogram Transformer on a log-mel",
+    builds_from_pretrained=True,
 )
 register_encoder(
     "wav2vec2",
     waveform_transformer_builder("Wav2Vec2Model", "Wav2Vec2Config"),
-    modality="audio",
+    modality="music",
     description="transformers wav2vec 2.0 on the waveform, mean over time",
+    builds_from_pretrained=True,
 )
 register_encoder(
     "hubert",
     waveform_transformer_builder("HubertModel", "HubertConfig"),
-    modality="audio",
+    modality="music",
     description="transformers HuBERT on the waveform, mean over time",
+    builds_from_pretrained=True,
 )
 register_encoder(
     "descriptors",
     DescriptorEncoder,
-    modality="audio",
+    modality="music",
     description="small network over librosa tempo/onset/beat/chroma/MFCC/contrast",
 )
 
 __all__ = [
     "ASTEncoder",
-    "AudioTiny",
     "DescriptorEncoder",
     "LogMelCNN",
+    "MusicTiny",
     "WaveformTransformerEncoder",
     "compute_descriptors",
     "descriptor_names",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Literal
 
 import torch
@@ -11,8 +10,7 @@ from torch.nn import functional as F
 
 from crossmodal.data.logmel import LogMel
 from crossmodal.data.specs import AudioSpec
-from crossmodal.encoders.base import AudioEncoder
-from crossmodal.encoders.pretrained import load_encoder_state
+from crossmodal.encoders.base import MusicEncoder
 
 
 class ConvBlock(nn.Module):
@@ -33,7 +31,7 @@ class ConvBlock(nn.Module):
         return F.avg_pool2d(self.layers(x), 2, ceil_mode=True)
 
 
-class LogMelCNN(AudioEncoder):
+class LogMelCNN(MusicEncoder):
     """Log-mel (B, n_mels, frames) → (B, channels[-1]), after PANNs' Cnn10 (Kong et al.
     2020): per-mel-bin BatchNorm, ``len(channels)`` conv blocks (default 64-128-256-512)
     with dropout ``dropout`` between them, the mean over frequency, then max + mean over
@@ -46,7 +44,6 @@ class LogMelCNN(AudioEncoder):
     def __init__(
         self,
         *,
-        pretrained: str | os.PathLike[str] | None = None,
         sample_rate: int = 16000,
         seconds: float = 4.0,
         n_mels: int = 64,
@@ -72,8 +69,6 @@ class LogMelCNN(AudioEncoder):
         self.dropout = nn.Dropout(dropout)
         self.embed = nn.Linear(channels[-1], channels[-1])
         self.output_dim = channels[-1]
-        if pretrained is not None:
-            load_encoder_state(self, pretrained, "logmel_cnn")
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         self.check_input(audio)

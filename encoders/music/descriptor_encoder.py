@@ -2,30 +2,26 @@
 
 from __future__ import annotations
 
-import os
-
 import torch
 from torch import nn
 
 from crossmodal.data.specs import AudioSpec
-from crossmodal.encoders.audio.descriptors import (
+from crossmodal.encoders.base import MusicEncoder
+from crossmodal.encoders.music.descriptors import (
     compute_descriptors_batch,
     descriptor_names,
     num_frames,
 )
-from crossmodal.encoders.base import AudioEncoder, EncoderInputError
-from crossmodal.encoders.pretrained import load_encoder_state
 from crossmodal.encoders.temporal import TemporalConvNet, build_temporal_pool
 
 
-class DescriptorEncoder(AudioEncoder):
+class DescriptorEncoder(MusicEncoder):
     """Waveform → librosa descriptors (tempo, onset and beat envelopes, loudness, chroma,
-    MFCC, spectral contrast; see :func:`~crossmodal.encoders.audio.descriptors.compute_descriptors`)
+    MFCC, spectral contrast; see :func:`~crossmodal.encoders.music.descriptors.compute_descriptors`)
     → a small network.
 
-    ``precompute(waveform)`` runs librosa on the CPU (no gradient; cacheable) and gives
-    (B, F, frames); ``embed_precomputed(descriptors)`` is the trainable part: per-row
-    BatchNorm, then the concatenation of (a) each row's mean and (b) standard deviation
+    :meth:`descriptors` runs librosa on the CPU (no gradient) and gives (B, F, frames);
+    the trainable rest is per-row BatchNorm, then the concatenation of (a) each row's mean and (b) standard deviation
     over time (directly interpretable, one value per named descriptor) and (c) a
     :class:`~crossmodal.encoders.temporal.TemporalConvNet` (``channels`` wide) pooled by
     ``pool`` (``mean`` by default; ``bins`` keeps rhythm position). Output width
@@ -37,7 +33,6 @@ class DescriptorEncoder(AudioEncoder):
     def __init__(
         self,
         *,
-        pretrained: str | os.PathLike[str] | None = None,
         sample_rate: int = 16000,
         seconds: float = 4.0,
         hop_length: int = 512,
@@ -64,15 +59,13 @@ class DescriptorEncoder(AudioEncoder):
             pool, channels, self.num_descriptor_frames, num_bins=num_bins
         )
         self.output_dim = 2 * rows + self.pool.output_dim
-        if pretrained is not None:
-            load_encoder_state(self, pretrained, "descriptors")
 
     @property
     def descriptor_shape(self) -> tuple[int, int]:
         """(F, frames) of one clip's descriptors."""
         return (len(self.names), self.num_descriptor_frames)
 
-    def precompute(self, audio: torch.Tensor) -> torch.Tensor:
+    def descriptors(self, audio: torch.Tensor) -> torch.Tensor:
         """Waveforms (B, S) → descriptors (B, F, frames), float32 on the input's device."""
         self.check_input(audio)
         array = compute_descriptors_batch(
@@ -84,16 +77,7 @@ class DescriptorEncoder(AudioEncoder):
         )
         return torch.from_numpy(array).to(audio.device)
 
-    def embed_precomputed(self, descriptors: torch.Tensor) -> torch.Tensor:
-        """Descriptors (B, F, frames) → (B, output_dim)."""
-        if descriptors.dim() != 3 or tuple(descriptors.shape[1:]) != self.descriptor_shape:
-            raise EncoderInputError(
-                f"{self.describe()} takes descriptors (B, {self.descriptor_shape[0]}, "
-                f"{self.descriptor_shape[1]}), got {tuple(descriptors.shape)}"
-            )
-        x = self.norm(descriptors.float())
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        x = self.norm(self.descriptors(audio))
         steps = self.temporal(x)
         return torch.cat([x.mean(dim=2), x.std(dim=2), self.pool(steps.transpose(1, 2))], dim=1)
-
-    def forward(self, audio: torch.Tensor) -> torch.Tensor:
-        return self.embed_precomputed(self.precompute(audio))

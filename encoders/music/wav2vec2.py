@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from crossmodal.data.specs import AudioSpec
-from crossmodal.encoders.base import AudioEncoder
+from crossmodal.encoders.base import MusicEncoder
 from crossmodal.encoders.hf import TransformersBackbone, build_hf_backbone
 
 # Our defaults on top of transformers' base configuration: no SpecAugment-style time
@@ -18,7 +18,7 @@ from crossmodal.encoders.hf import TransformersBackbone, build_hf_backbone
 WAVEFORM_DEFAULTS: dict[str, Any] = {"apply_spec_augment": False}
 
 
-class WaveformTransformerEncoder(TransformersBackbone, AudioEncoder):
+class WaveformTransformerEncoder(TransformersBackbone, MusicEncoder):
     """A transformers waveform model (``Wav2Vec2Model``, ``HubertModel``): waveform
     (B, S) → mean of the last hidden states over time, (B, hidden_size).
 
