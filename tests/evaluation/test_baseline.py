@@ -143,13 +143,19 @@ def test_music_moved_off_the_motion_no_longer_matches(
 
 
 def test_behind_baseline_lists_what_the_model_does_not_beat() -> None:
-    def report(r1: float, r10: float) -> dict:
-        row = {"R@1": r1, "R@10": r10}
-        return {"video_to_music": row, "music_to_video": row}
+    def report(r1: float, r10: float, ap: float) -> dict:
+        row = {"R@1": r1, "R@10": r10, "mAP": ap}
+        return {"video_to_music": row, "music_to_video": dict(row)}
 
-    assert behind_baseline(report(0.9, 1.0), report(0.5, 1.0)) == []
-    assert behind_baseline(report(0.5, 0.9), report(0.6, 0.8)) == [
-        "v→m R@1 0.500 ≤ 0.600",
-        "m→v R@1 0.500 ≤ 0.600",
+    assert behind_baseline(report(0.9, 1.0, 0.9), report(0.5, 1.0, 0.6)) == []
+    # a tie on R@10 alone is no defeat; a worse R@1 or a mAP not above the baseline's is
+    assert behind_baseline(report(0.6, 0.9, 0.74), report(0.4, 0.9, 0.55)) == []
+    assert behind_baseline(report(0.5, 0.9, 0.7), report(0.6, 0.8, 0.7)) == [
+        "v→m mAP 0.700 ≤ 0.700",
+        "v→m R@1 0.500 < 0.600",
+        "m→v mAP 0.700 ≤ 0.700",
+        "m→v R@1 0.500 < 0.600",
     ]
-    assert len(behind_baseline(report(0.5, 0.8), report(0.5, 0.8))) == 4  # ties do not beat
+    slow = report(0.6, 0.9, 0.8)
+    slow["music_to_video"] = {"R@1": 0.6, "R@10": 0.8, "mAP": 0.8}
+    assert behind_baseline(slow, report(0.5, 0.85, 0.7)) == ["m→v R@10 0.800 < 0.850"]
