@@ -10,9 +10,18 @@ PIP_FLAGS := --disable-pip-version-check --no-input
 SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -ec
 
-.PHONY: demo test lint setup clean-venv
+.PHONY: demo test lint setup browser clean-venv
 
-setup: $(STAMP)
+setup: $(STAMP) browser
+
+# Headless Chromium and its driver for the report and web app browser tests (Debian
+# packages; a no-op when present). Without root or apt it says what to install instead.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get install -y -q chromium chromium-driver >/dev/null || \
+	    { apt-get update -q >/dev/null && apt-get install -y -q chromium chromium-driver >/dev/null; }; \
+	  else echo "browser tests need chromium and chromium-driver: install them (e.g. sudo apt-get install chromium chromium-driver)"; fi; }
 
 # Re-run when the lock or the project metadata change; otherwise a no-op.
 $(STAMP): requirements.lock pyproject.toml
@@ -30,7 +39,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: $(STAMP)
+test: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest

@@ -109,8 +109,6 @@ def main() -> int:
         cold = PairedClipDataset(manifest, VIDEO, AUDIO)
         loader_0 = best_rate(args.clips, loader_pass(cold, 0), args.repeats)
         loader_2 = best_rate(args.clips, loader_pass(cold, 2), args.repeats)
-        pyav = PairedClipDataset(manifest, VIDEO, AUDIO, audio_backend="pyav")
-        loader_pyav = best_rate(args.clips, loader_pass(pyav, 0), args.repeats)
         cache = FeatureCache(tmp_path / "cache")
         cached = PairedClipDataset(manifest, VIDEO, AUDIO, cache=cache)
         fill = best_rate(args.clips, loader_pass(cached, 0), 1)  # first epoch: decode + store
@@ -122,7 +120,6 @@ def main() -> int:
         ("raw decord (video get_batch + AudioReader)", raw, 1.0, "baseline"),
         ("PairedClipDataset, 0 workers", loader_0, loader_0 / raw, "target >= 0.8x"),
         ("PairedClipDataset, 2 workers", loader_2, loader_2 / raw, "target >= 0.8x"),
-        ("PairedClipDataset, PyAV soundtracks, 0 workers", loader_pyav, loader_pyav / raw, ""),
         ("first epoch filling the cache, 0 workers", fill, fill / raw, ""),
         (
             "warm cache, 0 workers",

@@ -10,6 +10,12 @@ Throughput is inference (eval mode, no grad) at ``--batch-size``, as wall-clock 
 and as this process's CPU time per clip; the machine may be shared, so each row also
 gives its CPU cost relative to the tiny encoder of the same modality timed in the same
 run. Results go to stdout and bench/results/encoders.md.
+
+``--track`` measures whole-track throughput instead (a 3-minute track cut into each music
+encoder's windows, embedded in batches; musicnn also as ``crossmodal tag`` computes it)
+and replaces only that section of the results file::
+
+    python bench/encoders.py --track --only audio_tiny,musicnn_msd,musicnn_vgg_msd
 """
 
 from __future__ import annotations
@@ -92,6 +98,86 @@ def bench_training(
     return wall / batch_size, cpu / batch_size
 
 
+TRACK_HEADING = "## Whole-track throughput"
+
+
+def bench_track(
+    name: str, track_seconds: float, batch_size: int, repeats: int, min_time: float
+) -> dict[str, object]:
+    """Seconds to embed a ``track_seconds`` track with music encoder ``name``: the track
+    cut into consecutive windows of the encoder's input, represented as its spec says
+    (log-mel or waveform), embedded ``batch_size`` windows at a time."""
+    from crossmodal.data.audio import represent
+
+    encoder = create_encoder(name).eval()
+    spec = encoder.audio_spec
+    generator = torch.Generator().manual_seed(0)
+    wave = 0.1 * torch.randn(round(track_seconds * spec.sample_rate), generator=generator)
+    count = len(wave) // spec.num_samples
+
+    def run() -> None:
+        windows = represent(wave[: count * spec.num_samples].reshape(count, -1), spec)
+        for start in range(0, count, batch_size):
+            encoder(windows[start : start + batch_size])
+
+    with torch.no_grad():
+        wall, cpu = seconds_per_call(run, repeats, min_time)
+    return {"name": name, "windows": count, "seconds": spec.seconds, "wall": wall, "cpu": cpu}
+
+
+def bench_tagging(
+    track_seconds: float, batch_size: int, repeats: int, min_time: float
+) -> dict[str, object]:
+    """Seconds of ``crossmodal tag``'s work on a decoded track (one log-mel of the whole
+    track, 187-frame windows, tag probabilities averaged)."""
+    from crossmodal.tagging import Tagger
+
+    tagger = Tagger("msd", batch_size=batch_size)
+    generator = torch.Generator().manual_seed(0)
+    wave = 0.1 * torch.randn(round(track_seconds * tagger.sample_rate), generator=generator)
+    wall, cpu = seconds_per_call(lambda: tagger.tag_waveform(wave), repeats, min_time)
+    windows = tagger.tag_waveform(wave).num_windows
+    return {"name": "crossmodal tag (musicnn_msd)", "windows": windows, "wall": wall, "cpu": cpu}
+
+
+def track_markdown(rows: list[dict[str, object]], args: argparse.Namespace) -> str:
+    baseline = next((r["cpu"] for r in rows if r["name"] == "audio_tiny"), float("nan"))
+    lines = [
+        TRACK_HEADING,
+        "",
+        f"`python bench/encoders.py --track` on {platform.processor() or platform.machine()}, "
+        f"{torch.get_num_threads()} torch thread(s), torch {torch.__version__}, load average "
+        f"{os.getloadavg()[0]:.1f} at the end (a machine shared with other jobs: the CPU "
+        f"columns are the steadier ones). A {args.track_seconds:g} s track cut into each "
+        f"encoder's windows, embedded {args.batch_size} windows per call, front end "
+        "included, decoding excluded; median of "
+        f"≥{args.repeats} runs. `× real time` = track length / time (higher is faster); "
+        "`CPU × audio_tiny`: CPU time relative to audio_tiny in this run.",
+        "",
+        "| encoder | windows | wall s | × real time | CPU s | × real time (CPU) "
+        "| CPU × audio_tiny |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['name']} | {r['windows']} | {r['wall']:.2f} | "
+            f"{args.track_seconds / r['wall']:.0f} | {r['cpu']:.2f} | "
+            f"{args.track_seconds / r['cpu']:.0f} | {r['cpu'] / baseline:.3g} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def replace_section(text: str, heading: str, section: str) -> str:
+    """``text`` with the section under ``heading`` (up to the next ``## ``) replaced by
+    ``section``, or ``section`` appended when there is none."""
+    start = text.find(heading)
+    if start < 0:
+        return text.rstrip("\n") + "\n\n" + section
+    end = text.find("\n## ", start + len(heading))
+    rest = "" if end < 0 else text[end:]
+    return text[:start] + section + rest
+
+
 def markdown(
     rows: list[dict[str, object]], train: dict[str, tuple[float, float]], args: argparse.Namespace
 ) -> str:
@@ -145,9 +231,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-train", action="store_true", help="skip the training-cost table")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--track", action="store_true", help="whole-track throughput of the music encoders"
+    )
+    parser.add_argument("--track-seconds", type=float, default=180.0)
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.track:
+        return main_track(args)
     names = args.only.split(",") if args.only else list_encoders()
     # the tiny encoders are the baselines of the ratio column: always measured, first
     order = [n for n in ("video_tiny", "audio_tiny") if n not in names] + names
@@ -167,7 +259,28 @@ def main(argv: list[str] | None = None) -> int:
             train[name] = bench_training(name, args.train_batch_size, args.repeats, args.min_time)
     text = markdown(rows, train, args)
     print(text)
+    previous = args.output.read_text(encoding="utf-8") if args.output.is_file() else ""
+    if TRACK_HEADING in previous:  # keep the last --track section
+        text = replace_section(text, TRACK_HEADING, previous[previous.find(TRACK_HEADING) :])
     atomic_write_text(args.output, text)
+    return 0
+
+
+def main_track(args: argparse.Namespace) -> int:
+    names = args.only.split(",") if args.only else list_encoders("music")
+    names = ["audio_tiny", *(n for n in names if n != "audio_tiny")]
+    rows = []
+    for name in names:
+        print(f"whole track through {name} ...", file=sys.stderr, flush=True)
+        rows.append(
+            bench_track(name, args.track_seconds, args.batch_size, args.repeats, args.min_time)
+        )
+    print("whole track through crossmodal tag ...", file=sys.stderr, flush=True)
+    rows.append(bench_tagging(args.track_seconds, args.batch_size, args.repeats, args.min_time))
+    section = track_markdown(rows, args)
+    print(section)
+    previous = args.output.read_text(encoding="utf-8") if args.output.is_file() else ""
+    atomic_write_text(args.output, replace_section(previous, TRACK_HEADING, section))
     return 0
 
 

@@ -26,6 +26,11 @@ to ``--threads`` threads in every subprocess.
 
     python bench/losses.py            # B ∈ {256, 1024, 4096}
     python bench/losses.py --quick    # B ∈ {256, 1024}, fewer repeats
+    python bench/losses.py --quick --no-pml --baseline ../main --losses info_nce circle
+
+``--baseline DIR`` also times ``crossmodal.losses`` of another checkout (e.g. ``main``)
+in the same worker process, alternating with ours and the floor run by run: the change's
+effect on "ours / floor" without the drift between runs of a shared machine.
 """
 
 from __future__ import annotations
@@ -118,8 +123,27 @@ def _alarm(signum, frame):
     raise CaseTimeout
 
 
-def make_step(impl: str, name: str, batch: int, inputs):
-    """A closure running one forward+backward of ``name`` under ``impl``."""
+def load_baseline(checkout: str):
+    """``crossmodal.losses`` of another checkout, imported before ours: its modules are
+    then dropped from ``sys.modules`` so that ``import crossmodal`` finds ours, while
+    the returned module keeps working on its own (its functions hold their globals)."""
+    import importlib
+
+    sys.path.insert(0, checkout)
+    try:
+        module = importlib.import_module("crossmodal.losses")
+    finally:
+        sys.path.remove(checkout)
+    if not module.__file__.startswith(checkout):
+        raise RuntimeError(f"crossmodal.losses came from {module.__file__}, not {checkout}")
+    for name in [m for m in sys.modules if m == "crossmodal" or m.startswith("crossmodal.")]:
+        del sys.modules[name]
+    return module
+
+
+def make_step(impl: str, name: str, batch: int, inputs, baseline=None):
+    """A closure running one forward+backward of ``name`` under ``impl`` ("base": the
+    ``baseline`` module's losses)."""
     import torch
     import torch.nn.functional as F
 
@@ -139,12 +163,15 @@ def make_step(impl: str, name: str, batch: int, inputs):
                 (F.normalize(video, dim=1) @ F.normalize(music, dim=1).T).sum().backward()
 
         return step
-    if impl == "ours":
-        from crossmodal.losses import SymmetricLoss, create_loss
+    if impl in ("ours", "base"):
+        import crossmodal.losses
 
+        module = baseline if impl == "base" else crossmodal.losses
+        SymmetricLoss, create_loss = module.SymmetricLoss, module.create_loss
         kwargs = dict(OURS_KWARGS.get(name, {}))
         if proxy:
             kwargs.update(num_classes=classes, embedding_dim=DIM)
+            # SymmetricLoss by hand: a baseline checkout may predate create_loss's wrappers.
             loss = SymmetricLoss(create_loss(name, **kwargs))
         else:
             loss = create_loss(name, **kwargs)
@@ -178,8 +205,14 @@ def make_step(impl: str, name: str, batch: int, inputs):
     return step
 
 
-def run_case(impl: str, name: str, batch: int, repeats: int, budget_s: float) -> dict:
-    """Peak memory of one step, then ``impl`` and the floor timed alternately."""
+def run_case(
+    impl: str, name: str, batch: int, repeats: int, budget_s: float, baseline=None, clock="wall"
+) -> dict:
+    """Peak memory of one step, then ``impl``, the floor (and the ``baseline``
+    module's losses) timed alternately, by ``clock``: "wall" (``perf_counter``) or "cpu"
+    (this thread's CPU time: with one torch thread the work runs on the calling thread,
+    and time spent waiting for a core on a shared machine is not counted)."""
+    now = time.thread_time if clock == "cpu" else time.perf_counter
     import torch
 
     gen = torch.Generator().manual_seed(0)
@@ -191,35 +224,43 @@ def run_case(impl: str, name: str, batch: int, repeats: int, budget_s: float) ->
     floor = make_step("floor", family, batch, (video, music, labels))
     reset_peak()
     before = rss_kib("VmRSS")
-    start = time.perf_counter()
+    start = now()
     step()  # warm-up; its high-water mark is the case's peak memory
-    first = time.perf_counter() - start
+    first = now() - start
     peak = rss_kib("VmHWM") - before
     floor()
+    runs = [(floor, []), (step, [])]
+    if baseline is not None:
+        base = make_step("base", name, batch, (video, music, labels), baseline)
+        base()
+        runs.append((base, []))
     # Alternating runs: load from other jobs hits both sides of the ratio alike.
     # Fast cases get more runs (at least `repeats`, up to 30) for a stable median.
     count = max(1, min(max(repeats, 30), int(budget_s / max(first, 1e-6))))
-    times, floor_times = [], []
     for _ in range(count):
-        for fn, bucket in ((floor, floor_times), (step, times)):
+        for fn, bucket in runs:
             video.grad = music.grad = None
-            start = time.perf_counter()
+            start = now()
             fn()
-            bucket.append(time.perf_counter() - start)
-    median, floor_median = statistics.median(times), statistics.median(floor_times)
-    return {
+            bucket.append(now() - start)
+    floor_median, median = (statistics.median(bucket) for _, bucket in runs[:2])
+    result = {
         "median_s": median,
         "floor_s": floor_median,
         "over_floor": median / floor_median,
         "runs": count,
         "peak_mib": max(peak, 0) / 1024,
     }
+    if baseline is not None:
+        result["base_over_floor"] = statistics.median(runs[2][1]) / floor_median
+    return result
 
 
 def worker(spec: dict) -> None:
     import torch
 
     torch.set_num_threads(spec["threads"])
+    baseline = load_baseline(spec["baseline"]) if spec.get("baseline") else None
     import crossmodal.losses  # noqa: F401 - import cost outside the timed region
 
     if spec["impl"] == "pml":
@@ -232,7 +273,15 @@ def worker(spec: dict) -> None:
         print(json.dumps({"start": name}), flush=True)
         signal.alarm(int(spec["timeout_s"]))
         try:
-            result = run_case(spec["impl"], name, spec["batch"], spec["repeats"], spec["budget_s"])
+            result = run_case(
+                spec["impl"],
+                name,
+                spec["batch"],
+                spec["repeats"],
+                spec["budget_s"],
+                baseline,
+                spec["clock"],
+            )
             result["status"] = "ok"
         except CaseTimeout:
             result = {"status": "timeout"}
@@ -257,6 +306,9 @@ class Options:
     cap_gib: float
     timeout_s: float
     budget_s: float
+    baseline: Path | None = None
+    rounds: int = 1
+    clock: str = "wall"
 
 
 def run_group(impl: str, batch: int, names: list[str], opts: Options) -> dict[str, dict]:
@@ -273,6 +325,8 @@ def run_group(impl: str, batch: int, names: list[str], opts: Options) -> dict[st
             "cap_gib": opts.cap_gib,
             "timeout_s": opts.timeout_s,
             "budget_s": opts.budget_s,
+            "baseline": str(opts.baseline) if impl == "ours" and opts.baseline else None,
+            "clock": opts.clock,
         }
         env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": str(opts.threads)}
         proc = subprocess.Popen(
@@ -311,6 +365,13 @@ def run_group(impl: str, batch: int, names: list[str], opts: Options) -> dict[st
     return results
 
 
+def median_record(records: list[dict]) -> dict:
+    """The record with the median ratio to the floor among the successful ones (the
+    first record when none succeeded)."""
+    ok = sorted((r for r in records if r.get("status") == "ok"), key=lambda r: r["over_floor"])
+    return ok[(len(ok) - 1) // 2] if ok else records[0]
+
+
 def fmt_time(record: dict | None) -> str:
     if record is None:
         return "—"
@@ -327,10 +388,12 @@ def fmt_mem(record: dict | None) -> str:
 
 def table(results: dict, opts: Options) -> str:
     names = [n for n in PAIRWISE + PROXY + OURS_ONLY if any(k[2] == n for k in results)]
+    base = opts.baseline is not None
     lines = [
-        "| loss | B | floor | ours | ours / floor | PML | PML / floor | PML / ours | "
-        "ours peak MiB | PML peak MiB |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| loss | B | floor | ours | ours / floor | "
+        + ("baseline / floor | " if base else "")
+        + "PML | PML / floor | PML / ours | ours peak MiB | PML peak MiB |",
+        "|---|---:|---:|---:|---:|" + ("---:|" if base else "") + "---:|---:|---:|---:|---:|",
     ]
     for name in names:
         for batch in opts.sizes:
@@ -350,9 +413,12 @@ def table(results: dict, opts: Options) -> str:
             floor_s = f"{ours['floor_s'] * 1e3:.1f} ms" if ours_ok else "—"
             over = f"{ours['over_floor']:.2f}×" if ours_ok else "—"
             pml_over = f"{pml['over_floor']:.1f}×" if pml_ok else "—"
+            base_col = ""
+            if base:
+                base_col = f"{ours['base_over_floor']:.2f}× | " if ours_ok else "— | "  # type: ignore[index]
             lines.append(
-                f"| {name} | {batch} | {floor_s} | {fmt_time(ours)} | {over} | {fmt_time(pml)} | "
-                f"{pml_over} | {speedup_s} | {fmt_mem(ours)} | {fmt_mem(pml)} |"
+                f"| {name} | {batch} | {floor_s} | {fmt_time(ours)} | {over} | {base_col}"
+                f"{fmt_time(pml)} | {pml_over} | {speedup_s} | {fmt_mem(ours)} | {fmt_mem(pml)} |"
             )
     return "\n".join(lines)
 
@@ -376,14 +442,27 @@ def header(opts: Options, seconds: float) -> str:
         "# Loss benchmark: crossmodal vs pytorch-metric-learning\n\n"
         f"Cross-modal, CPU ({cpu}, torch {torch.__version__}, {opts.threads} thread(s), "
         f"PML {pml_version}), D={DIM}, {K_PER_CLASS} items per class, forward+backward, "
-        f"median of {opts.repeats}-30 runs after a warm-up (fewer when one run exceeds the "
+        + ("wall time" if opts.clock == "wall" else "CPU time of the timing thread")
+        + f", median of {opts.repeats}-30 runs after a warm-up (fewer when one run exceeds the "
         "time budget), alternating with the floor (normalise + one similarity matmul + "
         "backward: B×B pairwise, 2B×C proxies) in the same process; the floor column is "
         "the one timed next to ours, and PML / ours compares the two floor-relative times "
         "(ours and PML run in different processes, minutes apart). PML capped "
         f"at {opts.cap_gib:g} GiB address space and {opts.timeout_s:g} s per case. Peak = "
         "RSS high-water mark of the first step above the RSS before it. "
-        f"Whole run: {seconds:.0f} s.\n\n"
+        + (
+            f"Each case run in {opts.rounds} interleaved rounds; the table keeps the round "
+            "with the median ratio to the floor. "
+            if opts.rounds > 1
+            else ""
+        )
+        + (
+            f"Baseline / floor: crossmodal.losses of {opts.baseline} timed in the same "
+            "process, alternating run by run with ours and the floor. "
+            if opts.baseline
+            else ""
+        )
+        + f"Whole run: {seconds:.0f} s.\n\n"
     )
 
 
@@ -396,6 +475,23 @@ def main() -> int:
     parser.add_argument("--cap-gib", type=float, default=6.0, help="PML address-space cap (6)")
     parser.add_argument("--timeout", type=float, default=60.0, help="PML seconds per case (60)")
     parser.add_argument("--losses", nargs="+", help="only these losses (default: all)")
+    parser.add_argument("--no-pml", action="store_true", help="skip pytorch-metric-learning")
+    parser.add_argument(
+        "--clock",
+        choices=["wall", "cpu"],
+        default="wall",
+        help="wall time, or the thread's CPU time (robust on a shared machine; --threads 1)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run every group this many times, interleaved, and keep each case's median "
+        "ratio to the floor (1)",
+    )
+    parser.add_argument(
+        "--baseline", type=Path, help="also time crossmodal.losses of this checkout (e.g. main)"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"markdown file ({RESULTS})")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -409,16 +505,28 @@ def main() -> int:
         cap_gib=args.cap_gib,
         timeout_s=args.timeout,
         budget_s=4.0 if args.quick else 8.0,
+        baseline=args.baseline.resolve() if args.baseline else None,
+        rounds=args.rounds,
+        clock=args.clock,
     )
+    if opts.clock == "cpu" and opts.threads != 1:
+        parser.error("--clock cpu measures the calling thread: use it with --threads 1")
+    groups = [("ours", PAIRWISE + PROXY + OURS_ONLY)]
+    if not args.no_pml:
+        groups.append(("pml", PAIRWISE + PROXY))
     started = time.monotonic()
-    results: dict[tuple[str, int, str], dict] = {}
+    rounds: dict[tuple[str, int, str], list[dict]] = {}
     for batch in opts.sizes:
-        for impl, names in (("ours", PAIRWISE + PROXY + OURS_ONLY), ("pml", PAIRWISE + PROXY)):
-            names = [n for n in names if not args.losses or n in args.losses]
-            if not names:
-                continue
-            for name, record in run_group(impl, batch, names, opts).items():
-                results[(impl, batch, name)] = record
+        # Rounds interleave the implementations, so slow spells of a shared machine hit
+        # each of them alike.
+        for _ in range(opts.rounds):
+            for impl, names in groups:
+                names = [n for n in names if not args.losses or n in args.losses]
+                if not names:
+                    continue
+                for name, record in run_group(impl, batch, names, opts).items():
+                    rounds.setdefault((impl, batch, name), []).append(record)
+    results = {key: median_record(records) for key, records in rounds.items()}
     text = header(opts, time.monotonic() - started) + table(results, opts) + "\n"
     print()
     print(text)

@@ -21,8 +21,8 @@ from typing import Any
 
 import torch
 
-from crossmodal.errors import CrossmodalError
-from crossmodal.fileio import atomic_path
+from crossmodal.errors import CrossmodalError, torch_load_reason
+from crossmodal.fileio import atomic_path, remove_temp_files_of
 
 FORMAT_VERSION = 2
 # What format-1 model files carried instead of a format_version.
@@ -36,6 +36,10 @@ class CheckpointError(CrossmodalError):
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
     """Atomically write ``payload`` (tensors, numbers, strings, lists, dicts) to ``path``."""
     payload = {"format_version": FORMAT_VERSION, **payload}
+    # A process killed mid-save left `.last.*.tmp.pt` beside the file. Checkpoints have one
+    # writer (rank 0 of a run; the index's writer lock for its model files), so any such
+    # file now is a leftover.
+    remove_temp_files_of(path)
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
 
@@ -53,7 +57,7 @@ def load_checkpoint(
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises many types for a damaged zip/pickle stream
         raise CheckpointError(
-            f"cannot read {path}: the {what} is unreadable ({type(err).__name__}: {err}); "
+            f"cannot read {path}: the {what} is unreadable ({torch_load_reason(err)}); "
             "it may be truncated or not a crossmodal checkpoint"
         ) from err
     if isinstance(payload, dict) and payload.get("format") == _LEGACY_MODEL_FORMAT:

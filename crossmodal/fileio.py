@@ -3,14 +3,18 @@
 Every write that matters (checkpoints, models, manifests, cache entries, index files,
 reports) goes through :func:`atomic_path`: a temporary file in the target's folder is
 filled, fsynced and renamed over the target with ``os.replace``, then the folder is
-fsynced so the rename itself survives a crash.
+fsynced so the rename itself survives a crash. The new file gets the mode a plain
+``open(path, "w")`` would give it (``0o666`` minus the umask), or the mode of the file it
+replaces: temporary files are created private (0600), and that must not leak into outputs.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -31,10 +35,81 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         yield tmp
         fsync_path(tmp)
+        os.chmod(tmp, _target_mode(path))
         os.replace(tmp, path)
         fsync_path(path.parent, missing_ok=True)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+NOT_UTF8_NAME = (
+    "its name is not valid UTF-8 (undecodable bytes shown as \\x..): rename it, e.g. with "
+    "`convmv -f latin1 -t utf8 --notest FILE`"
+)
+
+
+def utf8_name(path: str | os.PathLike[str]) -> bool:
+    """False when ``path`` holds bytes that are not UTF-8 (Python keeps them as lone
+    surrogates): the catalog, JSON and the decoders cannot take such a name."""
+    try:
+        os.fspath(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+_umask_lock = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process umask (read from /proc where possible: setting it is process-wide)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    with _umask_lock:  # no /proc: the only portable way to read it is to set it
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def _target_mode(path: Path) -> int:
+    """The permission bits ``path`` should end with: those of the file it replaces, else
+    what ``open()`` would create (0o666 minus the umask)."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return 0o666 & ~current_umask()
+
+
+def temp_files_of(path: str | os.PathLike[str]) -> list[Path]:
+    """Temporary files :func:`atomic_path` would leave beside ``path`` if killed mid-write."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    return sorted(path.parent.glob(f".{glob_escape(path.stem)}.*.tmp{glob_escape(path.suffix)}"))
+
+
+def remove_temp_files_of(path: str | os.PathLike[str]) -> int:
+    """Delete the leftovers of killed writes of ``path``; returns how many were removed.
+
+    Call only where no other process can be writing ``path`` at the same time (under the
+    store's writer lock, by the one process that saves a checkpoint).
+    """
+    removed = 0
+    for tmp in temp_files_of(path):
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+            removed += 1
+    return removed
+
+
+def glob_escape(text: str) -> str:
+    """``text`` with glob metacharacters escaped (``glob.escape`` for one name)."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None]) -> None:

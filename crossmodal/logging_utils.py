@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 
@@ -48,5 +49,31 @@ def _route_library_warnings(handler: logging.Handler | None) -> None:
 
 
 def progress_disabled() -> bool:
-    """True when progress bars should be hidden (quiet mode)."""
+    """True in quiet mode (progress is neither drawn nor logged)."""
     return logging.getLogger("crossmodal").getEffectiveLevel() > logging.INFO
+
+
+def progress_bars() -> bool:
+    """True when live progress bars should be drawn: not quiet, and stderr is a terminal.
+
+    A redirected stderr (a log file, a pipe, CI) gets no bars: tqdm's ``\\r`` updates
+    would pile up into lines of tens of kilobytes there.
+    """
+    stderr = sys.stderr
+    return not progress_disabled() and stderr is not None and stderr.isatty()
+
+
+# C0/C1 control characters (ESC starts terminal escape sequences) and DEL.
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)]}
+
+
+def printable(text: object) -> str:
+    """``text`` safe to print to a terminal or log: control characters (ANSI escape
+    sequences in a file name) and undecodable bytes of a file name become ``\\xNN``."""
+    value = os.fspath(text) if isinstance(text, os.PathLike) else str(text)
+    value = value.translate(_CONTROL)
+    try:
+        raw = value.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate that is no escaped byte (e.g. from JSON)
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")

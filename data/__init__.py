@@ -3,7 +3,8 @@
 
 Everything downstream consumes media through the specs: an encoder declares a
 :class:`VideoSpec` / :class:`AudioSpec`, and :class:`PairedClipDataset`,
-:func:`load_video_windows` / :func:`load_audio_windows` decode accordingly.
+:func:`load_video_windows` / :func:`load_audio_windows` decode accordingly; whole files
+stream through :func:`crossmodal.data.ingest.ingest` as batches of windows.
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ from crossmodal.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from crossmodal.data.audio import (
+        AudioStream,
+        audio_window_batches,
         cut_windows,
-        decode_audio,
         load_audio,
         load_audio_windows,
         represent,
-        resample,
+        stream_audio,
     )
     from crossmodal.data.cache import FeatureCache, module_fingerprint
     from crossmodal.data.check import Problem, check_clip, check_manifest
@@ -33,6 +35,8 @@ if TYPE_CHECKING:
         NoStreamError,
         TooShortError,
     )
+    from crossmodal.data.formats import scan_folder, shortfall_tolerance
+    from crossmodal.data.ingest import WindowJob, window_batches
     from crossmodal.data.isolate import run_isolated
     from crossmodal.data.loader import make_loader, seed_worker
     from crossmodal.data.logmel import LogMel
@@ -45,9 +49,11 @@ if TYPE_CHECKING:
         decode_segment,
         load_video_windows,
         normalize_frames,
+        video_window_batches,
         window_frame_times,
     )
     from crossmodal.data.windows import (
+        WindowBatch,
         centre_window,
         random_window,
         segment_windows,
@@ -79,7 +85,6 @@ _EXPORTS = {
     "check_clip": "crossmodal.data.check",
     "check_manifest": "crossmodal.data.check",
     "cut_windows": "crossmodal.data.audio",
-    "decode_audio": "crossmodal.data.audio",
     "decode_segment": "crossmodal.data.video",
     "load_audio": "crossmodal.data.audio",
     "load_audio_windows": "crossmodal.data.audio",
@@ -91,7 +96,15 @@ _EXPORTS = {
     "random_window": "crossmodal.data.windows",
     "read_manifest": "crossmodal.data.manifest",
     "represent": "crossmodal.data.audio",
-    "resample": "crossmodal.data.audio",
+    "stream_audio": "crossmodal.data.audio",
+    "AudioStream": "crossmodal.data.audio",
+    "audio_window_batches": "crossmodal.data.audio",
+    "video_window_batches": "crossmodal.data.video",
+    "WindowBatch": "crossmodal.data.windows",
+    "WindowJob": "crossmodal.data.ingest",
+    "window_batches": "crossmodal.data.ingest",
+    "scan_folder": "crossmodal.data.formats",
+    "shortfall_tolerance": "crossmodal.data.formats",
     "run_isolated": "crossmodal.data.isolate",
     "seed_worker": "crossmodal.data.loader",
     "segment_windows": "crossmodal.data.windows",
@@ -104,6 +117,7 @@ _EXPORTS = {
 
 __all__ = [
     "AudioSpec",
+    "AudioStream",
     "ClipRecord",
     "CorruptMediaError",
     "DecoderCrashError",
@@ -120,11 +134,13 @@ __all__ = [
     "TooShortError",
     "VideoFile",
     "VideoSpec",
+    "WindowBatch",
+    "WindowJob",
+    "audio_window_batches",
     "centre_window",
     "check_clip",
     "check_manifest",
     "cut_windows",
-    "decode_audio",
     "decode_segment",
     "load_audio",
     "load_audio_windows",
@@ -136,12 +152,16 @@ __all__ = [
     "random_window",
     "read_manifest",
     "represent",
-    "resample",
     "run_isolated",
+    "scan_folder",
     "seed_worker",
     "segment_windows",
     "select_split",
+    "shortfall_tolerance",
     "sliding_windows",
+    "stream_audio",
+    "video_window_batches",
+    "window_batches",
     "window_frame_times",
     "write_manifest",
     "write_media",

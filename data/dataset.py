@@ -11,9 +11,16 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from crossmodal.data.audio import AudioBackend, cut_windows, load_audio, represent
+from crossmodal.data.audio import (
+    AUDIO_DECODER,
+    LENGTH_TOLERANCE,
+    cut_windows,
+    load_audio,
+    represent,
+)
 from crossmodal.data.cache import FeatureCache
-from crossmodal.data.errors import MediaError, NoStreamError
+from crossmodal.data.errors import ManifestError, MediaError, NoStreamError
+from crossmodal.data.formats import shortfall_tolerance
 from crossmodal.data.manifest import NO_SOUNDTRACK, ClipRecord, read_manifest, select_split
 from crossmodal.data.media_info import probe
 from crossmodal.data.specaugment import SpecAugment
@@ -61,9 +68,11 @@ class PairedClipDataset(Dataset):
     and its resampled music are kept, and each random window is cut from them exactly as
     from the files (its log-mel is computed per access).
 
-    ``decode_threads``: decord's threads per video (1 suits DataLoader workers).
-    ``audio_backend``: "decord" (default) or "pyav" for soundtracks (see
-    :mod:`crossmodal.data.audio`).
+    ``decode_threads``: the video decoder's threads (1 suits DataLoader workers).
+
+    Streams may end a little before their headers say (see
+    :func:`~crossmodal.data.formats.shortfall_tolerance`): a window reaching into that
+    gap holds the last frame and pads the music with silence.
 
     ``on_error="raise"``: a :class:`MediaError` (naming file and reason) propagates.
     ``"skip"``: it is logged as a warning and another clip is returned instead, of the
@@ -86,7 +95,6 @@ class PairedClipDataset(Dataset):
         on_error: OnError = "raise",
         labels: Sequence[str] | None = None,
         decode_threads: int = 1,
-        audio_backend: AudioBackend = "decord",
     ) -> None:
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
@@ -105,6 +113,12 @@ class PairedClipDataset(Dataset):
             else read_manifest(manifest)
         )
         self.records: list[ClipRecord] = select_split(all_records, split)
+        without_video = [r.id for r in self.records if r.video is None]
+        if without_video:
+            raise ManifestError(
+                f"{len(without_video)} clip(s) have no video (e.g. {without_video[0]!r}): "
+                "training pairs a video with its music; give every row a 'video'"
+            )
         self.video_spec = video_spec
         self.audio_spec = audio_spec
         self.window = float(audio_spec.seconds)
@@ -116,7 +130,8 @@ class PairedClipDataset(Dataset):
         self.cache = FeatureCache(cache) if isinstance(cache, str | os.PathLike) else cache
         self.on_error = on_error
         self.decode_threads = decode_threads
-        self.audio_backend = audio_backend
+        # Names the audio decoding in cache keys (features from another decoder differ).
+        self.audio_backend = AUDIO_DECODER
         self.segments = eval_windows if (not train and isinstance(eval_windows, int)) else 1
 
         self.labels: list[str] = (
@@ -228,6 +243,14 @@ class PairedClipDataset(Dataset):
             self._ends[clip] = min(known)
         return self._ends[clip]
 
+    def _tolerance(self, clip: int) -> float:
+        """Seconds the music may end before the clip's end and be padded with silence: the
+        header-shortfall tolerance when the end comes from the headers; a few samples when
+        the manifest sets it (a clip must not reach past its media)."""
+        if self.records[clip].end is not None:
+            return LENGTH_TOLERANCE
+        return shortfall_tolerance(self._end(clip))
+
     def window_starts(self, index: int) -> tuple[float, float]:
         """(video, music) window starts of item ``index``; random when ``train``."""
         clip = self.clip_index(index)
@@ -317,11 +340,7 @@ class PairedClipDataset(Dataset):
         times = window_frame_times(self.video_spec, video_start, self.window)
         frames = VideoFile(record.video, self.video_spec, self.decode_threads).frames_at(times)
         wave, offset = load_audio(
-            record.music,
-            self.audio_spec.sample_rate,
-            music_start,
-            music_start + self.window,
-            self.audio_backend,
+            record.music, self.audio_spec.sample_rate, music_start, music_start + self.window
         )
         cut = cut_windows(
             wave,
@@ -330,6 +349,7 @@ class PairedClipDataset(Dataset):
             [music_start],
             self.audio_spec.num_samples,
             record.music,
+            self._tolerance(clip),
         )
         return {"frames": frames, "audio": represent(cut, self.audio_spec)[0].numpy()}
 
@@ -370,10 +390,10 @@ class PairedClipDataset(Dataset):
         sr = self.audio_spec.sample_rate
         n = self.audio_spec.num_samples
         if self.cache is None:
-            wave, offset = load_audio(
-                record.music, sr, window_start, window_start + self.window, self.audio_backend
+            wave, offset = load_audio(record.music, sr, window_start, window_start + self.window)
+            return cut_windows(
+                wave, sr, offset, [window_start], n, record.music, self._tolerance(clip)
             )
-            return cut_windows(wave, sr, offset, [window_start], n, record.music)
         end = self._end(clip)
         params = {
             "kind": "music",
@@ -384,14 +404,22 @@ class PairedClipDataset(Dataset):
         }
 
         def compute() -> dict[str, np.ndarray]:
-            wave, offset = load_audio(record.music, sr, record.start, end, self.audio_backend)
+            wave, offset = load_audio(record.music, sr, record.start, end)
             # Keep the clip's span, plus 10 ms so rounding at its end cannot cut a window.
             first = max(0, round((record.start - offset) * sr))
             last = round((end - offset) * sr) + sr // 100
             return {"wave": wave[first:last], "offset": np.float64(offset + first / sr)}
 
         seg = self.cache.get_or_compute(record.music, params, compute)
-        return cut_windows(seg["wave"], sr, float(seg["offset"]), [window_start], n, record.music)
+        return cut_windows(
+            seg["wave"],
+            sr,
+            float(seg["offset"]),
+            [window_start],
+            n,
+            record.music,
+            self._tolerance(clip),
+        )
 
     def __repr__(self) -> str:
         mode = "train" if self.train else f"eval:{self.eval_windows}"

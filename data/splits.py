@@ -13,7 +13,7 @@ def check_media_exist(records: list) -> None:
     missing = []
     for record in records:
         for path in dict.fromkeys((record.video, record.music)):
-            if not Path(path).is_file():
+            if path is not None and not Path(path).is_file():  # music-only rows: no video
                 missing.append(f"  {record.id}: {path}")
     if missing:
         shown = "\n".join(missing[:50])

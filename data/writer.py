@@ -20,6 +20,10 @@ if TYPE_CHECKING:
 # Encoder settings: H.264 needs even width and height; use "mpeg4" for odd sizes.
 DEFAULT_X264 = {"preset": "veryfast", "crf": "26", "bf": "0"}
 AUDIO_FRAME = 1024
+# ffmpeg's own encoders it still calls experimental (this PyAV build has no libvorbis).
+_EXPERIMENTAL_ENCODERS = ("vorbis",)
+# Integer sample formats an encoder may ask for: (dtype, full-scale value).
+_INTEGER_FORMATS = {"s16": (np.int16, 32767), "s32": (np.int32, 2**31 - 1)}
 
 
 def write_media(
@@ -68,7 +72,8 @@ def write_media(
             video_stream = container.add_stream(video_codec, rate=rate)
             video_stream.width = frames.shape[2]
             video_stream.height = frames.shape[1]
-            video_stream.pix_fmt = "yuv420p"
+            # MJPEG takes full-range YUV ("yuvj"); every other codec here limited-range.
+            video_stream.pix_fmt = "yuvj420p" if video_codec == "mjpeg" else "yuv420p"
             video_stream.codec_context.thread_count = 1
             if video_codec == "libx264":
                 video_stream.options = dict(video_options or DEFAULT_X264)
@@ -83,6 +88,8 @@ def write_media(
                 audio = audio[None, :]
             channels = audio.shape[0]
             audio_stream = container.add_stream(audio_codec, rate=sample_rate)
+            if audio_codec in _EXPERIMENTAL_ENCODERS:
+                audio_stream.codec_context.options = {"strict": "experimental"}
             audio_stream.layout = layout or {1: "mono", 2: "stereo", 6: "5.1"}[channels]
             if audio_bit_rate:
                 audio_stream.codec_context.bit_rate = audio_bit_rate
@@ -111,11 +118,10 @@ def _encode_audio(
     layout = stream.layout.name
     for start in range(0, audio.shape[1], chunk_size):
         chunk = np.ascontiguousarray(audio[:, start : start + chunk_size])
-        if codec_format in ("s16", "s16p"):
-            chunk = np.round(np.clip(chunk, -1, 1) * 32767).astype(np.int16)
-            if codec_format == "s16":
-                chunk = chunk.T.reshape(1, -1)
-        elif codec_format == "flt":
+        if codec_format.rstrip("p") in _INTEGER_FORMATS:
+            dtype, peak = _INTEGER_FORMATS[codec_format.rstrip("p")]
+            chunk = np.round(np.clip(chunk, -1, 1).astype(np.float64) * peak).astype(dtype)
+        if not codec_format.endswith("p"):  # packed: channels interleaved in one plane
             chunk = chunk.T.reshape(1, -1)
         frame = av.AudioFrame.from_ndarray(chunk, format=codec_format, layout=layout)
         frame.sample_rate = sample_rate

@@ -23,7 +23,7 @@ from typing import Literal
 
 import torch
 
-from crossmodal.errors import CrossmodalError
+from crossmodal.errors import CrossmodalError, torch_load_reason
 
 WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".safetensors")
 # Environment variables that mean "never touch the network" (the first two are
@@ -113,7 +113,8 @@ def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, torch.Tensor
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # unpickling errors come in many types
         raise PretrainedError(
-            f"cannot read {path} as a state dict with torch.load(weights_only=True): {err}"
+            f"cannot read {path} as a state dict with torch.load(weights_only=True): "
+            f"{torch_load_reason(err)}"
         ) from err
     for key in ("state_dict", "model"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):

@@ -1,61 +1,52 @@
 """Deep-metric-learning losses, pairwise and proxy-based, usable across modalities.
 
-Pairwise losses work on one similarity matrix and boolean masks
-(:class:`PairwiseLoss`); proxy losses classify against learnable class weights
-(:class:`ProxyLoss`). All share the call
-``loss(embeddings, labels, ref_emb=None, ref_labels=None)``.
+Every loss and wrapper is called ``loss(embeddings, labels, ref_emb=None,
+ref_labels=None, *, miner_masks=None)``. Pairwise losses work on one similarity matrix
+and boolean masks (:class:`PairwiseLoss`; write a new one with
+:class:`AutogradPairwiseLoss`); proxy losses classify against learnable class weights
+(:class:`ProxyLoss`). :func:`create_loss` builds one by name with its miner,
+cross-batch memory and both directions. Exports are lazy: importing one loss does not
+import the others.
 """
 
 from __future__ import annotations
 
-from crossmodal.losses.am_softmax import AMSoftmaxLoss
-from crossmodal.losses.arcface import ArcFaceLoss
-from crossmodal.losses.base import PairwiseLoss
-from crossmodal.losses.circle import CircleLoss
-from crossmodal.losses.combine import WeightedSum, default_objective
-from crossmodal.losses.contrastive import ContrastiveLoss
-from crossmodal.losses.cosface import CosFaceLoss
-from crossmodal.losses.info_nce import InfoNCELoss
-from crossmodal.losses.l2_softmax import L2SoftmaxLoss
-from crossmodal.losses.large_margin_softmax import LargeMarginSoftmaxLoss
-from crossmodal.losses.lifted_structure import LiftedStructureLoss
-from crossmodal.losses.multi_similarity import MultiSimilarityLoss
-from crossmodal.losses.normface import NormFaceLoss
-from crossmodal.losses.npair import NPairLoss
-from crossmodal.losses.pairs import PairBatch, build_pairs, check_inputs
-from crossmodal.losses.proxy_base import ProxyLoss
-from crossmodal.losses.proxy_circle import ProxyCircleLoss
-from crossmodal.losses.registry import create_loss, is_proxy_loss, list_losses, register_loss
-from crossmodal.losses.sphereface import SphereFaceLoss
-from crossmodal.losses.symmetric import SymmetricLoss
-from crossmodal.losses.triplet_margin import TripletMarginLoss
+from crossmodal.lazy import lazy_exports
 
-__all__ = [
-    "AMSoftmaxLoss",
-    "ArcFaceLoss",
-    "CircleLoss",
-    "ContrastiveLoss",
-    "CosFaceLoss",
-    "InfoNCELoss",
-    "L2SoftmaxLoss",
-    "LargeMarginSoftmaxLoss",
-    "LiftedStructureLoss",
-    "MultiSimilarityLoss",
-    "NPairLoss",
-    "NormFaceLoss",
-    "PairBatch",
-    "PairwiseLoss",
-    "ProxyCircleLoss",
-    "ProxyLoss",
-    "SphereFaceLoss",
-    "SymmetricLoss",
-    "TripletMarginLoss",
-    "WeightedSum",
-    "build_pairs",
-    "check_inputs",
-    "create_loss",
-    "default_objective",
-    "is_proxy_loss",
-    "list_losses",
-    "register_loss",
-]
+_EXPORTS = {
+    "AMSoftmaxLoss": "crossmodal.losses.am_softmax",
+    "ArcFaceLoss": "crossmodal.losses.arcface",
+    "AutogradPairwiseLoss": "crossmodal.losses.base",
+    "BinomialDevianceLoss": "crossmodal.losses.binomial_deviance",
+    "BlockwiseLoss": "crossmodal.losses.blockwise",
+    "CircleLoss": "crossmodal.losses.circle",
+    "ContrastiveLoss": "crossmodal.losses.contrastive",
+    "CosFaceLoss": "crossmodal.losses.cosface",
+    "DEFAULT_PRESET": "crossmodal.losses.combine",
+    "InfoNCELoss": "crossmodal.losses.info_nce",
+    "L2SoftmaxLoss": "crossmodal.losses.l2_softmax",
+    "LargeMarginSoftmaxLoss": "crossmodal.losses.large_margin_softmax",
+    "LiftedStructureLoss": "crossmodal.losses.lifted_structure",
+    "MultiSimilarityLoss": "crossmodal.losses.multi_similarity",
+    "NPairLoss": "crossmodal.losses.npair",
+    "NormFaceLoss": "crossmodal.losses.normface",
+    "PairBatch": "crossmodal.losses.pairs",
+    "PairwiseLoss": "crossmodal.losses.base",
+    "ProxyCircleLoss": "crossmodal.losses.proxy_circle",
+    "ProxyLoss": "crossmodal.losses.proxy_base",
+    "SphereFaceLoss": "crossmodal.losses.sphereface",
+    "SymmetricLoss": "crossmodal.losses.symmetric",
+    "TripletMarginLoss": "crossmodal.losses.triplet_margin",
+    "WeightedSum": "crossmodal.losses.combine",
+    "build_pairs": "crossmodal.losses.pairs",
+    "check_inputs": "crossmodal.losses.pairs",
+    "create_loss": "crossmodal.losses.registry",
+    "default_objective": "crossmodal.losses.combine",
+    "learned_logit_scale": "crossmodal.losses.info_nce",
+    "list_losses": "crossmodal.losses.registry",
+    "loss_kind": "crossmodal.losses.registry",
+    "register_loss": "crossmodal.losses.registry",
+}
+
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)

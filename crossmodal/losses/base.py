@@ -1,19 +1,20 @@
-"""Shared plumbing of the pairwise losses: input checks, masks, blocks, reductions.
+"""The pairwise losses' contract and plumbing, and the autograd path for writing one.
 
-A pairwise loss subclasses :class:`PairwiseLoss` and writes only the math on one
-:class:`~crossmodal.losses.pairs.PairBatch` (similarity matrix + boolean
-positive/negative masks): ``evaluate`` returns the value over row blocks and its
-closed-form gradient, run as one autograd node by
-:class:`~crossmodal.losses.blockwise.BlockwiseLoss`. Nothing here materialises index
-tuples of pairs or triplets.
+Every pairwise loss is computed from one :class:`~crossmodal.losses.pairs.PairBatch`
+(similarity matrix + boolean positive/negative masks); nothing here materialises index
+tuples of pairs or triplets. Two ways to write the math:
+
+* :class:`AutogradPairwiseLoss`: a differentiable function of the similarity matrix and
+  the masks; autograd derives the gradient. The way to add a loss (docs/losses.md).
+* :class:`~crossmodal.losses.blockwise.BlockwiseLoss`: the value and its closed-form
+  gradient over row blocks, in one autograd node. Used by the built-in losses, where it
+  pays in time and memory at large batches.
 """
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
-from crossmodal.losses.blockwise import BlockwiseLoss, block_rows
 from crossmodal.losses.pairs import PairBatch, build_pairs
 
 
@@ -28,23 +29,21 @@ class PairwiseLoss(nn.Module):
       modality). Pair (i, j) is positive when ``labels[i] == ref_labels[j]``, negative
       otherwise. Omitted: the batch against itself, the diagonal excluded from both.
     * ``miner_masks``: (pos_mask, neg_mask) bool (N_q, N_r), e.g. from a
-      :mod:`crossmodal.sampling.miners` miner, ANDed with the label masks. A ``miner`` given at
-      construction is run on every call and ANDed as well.
+      :mod:`crossmodal.sampling.miners` miner, ANDed with the label masks. A ``miner`` given
+      at construction is run on every call and ANDed as well.
 
     Embeddings are L2-normalised first unless ``normalize=False`` (similarity = cosine).
     Each subclass documents its reduction; when no anchor/pair has a valid term the loss
     is ``0`` still connected to the graph (its gradient is zero), so ``backward`` and DDP
     work. Bad input raises ``ValueError`` naming the problem (see
-    :func:`crossmodal.losses.pairs.check_inputs`).
-
-    Subclasses implement ``evaluate(pairs, with_grad) -> (value, gradients)``, walking
-    the matrix in row blocks of about ``chunk_elements`` entries (:meth:`blocks`).
+    :func:`crossmodal.losses.pairs.check_inputs`). Subclasses implement
+    :meth:`compute`; :class:`AutogradPairwiseLoss` and
+    :class:`~crossmodal.losses.blockwise.BlockwiseLoss` are the two ways to.
     """
 
-    #: Entries per row block (temporaries are block-sized).
-    chunk_elements: int = 1 << 18
-    #: Whether the loss works on Euclidean distances (its gradient then reaches the norms).
-    uses_distance: bool = False
+    #: Whether :meth:`compute` needs ``pairs.sim`` inside the autograd graph (the
+    #: blockwise losses differentiate the matmul themselves).
+    differentiable_sim: bool = True
 
     def __init__(self, normalize: bool = True, miner: nn.Module | None = None) -> None:
         super().__init__()
@@ -64,37 +63,37 @@ class PairwiseLoss(nn.Module):
         if self.miner is not None:
             masks.append(self.miner(embeddings, labels, ref_emb, ref_labels))
         pairs = build_pairs(
-            embeddings, labels, ref_emb, ref_labels, normalize=self.normalize, masks=masks
+            embeddings,
+            labels,
+            ref_emb,
+            ref_labels,
+            normalize=self.normalize,
+            masks=masks,
+            differentiable_sim=self.differentiable_sim,
         )
         return self.compute(pairs)
 
     def compute(self, pairs: PairBatch) -> Tensor:
-        """The loss value from ``pairs``, differentiable through :meth:`grad_inputs`."""
-        return BlockwiseLoss.apply(self, pairs, *self.grad_inputs(pairs))
-
-    def grad_inputs(self, pairs: PairBatch) -> tuple[Tensor, ...]:
-        """Tensors the value is differentiated with respect to (one gradient each)."""
-        if self.uses_distance:
-            return pairs.sim, pairs.query_sqnorm, pairs.ref_sqnorm
-        return (pairs.sim,)
-
-    def blocks(self, pairs: PairBatch) -> list[tuple[slice, PairBatch]]:
-        """Row blocks of about ``chunk_elements`` entries (one block when small), each
-        with the slice of ``pairs``' rows it covers (where its gradient rows go)."""
-        blocks, start = [], 0
-        for block in pairs.split(block_rows(pairs, self.chunk_elements)):
-            blocks.append((slice(start, start + block.sim.shape[0]), block))
-            start += block.sim.shape[0]
-        return blocks
-
-    def evaluate(self, pairs: PairBatch, with_grad: bool) -> tuple[Tensor, tuple]:
-        """The value and, if ``with_grad``, ``d value / d x`` for each of :meth:`grad_inputs`
-        (else an empty tuple). Runs without autograd."""
+        """The loss value from ``pairs``, differentiable with respect to the embeddings."""
         raise NotImplementedError
 
-    def grad_buffers(self, pairs: PairBatch) -> tuple[Tensor, Tensor | None, Tensor | None]:
-        """Zeroed gradient buffers for the similarities and (distance losses) the norms."""
-        grad_sim = torch.zeros_like(pairs.sim)
-        if not self.uses_distance:
-            return grad_sim, None, None
-        return grad_sim, torch.zeros_like(pairs.query_sqnorm), torch.zeros_like(pairs.ref_sqnorm)
+
+class AutogradPairwiseLoss(PairwiseLoss):
+    """A pairwise loss written as a differentiable function of the similarities.
+
+    Subclasses write :meth:`similarity_loss`; autograd does the gradient. The whole
+    (N_q, N_r) matrix is one block, so autograd keeps its temporaries for the backward
+    pass: fine for the batch sizes of experiments; a loss that must scale to large
+    batches can later move to the closed-form
+    :class:`~crossmodal.losses.blockwise.BlockwiseLoss` path, with this version as its
+    reference.
+    """
+
+    def compute(self, pairs: PairBatch) -> Tensor:
+        return self.similarity_loss(pairs.sim, pairs.pos, pairs.neg)
+
+    def similarity_loss(self, sim: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
+        """The loss from ``sim`` (N_q, N_r) (cosines unless ``normalize=False``) and the
+        bool masks ``pos``/``neg`` (N_q, N_r); must be a differentiable function of
+        ``sim`` without host reads of tensor values (no ``.item()``, ``if t.any()``)."""
+        raise NotImplementedError

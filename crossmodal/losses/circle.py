@@ -6,12 +6,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from crossmodal.losses.base import PairwiseLoss
-from crossmodal.losses.blockwise import log_total, masked_exp, safe_div, slot_logsumexp
+from crossmodal.losses.blockwise import (
+    BlockwiseLoss,
+    log_total,
+    masked_exp,
+    safe_div,
+    slot_logsumexp,
+)
 from crossmodal.losses.pairs import PairBatch
 
 
-class CircleLoss(PairwiseLoss):
+class CircleLoss(BlockwiseLoss):
     """Circle loss with pair-wise labels, on cosine similarities ``s``::
 
         ℓ_i = log(1 + Σ_{n∈N_i} Σ_{p∈P_i} exp(γ (α_n (s_n − Δ_n) − α_p (s_p − Δ_p))))
@@ -40,7 +45,7 @@ class CircleLoss(PairwiseLoss):
 
     def evaluate(self, pairs: PairBatch, with_grad: bool) -> tuple[Tensor, tuple]:
         grad_sim = torch.zeros_like(pairs.sim) if with_grad else None
-        total, n_valid = pairs.sim.new_zeros(()), 0
+        total, n_valid = pairs.sim.new_zeros(()), pairs.sim.new_zeros(())
         for rows, block in self.blocks(pairs):
             # Negatives over the row: γ α_n (s − Δ_n), α_n = [s + m]_+ held constant.
             neg_factor = (block.sim + self.m).clamp_min_(0.0).mul_(self.gamma)
@@ -54,16 +59,17 @@ class CircleLoss(PairwiseLoss):
             both = pos_lse + log_total(neg_total, neg_shift)
             valid = (block.pos_count > 0) & (block.neg_count > 0)
             total += torch.where(valid, F.softplus(both), 0.0).sum()
-            n_valid += int(valid.sum())
+            n_valid += valid.sum()
             if with_grad:
                 # ℓ = softplus(L_p + L_n): dℓ/ds_j = σ(L_p + L_n) · softmax_side_j · factor_j
                 weight = torch.where(valid, torch.sigmoid(both), 0.0)
                 grad = safe_div(neg_e, neg_total).mul_(neg_factor)
                 grad.scatter_add_(1, index, pos_softmax * pos_factor)
                 torch.mul(grad, weight, out=grad_sim[rows])
-        value = total / max(n_valid, 1)
+        # Without a valid anchor total and gradients are 0: divide by 1.
+        n_valid = n_valid.clamp_min(1.0)
+        value = total / n_valid
         if not with_grad:
             return value, ()
-        if n_valid:
-            grad_sim.div_(n_valid)
+        grad_sim.div_(n_valid)
         return value, (grad_sim,)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
-from crossmodal.losses.base import PairwiseLoss
-from crossmodal.losses.blockwise import distance_chain, slot_distance_chain
+from crossmodal.losses.blockwise import BlockwiseLoss, distance_chain, slot_distance_chain
 from crossmodal.losses.pairs import PairBatch
 
 
-class ContrastiveLoss(PairwiseLoss):
+class ContrastiveLoss(BlockwiseLoss):
     """Margin contrastive loss on Euclidean distances of L2-normalised embeddings.
 
     With ``d_ij`` the distance between query ``i`` and reference ``j``::
@@ -51,7 +51,8 @@ class ContrastiveLoss(PairwiseLoss):
         return (hinge if self.power == 1 else hinge.pow(self.power)).sum()
 
     def evaluate(self, pairs: PairBatch, with_grad: bool) -> tuple[Tensor, tuple]:
-        sums, counts = [pairs.sim.new_zeros(()), pairs.sim.new_zeros(())], [0, 0]
+        sums = [pairs.sim.new_zeros(()), pairs.sim.new_zeros(())]
+        counts = [pairs.sim.new_zeros(()), pairs.sim.new_zeros(())]
         grad_sim, _, _ = self.grad_buffers(pairs) if with_grad else (None,) * 3
         # Per side (positive, negative): gradients of the side's sum, before dividing by
         # the side's non-zero count, which is known only at the end.
@@ -67,7 +68,7 @@ class ContrastiveLoss(PairwiseLoss):
             actives = []
             for side, hinge in enumerate((pos_hinge, neg_hinge)):
                 actives.append(hinge.sign())
-                counts[side] += int(actives[side].sum())
+                counts[side] += actives[side].sum()
                 sums[side] += self._sum(hinge)
             if with_grad:
                 grad_dist = self._slope(neg_hinge, actives[1]).neg_()
@@ -78,7 +79,8 @@ class ContrastiveLoss(PairwiseLoss):
                 )
                 side_cols[0] += cols
                 pos_slot_grads.append((rows, index, slot_sim))
-        weights = [1.0 / c if c else 0.0 for c in counts]
+        # 1 / count of each side's non-zero terms, 0 for a side without one.
+        weights = [torch.where(c > 0, 1.0 / c.clamp_min(1.0), 0.0) for c in counts]
         value = sums[0] * weights[0] + sums[1] * weights[1]
         if not with_grad:
             return value, ()

@@ -7,12 +7,11 @@ import math
 import torch
 from torch import Tensor, nn
 
-from crossmodal.losses.base import PairwiseLoss
-from crossmodal.losses.blockwise import log_total, masked_exp, safe_div
+from crossmodal.losses.blockwise import BlockwiseLoss, log_total, masked_exp, safe_div
 from crossmodal.losses.pairs import PairBatch
 
 
-class InfoNCELoss(PairwiseLoss):
+class InfoNCELoss(BlockwiseLoss):
     """InfoNCE, one direction (queries → references), multi-positive.
 
     With logits ``z_ij = s · cos(q_i, r_j)`` and ``A_i = P_i ∪ N_i`` the anchor's positive
@@ -54,54 +53,70 @@ class InfoNCELoss(PairwiseLoss):
             self.fixed_scale = min(1.0 / temperature, max_scale)
 
     @property
-    def scale(self) -> Tensor:
-        """The logit scale in use: ``min(exp(log_scale), max_scale)``."""
+    def logit_scale(self) -> Tensor:
+        """The logit scale in use, ``min(exp(log_scale), max_scale)`` (a 0-dim tensor,
+        differentiable when learnable): the one owner of the temperature, which the
+        trainer logs and stores."""
         if not self.learnable:
             return torch.tensor(self.fixed_scale, dtype=torch.float64)
         return self.log_scale.exp().clamp(max=self.max_scale)
 
     @property
     def temperature(self) -> float:
-        """``1 / scale`` as a float (for logging)."""
-        return float(1.0 / self.scale.detach())
+        """``1 / logit_scale`` as a float (for logging; reads the value on the host)."""
+        return float(1.0 / self.logit_scale.detach())
 
-    def grad_inputs(self, pairs: PairBatch) -> tuple[Tensor, ...]:
-        return (pairs.sim, self.log_scale) if self.learnable else (pairs.sim,)
-
-    def _scale_value(self) -> float:
-        return float(self.scale.detach()) if self.learnable else self.fixed_scale
+    def grad_params(self) -> tuple[Tensor, ...]:
+        return (self.log_scale,) if self.learnable else ()
 
     def evaluate(self, pairs: PairBatch, with_grad: bool) -> tuple[Tensor, tuple]:
-        scale = self._scale_value()
+        # A tensor when learnable: multiplying by it reads nothing on the host.
+        scale = self.logit_scale.detach() if self.learnable else self.fixed_scale
+        # Every reference is a positive or a negative unless the diagonal (self case) or
+        # a miner removed some: known from the call's structure, not from the masks.
+        every_reference = not pairs.self_ref and not pairs.masks
         grad_sim = torch.zeros_like(pairs.sim) if with_grad else None
         grad_scale = pairs.sim.new_zeros(())
-        total, n_valid = pairs.sim.new_zeros(()), 0
+        total, n_valid = pairs.sim.new_zeros(()), pairs.sim.new_zeros(())
         for rows, block in self.blocks(pairs):
             logits = block.sim * scale
             pos = block.pos_f
-            exps, norm, shift = masked_exp(
-                logits, pos + block.neg_f, block.pos_count + block.neg_count
-            )
+            if every_reference:
+                exps, norm, shift = masked_exp(logits, None)
+            else:
+                exps, norm, shift = masked_exp(
+                    logits, pos + block.neg_f, block.pos_count + block.neg_count
+                )
             valid = block.pos_count > 0
             inv_pos = 1.0 / block.pos_count.clamp_min(1.0)
             pos_mean = (logits * pos).sum(1, keepdim=True).mul_(inv_pos)
             loss = log_total(norm, shift) - pos_mean
             total += torch.where(valid, loss, 0.0).sum()
-            n_valid += int(valid.sum())
+            n_valid += valid.sum()
             if with_grad:
                 # dℓ_i/dz_ij = softmax over A_i − [j ∈ P_i] / |P_i|, for anchors with positives.
                 grad_logits = safe_div(exps, norm).sub_(pos * inv_pos).mul_(valid)
                 grad_scale += (grad_logits * block.sim).sum()
                 torch.mul(grad_logits, scale, out=grad_sim[rows])
-        value = total / max(n_valid, 1)
+        # No anchor with a positive: total and every gradient are 0, divided by 1.
+        n_valid = n_valid.clamp_min(1.0)
+        value = total / n_valid
         if not with_grad:
             return value, ()
-        if n_valid:
-            grad_sim.div_(n_valid)
-            grad_scale /= n_valid
+        grad_sim.div_(n_valid)
         if not self.learnable:
             return value, (grad_sim,)
-        # d/d log_scale = d/d scale · scale, unless the clamp is active.
-        unclamped = bool(self.log_scale.detach().exp() <= self.max_scale)
-        grad_log_scale = grad_scale * scale if unclamped else grad_scale * 0.0
+        # d/d log_scale = d/d scale · scale, and 0 while the clamp is active.
+        unclamped = self.log_scale.detach().exp() <= self.max_scale
+        grad_log_scale = (grad_scale / n_valid) * scale * unclamped
         return value, (grad_sim, grad_log_scale.to(self.log_scale.dtype))
+
+
+def learned_logit_scale(module: nn.Module) -> Tensor | None:
+    """The logit scale of the first learnable :class:`InfoNCELoss` inside ``module``
+    (e.g. a training objective), clamped as the loss uses it and detached; None when
+    there is none."""
+    for part in module.modules():
+        if isinstance(part, InfoNCELoss) and part.learnable:
+            return part.logit_scale.detach()
+    return None

@@ -5,12 +5,17 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from crossmodal.losses.base import PairwiseLoss
-from crossmodal.losses.blockwise import distance_chain, log_total, masked_exp, safe_div
+from crossmodal.losses.blockwise import (
+    BlockwiseLoss,
+    distance_chain,
+    log_total,
+    masked_exp,
+    safe_div,
+)
 from crossmodal.losses.pairs import PairBatch
 
 
-class LiftedStructureLoss(PairwiseLoss):
+class LiftedStructureLoss(BlockwiseLoss):
     """Lifted structure loss: each positive pair against the negatives of both its ends.
 
     With Euclidean distances ``D`` of L2-normalised embeddings, for a positive pair
@@ -62,7 +67,7 @@ class LiftedStructureLoss(PairwiseLoss):
         col_f = torch.where(col_has, col, floor)
         grad_sim, grad_query, grad_ref = self.grad_buffers(pairs) if with_grad else (None,) * 3
         grad_col = torch.zeros_like(col)
-        total, count = pairs.sim.new_zeros(()), 0
+        total, count = pairs.sim.new_zeros(()), pairs.sim.new_zeros(())
         for rows, block in blocks:
             exps, norm, shift = masked_exp(self._exponent(block), block.neg_f, block.neg_count)
             row = log_total(norm, shift)
@@ -75,7 +80,7 @@ class LiftedStructureLoss(PairwiseLoss):
             valid = used & (row_has | col_has[0, index])
             slope = (j - self.pos_margin).clamp_min_(0.0).mul_(valid)  # d(½ J₊²)/dJ
             total += slope.pow(2).sum() / 2
-            count += int(valid.sum())
+            count += valid.sum()
             if with_grad:
                 # J = logaddexp(R_i, C_j) + D_ij: the row part now, the column part once
                 # dL/dC_j has been summed over all rows.
@@ -84,7 +89,9 @@ class LiftedStructureLoss(PairwiseLoss):
                 grad_row = (slope * to_row).sum(1, keepdim=True)
                 grad_dist = safe_div(exps, norm).mul_(grad_row).neg_()
                 grad_sim[rows] = grad_dist.scatter_add_(1, index, slope)
-        value = total / count if count else total
+        # No term: total and gradients are 0, divided by 1.
+        count = count.clamp_min(1.0)
+        value = total / count
         if not with_grad:
             return value, ()
         col_shift = torch.where(col_has, col, 0.0)
@@ -95,7 +102,6 @@ class LiftedStructureLoss(PairwiseLoss):
             grad_dist = grad_sim[rows] - col_softmax.mul_(grad_col)
             grad_query[rows], ref_part = distance_chain(block, grad_dist, False, grad_sim[rows])
             grad_ref += ref_part
-        if count:
-            for grad in (grad_sim, grad_query, grad_ref):
-                grad.div_(count)
+        for grad in (grad_sim, grad_query, grad_ref):
+            grad.div_(count)
         return value, (grad_sim, grad_query, grad_ref)

@@ -5,12 +5,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from crossmodal.losses.base import PairwiseLoss
-from crossmodal.losses.blockwise import log_total, masked_exp, safe_div
+from crossmodal.losses.blockwise import BlockwiseLoss, log_total, masked_exp, safe_div
 from crossmodal.losses.pairs import PairBatch
 
 
-class MultiSimilarityLoss(PairwiseLoss):
+class MultiSimilarityLoss(BlockwiseLoss):
     """Multi-similarity loss on cosine similarities ``S``::
 
         ℓ_i = 1/α log(1 + Σ_{p∈P_i} exp(−α (S_ip − λ)))
@@ -39,7 +38,7 @@ class MultiSimilarityLoss(PairwiseLoss):
 
     def evaluate(self, pairs: PairBatch, with_grad: bool) -> tuple[Tensor, tuple]:
         grad_sim = torch.zeros_like(pairs.sim) if with_grad else None
-        total, n_valid = pairs.sim.new_zeros(()), 0
+        total, n_valid = pairs.sim.new_zeros(()), pairs.sim.new_zeros(())
         for rows, block in self.blocks(pairs):
             # Negatives over the row; positives (few) over their slots.
             neg_e, neg_total, neg_shift = _one_plus(
@@ -54,17 +53,18 @@ class MultiSimilarityLoss(PairwiseLoss):
             loss = pos_part / self.alpha + log_total(neg_total, neg_shift) / self.beta
             valid = (block.pos_count > 0) | (block.neg_count > 0)
             total += torch.where(valid, loss, 0.0).sum()
-            n_valid += int(valid.sum())
+            n_valid += valid.sum()
             if with_grad:
                 # dℓ/dS_in = exp(x_in) / (1 + Σ_N exp x); dℓ/dS_ip = −exp(x_ip) / (1 + Σ_P exp x)
                 grad = safe_div(neg_e, neg_total)
                 grad.scatter_add_(1, index, -(pos_x - pos_part).exp_())
                 torch.mul(grad, valid, out=grad_sim[rows])
-        value = total / max(n_valid, 1)
+        # Without a valid anchor total and gradients are 0: divide by 1.
+        n_valid = n_valid.clamp_min(1.0)
+        value = total / n_valid
         if not with_grad:
             return value, ()
-        if n_valid:
-            grad_sim.div_(n_valid)
+        grad_sim.div_(n_valid)
         return value, (grad_sim,)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -129,7 +130,7 @@ class PairBatch:
     self_ref: bool
     row_start: int = 0
     masks: tuple[tuple[Tensor, Tensor], ...] = ()
-    shared: dict[str, Tensor] = field(default_factory=dict, repr=False)
+    shared: dict[str, Any] = field(default_factory=dict, repr=False)
     _cache: dict[str, Tensor | None] = field(default_factory=dict, repr=False)
 
     @property
@@ -244,9 +245,11 @@ class PairBatch:
         if squared:
             return self._sq_distance()
         if "dist" not in self._cache:
-            apart = self.apart()
+            coincident = self.coincident()
             floor = self.distance_floor()
-            self._cache["dist"] = floor if apart is None else floor * apart
+            self._cache["dist"] = (
+                floor if coincident is None else floor.masked_fill(coincident, 0.0)
+            )
         return self._cache["dist"]
 
     def distance_floor(self) -> Tensor:
@@ -255,35 +258,49 @@ class PairBatch:
             self._cache["dist_floor"] = self._sq_distance().clamp_min(SQDIST_EPS).sqrt_()
         return self._cache["dist_floor"]
 
-    def apart(self) -> Tensor | None:
-        """1.0 where ``d² > 1e-12`` (distinct points), 0.0 for coincident pairs; ``None``
-        when no pair of the block coincides (the common case: nothing to mask)."""
-        if "apart" not in self._cache:
-            sq = self._sq_distance()
-            apart = None
-            if float(sq.amin()) <= SQDIST_EPS:
-                apart = sq.sub(SQDIST_EPS).clamp_min_(0.0).sign_()
-            self._cache["apart"] = apart
-        return self._cache["apart"]
+    def coincident(self) -> Tensor | None:
+        """Bool, True where ``d² ≤ 1e-12`` (coincident points: distance 0, no gradient);
+        None when :meth:`find_coincident` ruled out any such pair for the whole call."""
+        if self.shared.get("may_coincide", True) is False:
+            return None
+        if "coincident" not in self._cache:
+            self._cache["coincident"] = self._sq_distance().le(SQDIST_EPS)
+        return self._cache["coincident"]
+
+    def find_coincident(self) -> None:
+        """Decide once for the whole call (all row blocks) whether a pair can coincide.
+
+        From a lower bound of every ``d²``: ``min |q|² + min |r|² − 2 max q·r``. When it
+        is above 1e-12 (the usual case, except the batch against itself) the blocks skip
+        the coincidence masks. One host read per call, before the block loops.
+        """
+        if "may_coincide" not in self.shared:
+            bound = self.query_sqnorm.min() + self.ref_sqnorm.min() - 2.0 * self.sim.max()
+            self.shared["may_coincide"] = bool(bound <= SQDIST_EPS)
 
     def positive_slots(self) -> tuple[Tensor, Tensor]:
         """Each row's positive references as slots: ``(index, used)``, both (n, P).
 
         ``index[i, s]`` is a reference column; slots with ``used`` False are padding.
         Found by binary search in the label-sorted references, so they cost O(n · P)
-        rather than a pass over the row; P is the largest number of references sharing
-        a query's label (few in class-balanced batches).
+        rather than a pass over the row. P, shared by all row blocks, is the largest
+        number of references sharing one label (few in class-balanced batches): the one
+        value a pairwise loss reads on the host (a tensor shape needs it), once per call.
         """
         if "slots" not in self._cache:
             if "ref_order" not in self.shared:
-                self.shared["ref_order"] = torch.argsort(self.ref_labels, stable=True)
-                self.shared["ref_sorted"] = self.ref_labels[self.shared["ref_order"]]
+                order = torch.argsort(self.ref_labels, stable=True)
+                ordered = self.ref_labels[order]
+                runs = torch.searchsorted(ordered, ordered, right=True) - torch.searchsorted(
+                    ordered, ordered
+                )
+                self.shared["ref_order"], self.shared["ref_sorted"] = order, ordered
+                self.shared["slot_width"] = int(runs.max())
             order, ordered = self.shared["ref_order"], self.shared["ref_sorted"]
             labels = self.labels.to(ordered.dtype)
             start = torch.searchsorted(ordered, labels)
             count = torch.searchsorted(ordered, labels, right=True) - start
-            width = max(int(count.max()), 1)
-            offsets = torch.arange(width, device=start.device)
+            offsets = torch.arange(self.shared["slot_width"], device=start.device)
             used = offsets[None, :] < count[:, None]
             index = order[(start[:, None] + offsets).clamp_max(len(order) - 1)]
             # The diagonal (self case) and miner masks remove some of those columns.
@@ -327,6 +344,7 @@ def build_pairs(
     *,
     normalize: bool = True,
     masks: Sequence[tuple[Tensor, Tensor]] = (),
+    differentiable_sim: bool = True,
 ) -> PairBatch:
     """Validate the call and build the :class:`PairBatch` for it (one matmul).
 
@@ -337,6 +355,8 @@ def build_pairs(
         ref_labels: (N_r,) labels of ``ref_emb``; required with it.
         normalize: L2-normalise both sides first (cosine similarity), else raw dot product.
         masks: (pos_mask, neg_mask) pairs of bool (N_q, N_r), each ANDed with the label masks.
+        differentiable_sim: compute ``sim`` inside the autograd graph; False for losses
+            that differentiate the matmul themselves (``query``/``ref`` keep their graph).
     """
     labels, ref_labels = check_inputs(embeddings, labels, ref_emb, ref_labels)
     self_ref = ref_emb is None or ref_labels is None
@@ -345,7 +365,8 @@ def build_pairs(
         ref, ref_labels = query, labels
     else:
         ref = F.normalize(ref_emb, dim=1) if normalize else ref_emb
-    sim = query @ ref.T
+    with torch.set_grad_enabled(differentiable_sim and torch.is_grad_enabled()):
+        sim = query @ ref.T
     _check_masks(masks, sim.shape)
     masks = tuple((pos.to(sim.device), neg.to(sim.device)) for pos, neg in masks)
     return PairBatch(sim, labels, ref_labels, query, ref, normalize, self_ref, masks=masks)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from crossmodal.losses.base import PairwiseLoss
-from crossmodal.losses.blockwise import distance_chain
+from crossmodal.losses.blockwise import BlockwiseLoss, distance_chain
 from crossmodal.losses.pairs import PairBatch
 
 
@@ -17,7 +16,7 @@ def _sorted_negatives(dist: Tensor, neg: Tensor, margin: float) -> Tensor:
     return torch.where(neg, dist, above_all).sort(dim=1).values
 
 
-class TripletMarginLoss(PairwiseLoss):
+class TripletMarginLoss(BlockwiseLoss):
     """Triplet loss ``[d(a, p) − d(a, n) + margin]_+`` over every (anchor, positive, negative).
 
     Triplets are all (i, p, n) with ``pos[i, p]`` and ``neg[i, n]`` (a miner narrows the
@@ -48,14 +47,12 @@ class TripletMarginLoss(PairwiseLoss):
         self.margin = margin
         self.squared = squared
 
-    def _block(self, block: PairBatch, grad_dist: Tensor | None) -> tuple[Tensor, int]:
+    def _block(self, block: PairBatch, grad_dist: Tensor | None) -> tuple[Tensor, Tensor]:
         """Σ and count of the non-zero hinges of one block; with ``grad_dist``, adds
         ∂(Σ hinges)/∂d to it: +#violating negatives at each positive, −#violating
         positives at each negative."""
         total = block.sim.new_zeros(())
         index, used = block.positive_slots()
-        if not bool(used.any()):
-            return total, 0
         dist = block.distance(squared=self.squared)
         if index.shape[1] <= self.slot_limit:
             thresholds = (dist.gather(1, index) + self.margin).masked_fill_(~used, float("-inf"))
@@ -72,7 +69,7 @@ class TripletMarginLoss(PairwiseLoss):
                     grad_dist.sub_(active)
             if grad_dist is not None:
                 grad_dist.scatter_add_(1, index, per_positive)
-            return total, int(per_positive.sum())
+            return total, per_positive.sum()
         pos, neg = block.pos, block.neg
         neg_sorted = _sorted_negatives(dist, neg, self.margin)
         thresholds = dist + self.margin
@@ -89,11 +86,11 @@ class TripletMarginLoss(PairwiseLoss):
             above = dist.shape[1] - torch.searchsorted(sorted_thresholds, dist, right=True)
             grad_dist += torch.where(pos, below, 0).to(grad_dist.dtype)
             grad_dist -= torch.where(neg, above, 0).to(grad_dist.dtype)
-        return total, int(torch.where(pos, below, 0).sum())
+        return total, torch.where(pos, below, 0).sum()
 
     def evaluate(self, pairs: PairBatch, with_grad: bool) -> tuple[Tensor, tuple]:
         grad_sim, grad_query, grad_ref = self.grad_buffers(pairs) if with_grad else (None,) * 3
-        total, count = pairs.sim.new_zeros(()), 0
+        total, count = pairs.sim.new_zeros(()), pairs.sim.new_zeros(())
         for rows, block in self.blocks(pairs):
             grad_dist = torch.zeros_like(block.sim) if with_grad else None
             block_total, block_count = self._block(block, grad_dist)
@@ -104,10 +101,11 @@ class TripletMarginLoss(PairwiseLoss):
                     block, grad_dist, self.squared, grad_sim[rows]
                 )
                 grad_ref += ref_part
-        value = total / count if count else total
+        # No term: total and gradients are 0, divided by 1.
+        count = count.clamp_min(1.0)
+        value = total / count
         if not with_grad:
             return value, ()
-        if count:
-            for grad in (grad_sim, grad_query, grad_ref):
-                grad.div_(count)
+        for grad in (grad_sim, grad_query, grad_ref):
+            grad.div_(count)
         return value, (grad_sim, grad_query, grad_ref)

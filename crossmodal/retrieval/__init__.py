@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from crossmodal.retrieval.best_window import first_per_item
 from crossmodal.retrieval.catalog import Catalog, WindowTable, resolve_path
-from crossmodal.retrieval.checksum import file_checksum
+from crossmodal.retrieval.checksum import file_checksum, file_signature
 from crossmodal.retrieval.errors import (
     IncompatibleStoreError,
     InvalidVectorsError,
@@ -56,6 +56,7 @@ __all__ = [
     "WriterLock",
     "choose_kind",
     "file_checksum",
+    "file_signature",
     "first_per_item",
     "resolve_path",
 ]

@@ -16,14 +16,23 @@ are unique across both modalities, even after deletions. A published catalog is 
 read-only with ``immutable=1`` (no locks, no journal files): published versions never
 change. A writable catalog belongs to one updater, is written in one transaction and
 is not fsynced by SQLite: the store fsyncs it before publishing the version.
+
+A catalog file is not trusted: on open, ``meta``, ``items`` and ``windows`` must be real
+tables with their columns, and the file may hold no views or triggers (a view named
+``meta`` could make every reader run an endless query); ``trusted_schema`` is off; every
+read runs under a time budget (:attr:`Catalog.query_seconds`, enforced by a SQLite
+progress handler); and damaged pages or malformed rows raise :class:`StoreCorruptError`
+naming the file, never a raw ``sqlite3`` or JSON error.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -33,6 +42,7 @@ from urllib.parse import quote
 
 import numpy as np
 
+from crossmodal.retrieval.checksum import SIGNATURE_PREFIX
 from crossmodal.retrieval.errors import StoreCorruptError
 from crossmodal.retrieval.records import Item, ItemMeta, Window, check_modality
 
@@ -70,6 +80,14 @@ CREATE INDEX windows_by_modality ON windows(modality, vector_id);
 """
 
 _ITEM_COLUMNS = "item_id, modality, path, resolved_path, size, mtime, checksum, duration, label, extra, added_at"
+# The tables a catalog must have as real tables, with (at least) these columns.
+_REQUIRED_COLUMNS = {
+    "meta": {"key", "value"},
+    "items": {c.strip() for c in _ITEM_COLUMNS.split(",")},
+    "windows": {"vector_id", "item_id", "modality", "start_s", "end_s"},
+}
+# The progress handler runs every this many SQLite VM instructions (~1 ms of work).
+_PROGRESS_STEPS = 10_000
 
 
 def now_iso() -> str:
@@ -119,6 +137,10 @@ class AddedItem(NamedTuple):
 class Catalog:
     """Items and windows of a store in one SQLite file. Open with :meth:`create` or :meth:`open`."""
 
+    # Longest a single read may run (seconds) before it is aborted as a damaged or crafted
+    # catalog; generous: reading every window of a 10M-window store takes a few seconds.
+    query_seconds: float = 120.0
+
     def __init__(self, conn: sqlite3.Connection, path: Path, readonly: bool) -> None:
         self._conn = conn
         self.path = path
@@ -128,6 +150,34 @@ class Catalog:
         self._closed = False
         # Writer only: the vector-id counter, kept in memory and stored in meta on commit.
         self._next_vector_id = 0
+        self._deadline = math.inf
+        conn.set_progress_handler(self._over_budget, _PROGRESS_STEPS)
+        # Functions named in a crafted schema (views, triggers, defaults) must not run.
+        conn.execute("PRAGMA trusted_schema=OFF")
+
+    def _over_budget(self) -> int:
+        return int(time.monotonic() > self._deadline)
+
+    def _query(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        """Rows of one read, under the time budget; SQLite errors become StoreCorruptError."""
+        with self._lock:
+            self._deadline = time.monotonic() + self.query_seconds
+            try:
+                return self._conn.execute(sql, args).fetchall()
+            except sqlite3.DatabaseError as err:
+                raise self._damaged(err) from err
+            finally:
+                self._deadline = math.inf
+
+    def _damaged(self, err: BaseException) -> StoreCorruptError:
+        if isinstance(err, sqlite3.OperationalError) and "interrupted" in str(err):
+            reason = f"a query ran longer than {self.query_seconds:g} s"
+        else:
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        return StoreCorruptError(
+            f"catalog {self.path} is damaged or not a crossmodal catalog ({reason}); "
+            "rebuild the index (crossmodal index ... --rebuild)"
+        )
 
     # ---------------------------------------------------------------- opening
     @classmethod
@@ -150,27 +200,61 @@ class Catalog:
         path = Path(path)
         if not path.is_file():
             raise StoreCorruptError(f"catalog file is missing: {path}")
-        if readonly:
-            uri = f"file:{quote(str(path.resolve()))}?mode=ro&immutable=1"
-            conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
-        else:
-            conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        try:
+            if readonly:
+                uri = f"file:{quote(str(path.resolve()))}?mode=ro&immutable=1"
+                conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+            else:
+                conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as err:  # e.g. deleted by a writer's cleanup meanwhile
+            raise StoreCorruptError(f"cannot open catalog {path}: {err}") from err
         catalog = cls(conn, path, readonly)
         try:
+            catalog._check_tables()
             schema = catalog.get_meta("schema")
-        except sqlite3.DatabaseError as err:
+            if schema != CATALOG_SCHEMA_VERSION:
+                raise StoreCorruptError(
+                    f"catalog {path} has schema {schema!r}; this crossmodal reads schema "
+                    f"{CATALOG_SCHEMA_VERSION}: rebuild the index"
+                )
+            if not readonly:
+                catalog._configure_writer()
+                catalog._begin()
+                counter = catalog.get_meta("next_vector_id")
+                if isinstance(counter, bool) or not isinstance(counter, int) or counter < 0:
+                    raise StoreCorruptError(
+                        f"catalog {path}: next_vector_id is {counter!r}; rebuild the index"
+                    )
+                catalog._next_vector_id = counter
+        except BaseException:
             conn.close()
-            raise StoreCorruptError(f"cannot read catalog {path}: {err}") from err
-        if schema != CATALOG_SCHEMA_VERSION:
-            conn.close()
-            raise StoreCorruptError(
-                f"catalog {path} has schema {schema!r}; this crossmodal reads schema {CATALOG_SCHEMA_VERSION}"
-            )
-        if not readonly:
-            catalog._configure_writer()
-            catalog._begin()
-            catalog._next_vector_id = int(catalog.get_meta("next_vector_id"))
+            raise
         return catalog
+
+    def _check_tables(self) -> None:
+        """Refuse files whose schema is not ours: views, triggers, missing tables/columns."""
+        entries = self._query("SELECT type, name FROM sqlite_master")
+        foreign = sorted(
+            f"{kind} {name!r}" for kind, name in entries if kind in ("view", "trigger")
+        )
+        if foreign:
+            raise StoreCorruptError(
+                f"catalog {self.path} holds {', '.join(foreign[:3])}: a crossmodal catalog has "
+                "only tables and indexes; rebuild the index (and do not open files of unknown origin)"
+            )
+        tables = {name for kind, name in entries if kind == "table"}
+        for table, columns in _REQUIRED_COLUMNS.items():
+            have = (
+                {row[1] for row in self._query(f"PRAGMA table_info({table})")}
+                if table in tables
+                else set()
+            )
+            if not columns <= have:
+                raise StoreCorruptError(
+                    f"catalog {self.path} is not a crossmodal catalog (table {table!r} "
+                    f"{'lacks ' + ', '.join(sorted(columns - have)) if have else 'is missing'}); "
+                    "rebuild the index"
+                )
 
     def _configure_writer(self) -> None:
         # One writer, private file: a rollback journal (no WAL side files to copy) is enough,
@@ -221,14 +305,21 @@ class Catalog:
 
     # ---------------------------------------------------------------- metadata
     def get_meta(self, key: str, default: Any = None) -> Any:
-        with self._lock:
-            row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return default if row is None else json.loads(row[0])
+        rows = self._query("SELECT value FROM meta WHERE key = ?", (key,))
+        return default if not rows else self._json(rows[0][0], f"meta {key!r}")
 
     def all_meta(self) -> dict[str, Any]:
-        with self._lock:
-            rows = self._conn.execute("SELECT key, value FROM meta").fetchall()
-        return {key: json.loads(value) for key, value in rows}
+        rows = self._query("SELECT key, value FROM meta")
+        return {str(key): self._json(value, f"meta {key!r}") for key, value in rows}
+
+    def _json(self, text: Any, what: str) -> Any:
+        try:
+            return json.loads(text)
+        except (TypeError, ValueError, RecursionError) as err:
+            raise StoreCorruptError(
+                f"catalog {self.path}: {what} is not valid JSON ({type(err).__name__}); "
+                "rebuild the index"
+            ) from err
 
     def set_meta(self, **values: Any) -> None:
         """Set metadata entries (JSON-serialisable values)."""
@@ -331,9 +422,7 @@ class Catalog:
         if modality is not None:
             sql += " AND modality = ?"
             args.append(check_modality(modality))
-        with self._lock:
-            rows = self._conn.execute(sql + " ORDER BY modality", args).fetchall()
-        return [_item(row) for row in rows]
+        return [self._item(row) for row in self._query(sql + " ORDER BY modality", args)]
 
     def is_unchanged(
         self,
@@ -345,14 +434,23 @@ class Catalog:
     ) -> bool:
         """True when ``path`` is catalogued with this size, mtime and checksum.
 
-        ``checksum=None`` compares size and mtime only (lets an indexer skip hashing).
+        ``checksum=None`` compares size and mtime only. An item catalogued before content
+        signatures (its checksum a full ``sha256:``) is compared by size and mtime too, so
+        an upgrade does not re-embed a whole library; it gets a signature when re-added.
         With ``modality=None`` every catalogued modality of the path must match.
         """
         items = self.items_by_path(path, modality)
         return bool(items) and all(
             item.size == int(size)
             and item.mtime == float(mtime)
-            and (checksum is None or item.checksum == checksum)
+            and (
+                checksum is None
+                or item.checksum == checksum
+                or (
+                    checksum.startswith(SIGNATURE_PREFIX)
+                    and not item.checksum.startswith(SIGNATURE_PREFIX)
+                )
+            )
             for item in items
         )
 
@@ -363,69 +461,87 @@ class Catalog:
         if modality is not None:
             sql += " WHERE modality = ?"
             args = (check_modality(modality),)
-        with self._lock:
-            rows = self._conn.execute(sql + " ORDER BY item_id", args).fetchall()
-        return [_item(row) for row in rows]
+        return [self._item(row) for row in self._query(sql + " ORDER BY item_id", args)]
 
     def items_by_ids(self, item_ids: Iterable[int]) -> dict[int, Item]:
         """Items for ``item_ids`` (unknown ids are absent from the result)."""
         wanted = sorted({int(i) for i in item_ids})
         found: dict[int, Item] = {}
-        with self._lock:
-            for lo in range(0, len(wanted), _MAX_PARAMS):
-                chunk = wanted[lo : lo + _MAX_PARAMS]
-                marks = ",".join("?" * len(chunk))
-                for row in self._conn.execute(
-                    f"SELECT {_ITEM_COLUMNS} FROM items WHERE item_id IN ({marks})", chunk
-                ):
-                    item = _item(row)
-                    found[item.item_id] = item
+        for lo in range(0, len(wanted), _MAX_PARAMS):
+            chunk = wanted[lo : lo + _MAX_PARAMS]
+            marks = ",".join("?" * len(chunk))
+            for row in self._query(
+                f"SELECT {_ITEM_COLUMNS} FROM items WHERE item_id IN ({marks})", chunk
+            ):
+                item = self._item(row)
+                found[item.item_id] = item
         return found
 
     def vector_ids_of(self, item_id: int) -> np.ndarray:
         """Vector ids of one item's windows, ascending."""
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT vector_id FROM windows WHERE item_id = ? ORDER BY vector_id",
-                (int(item_id),),
-            ).fetchall()
-        return np.array([r[0] for r in rows], dtype=np.int64)
+        rows = self._query(
+            "SELECT vector_id FROM windows WHERE item_id = ? ORDER BY vector_id", (int(item_id),)
+        )
+        return self._array([r[0] for r in rows], np.int64, "window vector ids")
 
     def windows_for(self, vector_ids: Iterable[int]) -> list[Window]:
         """Windows of the given vector ids, in the order asked (unknown ids are skipped)."""
         wanted = [int(v) for v in vector_ids]
         found: dict[int, Window] = {}
         unique = sorted(set(wanted))
-        with self._lock:
-            for lo in range(0, len(unique), _MAX_PARAMS):
-                chunk = unique[lo : lo + _MAX_PARAMS]
-                marks = ",".join("?" * len(chunk))
-                for vid, item_id, start, end in self._conn.execute(
-                    f"SELECT vector_id, item_id, start_s, end_s FROM windows WHERE vector_id IN ({marks})",
-                    chunk,
-                ):
-                    found[vid] = Window(vid, item_id, start, end)
+        for lo in range(0, len(unique), _MAX_PARAMS):
+            chunk = unique[lo : lo + _MAX_PARAMS]
+            marks = ",".join("?" * len(chunk))
+            for vid, item_id, start, end in self._query(
+                f"SELECT vector_id, item_id, start_s, end_s FROM windows WHERE vector_id IN ({marks})",
+                chunk,
+            ):
+                found[vid] = Window(vid, item_id, start, end)
         return [found[v] for v in wanted if v in found]
 
     def window_table(self, modality: str) -> WindowTable:
         """All windows of ``modality`` as a :class:`WindowTable` (sorted by vector id)."""
         check_modality(modality)
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT vector_id, item_id, start_s, end_s FROM windows WHERE modality = ? "
-                "ORDER BY vector_id",
-                (modality,),
-            ).fetchall()
+        rows = self._query(
+            "SELECT vector_id, item_id, start_s, end_s FROM windows WHERE modality = ? "
+            "ORDER BY vector_id",
+            (modality,),
+        )
         if not rows:
             empty_i, empty_f = np.zeros(0, np.int64), np.zeros(0, np.float64)
             return WindowTable(empty_i, empty_i.copy(), empty_f, empty_f.copy())
         vids, item_ids, starts, ends = zip(*rows, strict=True)
-        return WindowTable(
-            np.array(vids, dtype=np.int64),
-            np.array(item_ids, dtype=np.int64),
-            np.array(starts, dtype=np.float64),
-            np.array(ends, dtype=np.float64),
+        what = f"{modality} windows"
+        table = WindowTable(
+            self._array(vids, np.int64, what),
+            self._array(item_ids, np.int64, what),
+            self._array(starts, np.float64, what),
+            self._array(ends, np.float64, what),
         )
+        if not (
+            np.isfinite(table.starts).all()
+            and np.isfinite(table.ends).all()
+            and (table.ends >= table.starts).all()
+            and (np.diff(table.vector_ids) > 0).all()
+        ):
+            raise StoreCorruptError(
+                f"catalog {self.path}: {what} have non-finite or reversed times or repeated "
+                "ids; rebuild the index"
+            )
+        return table
+
+    def _array(self, values: Sequence[Any], dtype: type, what: str) -> np.ndarray:
+        """``values`` as a numpy array of ``dtype``; text or blobs in number columns raise."""
+        if any(isinstance(v, str | bytes) or v is None for v in values):
+            raise StoreCorruptError(
+                f"catalog {self.path}: {what} hold values that are not numbers; rebuild the index"
+            )
+        try:
+            return np.array(values, dtype=dtype)
+        except (TypeError, ValueError, OverflowError) as err:
+            raise StoreCorruptError(
+                f"catalog {self.path}: {what} are malformed ({err}); rebuild the index"
+            ) from err
 
     def count_items(self, modality: str | None = None) -> int:
         return self._count("items", modality)
@@ -439,22 +555,44 @@ class Catalog:
         if modality is not None:
             sql += " WHERE modality = ?"
             args = (check_modality(modality),)
-        with self._lock:
-            return int(self._conn.execute(sql, args).fetchone()[0])
+        return int(self._query(sql, args)[0][0])
+
+    def _item(self, row: Sequence[Any]) -> Item:
+        """An :class:`Item` from a row, every column's type checked (a crafted or damaged
+        catalog could hold anything)."""
+        item_id, modality, path, resolved, size, mtime, checksum, duration, label, extra, added = (
+            row
+        )
+        extra_value = self._json(extra, f"item {item_id!r} extra") if extra else {}
+        ok = (
+            _is_int(item_id)
+            and modality in ("music", "video")
+            and all(isinstance(v, str) for v in (path, resolved, checksum))
+            and _is_int(size)
+            and isinstance(mtime, int | float)
+            and (duration is None or isinstance(duration, int | float))
+            and (label is None or isinstance(label, str))
+            and isinstance(extra_value, dict)
+            and (added is None or isinstance(added, str))
+        )
+        if not ok:
+            raise StoreCorruptError(
+                f"catalog {self.path}: item row {item_id!r} is malformed; rebuild the index"
+            )
+        return Item(
+            item_id=int(item_id),
+            modality=modality,
+            path=path,
+            resolved_path=resolved,
+            size=int(size),
+            mtime=float(mtime),
+            checksum=checksum,
+            duration=None if duration is None else float(duration),
+            label=label,
+            extra=extra_value,
+            added_at=added or "",
+        )
 
 
-def _item(row: Sequence[Any]) -> Item:
-    item_id, modality, path, resolved, size, mtime, checksum, duration, label, extra, added_at = row
-    return Item(
-        item_id=int(item_id),
-        modality=modality,
-        path=path,
-        resolved_path=resolved,
-        size=int(size),
-        mtime=float(mtime),
-        checksum=checksum,
-        duration=duration,
-        label=label,
-        extra=json.loads(extra) if extra else {},
-        added_at=added_at,
-    )
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

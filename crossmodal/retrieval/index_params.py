@@ -33,6 +33,15 @@ class IndexParams:
     tombstone_ratio: 0.1 — HNSW cannot delete; removed ids are filtered at query time
         and the graph is rebuilt once this fraction of it is dead.
     seed: random seed of the training sample and k-means.
+    recall_target: 0.95 — at build time ``hnsw_ef_search`` / ``ivf_nprobe`` are raised
+        until recall@``recall_k`` (of items when the catalog is known, else of windows),
+        measured on ``recall_sample`` stored vectors against exact search, reaches it
+        (see :mod:`crossmodal.retrieval.recall_tuning`); ``None`` keeps the values given.
+    item_stage_min: 50_000 — from this many windows (flat or HNSW window index) per-item
+        search goes through an item-level first stage (see
+        :mod:`crossmodal.retrieval.item_index`), tuned for the same target; ``None``: never.
+    measured_recall: what that measurement found for the chosen values (written by the
+        tuning, ``None`` before it ran); 1.0 for exact (flat) indexes.
     """
 
     kind: str = "auto"
@@ -49,6 +58,11 @@ class IndexParams:
     min_train_per_centroid: int = 39
     tombstone_ratio: float = 0.1
     seed: int = 1234
+    recall_target: float | None = 0.95
+    recall_k: int = 10
+    recall_sample: int = 256
+    item_stage_min: int | None = 50_000
+    measured_recall: float | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KIND_CHOICES:
@@ -60,6 +74,10 @@ class IndexParams:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.ivf_nprobe < 1 or not 1 <= self.pq_nbits <= 16:
             raise ValueError("ivf_nprobe must be >= 1 and pq_nbits in [1, 16]")
+        if self.recall_target is not None and not 0.0 < self.recall_target <= 1.0:
+            raise ValueError(f"recall_target must be in (0, 1], got {self.recall_target}")
+        if self.recall_k < 1 or self.recall_sample < 1:
+            raise ValueError("recall_k and recall_sample must be >= 1")
         if not 0.0 < self.tombstone_ratio <= 1.0:
             raise ValueError(f"tombstone_ratio must be in (0, 1], got {self.tombstone_ratio}")
 

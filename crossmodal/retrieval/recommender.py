@@ -6,12 +6,17 @@ Example::
     for match in rec.recommend_music("holiday.mp4", k=5):
         print(match.rank, match.path, match.score, match.start, match.end)
     rec.find_videos("song.wav", k=5)
+    rec.recommend_music("holiday.mp4", k=5, tag="happy")  # boost happy tracks
+
+An index built with a tagger (``crossmodal index``'s default) knows each track's tags:
+every music match carries its top tags, and ``tag=`` re-ranks the candidates by
+``cosine + tag_weight × p(tag)``.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +25,13 @@ import torch
 import torch.nn.functional as F
 
 from crossmodal.errors import CrossmodalError
-from crossmodal.retrieval.indexer import Indexer, model_path_in_store
+from crossmodal.fileio import NOT_UTF8_NAME, utf8_name
+from crossmodal.retrieval.indexer import EmbeddedFile, Indexer, model_path_in_store
+from crossmodal.retrieval.milvus_store import open_store
 from crossmodal.retrieval.store import IndexStore
+
+# The shortest query file answered: shorter than one window, it is padded to one.
+MIN_QUERY_SECONDS = 0.5
 
 
 @dataclass
@@ -36,9 +46,19 @@ class Match:
     label: str | None
     duration: float | None
     clip_id: str | None
+    tags: dict[str, float] | None = None  # top tags (+ the asked one), when the index has them
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass
+class QueryResult:
+    """The matches of one query file; ``padding``: what was done to a file shorter than
+    one window (None when it was long enough)."""
+
+    matches: list[Match]
+    padding: str | None = None
 
 
 class Recommender:
@@ -60,10 +80,14 @@ class Recommender:
     def load(
         cls, index_dir: str | os.PathLike[str], device: torch.device | str = "cpu"
     ) -> Recommender:
-        """Open ``index_dir`` and the copy of the model kept inside it."""
+        """Open ``index_dir`` and the copy of the model kept inside it.
+
+        Searches go to Milvus when the index was published there
+        (``crossmodal index --store milvus:URI``), else to the local faiss files.
+        """
         from crossmodal.model import CrossModalModel
 
-        store = IndexStore.open(index_dir)
+        store = open_store(index_dir)
         fingerprint = store.info().fingerprint
         model_file = model_path_in_store(index_dir, fingerprint)
         if not model_file.is_file():
@@ -76,32 +100,94 @@ class Recommender:
         if fingerprint not in (model.fingerprint(), model.legacy_fingerprint):
             raise CrossmodalError(f"the model file in {index_dir} does not match its index")
         store.close()
-        return cls(IndexStore.open(index_dir, fingerprint=fingerprint), model, device)
+        return cls(open_store(index_dir, fingerprint=fingerprint), model, device)
 
-    @torch.no_grad()
-    def embed_query(self, path: str | os.PathLike[str], modality: str) -> np.ndarray:
-        """(D,) float32 query vector of a file's video or soundtrack/music."""
+    def _embed(self, path: str | os.PathLike[str], modality: str) -> EmbeddedFile:
+        from crossmodal.data.errors import MediaError, MissingMediaError
+
         path = Path(path)
+        if not utf8_name(path):
+            raise MediaError(path, NOT_UTF8_NAME)
         if not path.is_file():
-            from crossmodal.data.errors import MissingMediaError
-
             raise MissingMediaError(path, "file not found")
-        _, _, vectors = self.embedder.embed_file(path, modality)
+        return self.embedder.embed_file(path, modality, min_seconds=MIN_QUERY_SECONDS)
+
+    @staticmethod
+    def _mean(vectors: np.ndarray) -> np.ndarray:
         mean = F.normalize(torch.from_numpy(vectors).mean(dim=0), dim=0)
         return np.ascontiguousarray(mean.numpy(), dtype=np.float32)
 
-    def recommend_music(self, video: str | os.PathLike[str], k: int = 10) -> list[Match]:
-        """The ``k`` tracks that best fit ``video`` (its frames; its own sound is ignored)."""
-        return self._search(self.embed_query(video, "video"), "music", k)
+    def embed_query(self, path: str | os.PathLike[str], modality: str) -> np.ndarray:
+        """(D,) float32 query vector of a file's video or soundtrack/music: the
+        normalised mean of its windows' embeddings. A file shorter than one window but
+        at least :data:`MIN_QUERY_SECONDS` long is padded to one window (video: its last
+        frame held; music: silence)."""
+        return self._mean(self._embed(path, modality).vectors)
+
+    def query(
+        self,
+        path: str | os.PathLike[str],
+        modality: str,
+        k: int = 10,
+        *,
+        tag: str | None = None,
+        tag_weight: float = 1.0,
+    ) -> QueryResult:
+        """The ``k`` best items of the other modality for the file's ``modality``
+        ("video": its frames; "music": its audio or soundtrack), and whether the file
+        was padded.
+
+        ``tag`` (e.g. ``"happy"``; music results only): among the ``max(20 k, 200)``
+        best-fitting tracks, rank by ``cosine + tag_weight × p(tag)``; needs an index
+        built with a tagger.
+        """
+        other = "music" if modality == "video" else "video"
+        if tag is not None and other != "music":
+            raise CrossmodalError("--tag filters music results: videos carry no tags")
+        embedded = self._embed(path, modality)
+        note = None
+        if embedded.padded:
+            fill = "its last frame held" if modality == "video" else "silence"
+            note = (
+                f"{modality} lasts {embedded.duration:.2f} s, shorter than the model's "
+                f"{self.embedder.window:g} s window: padded with {fill}"
+            )
+        query = self._mean(embedded.vectors)
+        if tag is None:
+            return QueryResult(self._search(query, other, k), note)
+        candidates = min(max(20 * k, 200), self.store.info().items.get("music", 0))
+        matches = self._search(query, "music", max(candidates, k), tag=tag)
+        ranked = sorted(matches, key=lambda m: -(m.score + tag_weight * (m.tags or {})[tag]))
+        return QueryResult([replace(m, rank=i + 1) for i, m in enumerate(ranked[:k])], note)
+
+    def recommend_music(
+        self,
+        video: str | os.PathLike[str],
+        k: int = 10,
+        *,
+        tag: str | None = None,
+        tag_weight: float = 1.0,
+    ) -> list[Match]:
+        """The ``k`` tracks that best fit ``video`` (its frames; its own sound is ignored);
+        ``tag``: re-rank by a tag's probability too (see :meth:`query`)."""
+        return self.query(video, "video", k, tag=tag, tag_weight=tag_weight).matches
 
     def find_videos(self, audio: str | os.PathLike[str], k: int = 10) -> list[Match]:
         """The ``k`` videos that best fit ``audio`` (a music file or a video's soundtrack)."""
-        return self._search(self.embed_query(audio, "music"), "video", k)
+        return self.query(audio, "music", k).matches
 
-    def _search(self, query: np.ndarray, modality: str, k: int) -> list[Match]:
+    def _search(
+        self, query: np.ndarray, modality: str, k: int, tag: str | None = None
+    ) -> list[Match]:
         if k < 1:
             raise CrossmodalError(f"k must be >= 1, got {k}")
         (hits,) = self.store.search(modality, query[None, :], k=k, per_item=True)
+        tags = [_item_tags(hit.item.extra, tag) for hit in hits]
+        if tag is not None and hits and all(t is None for t in tags):
+            raise CrossmodalError(
+                "this index keeps no music tags; rebuild it with a tagger: "
+                "`crossmodal index --rebuild --tagger msd ...`"
+            )
         return [
             Match(
                 rank=i + 1,
@@ -112,9 +198,27 @@ class Recommender:
                 label=hit.item.label,
                 duration=hit.item.duration,
                 clip_id=(hit.item.extra or {}).get("clip_id"),
+                tags=item_tags if item_tags is not None or tag is None else {tag: 0.0},
             )
-            for i, hit in enumerate(hits)
+            for i, (hit, item_tags) in enumerate(zip(hits, tags, strict=True))
         ]
 
     def close(self) -> None:
         self.store.close()
+
+
+def _item_tags(
+    extra: dict[str, Any] | None, tag: str | None, top: int = 3
+) -> dict[str, float] | None:
+    """An item's ``top`` tags (and ``tag``) from its catalog entry; None when untagged."""
+    from crossmodal.tagging import TrackTags, tag_index
+
+    stored = (extra or {}).get("tags")
+    if not stored:
+        return None
+    tags = TrackTags.from_json(stored)
+    found = dict(tags.top(top))
+    if tag is not None:
+        name = tags.names[tag_index(tags.names, tag)]
+        found[tag] = found.get(name, tags.probability(name))
+    return found

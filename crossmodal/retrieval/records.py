@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from crossmodal.retrieval.checksum import file_checksum
+from crossmodal.retrieval.checksum import file_signature
 
 # The two libraries a store holds, one faiss index each.
 MODALITIES: tuple[str, ...] = ("music", "video")
@@ -25,7 +25,8 @@ class ItemMeta:
     """What the indexer knows about a media file when it adds it.
 
     ``size`` in bytes, ``mtime`` in seconds since the epoch (``os.stat().st_mtime``),
-    ``checksum`` a content hash (:func:`file_checksum`), ``duration`` in seconds,
+    ``checksum`` the content signature (:func:`file_signature`: size, mtime in ns, head
+    and tail bytes) that change detection compares, ``duration`` in seconds,
     ``label`` a free-form class/mood, ``extra`` any JSON-serialisable dict.
     """
 
@@ -45,12 +46,12 @@ class ItemMeta:
         label: str | None = None,
         extra: dict[str, Any] | None = None,
     ) -> ItemMeta:
-        """Stat and hash ``path`` (reads the whole file once)."""
+        """Stat ``path`` and take its content signature (reads its head and tail)."""
         st = Path(path).stat()
         return cls(
             size=st.st_size,
             mtime=st.st_mtime,
-            checksum=file_checksum(path),
+            checksum=file_signature(path, st),
             duration=duration,
             label=label,
             extra=extra,

@@ -15,7 +15,8 @@ import numpy as np
 from crossmodal.retrieval.best_window import first_per_item
 from crossmodal.retrieval.catalog import Catalog, WindowTable
 from crossmodal.retrieval.errors import StoreCorruptError
-from crossmodal.retrieval.layout import CATALOG, VERSIONS, Pointer, check_manifest
+from crossmodal.retrieval.item_index import ItemIndex
+from crossmodal.retrieval.layout import CATALOG, MANIFEST, VERSIONS, Pointer, check_manifest
 from crossmodal.retrieval.records import MODALITIES, Hit, Item, StoreInfo, check_modality
 from crossmodal.retrieval.vector_index import VectorIndex
 from crossmodal.retrieval.vectors import as_unit_rows
@@ -36,12 +37,14 @@ class StoreSnapshot:
         catalog: Catalog,
         indexes: dict[str, VectorIndex],
         tables: dict[str, WindowTable],
+        item_stages: dict[str, ItemIndex] | None = None,
     ) -> None:
         self.root = root
         self.version = pointer.version
         self.catalog = catalog
         self._indexes = indexes
         self._tables = tables
+        self._item_stages = item_stages or {}
         self._meta = catalog.all_meta()
         self._item_cache: dict[int, Item] = {}
         counts = {m: catalog.count_items(m) for m in indexes}
@@ -61,22 +64,35 @@ class StoreSnapshot:
             raise StoreCorruptError(
                 f"{root}: version {pointer.version} named by CURRENT is missing"
             )
-        check_manifest(version_dir)
+        manifest = check_manifest(version_dir)
+        for modality in modalities:
+            check_modality(modality)
+        needed = [CATALOG] + [f"{m}.{ext}" for m in modalities for ext in ("faiss", "index.json")]
+        unlisted = [name for name in needed if name not in manifest["files"]]
+        if unlisted:
+            raise StoreCorruptError(
+                f"{version_dir}: {MANIFEST} does not list {', '.join(unlisted)}; rebuild the index"
+            )
         catalog = Catalog.open(version_dir / CATALOG, readonly=True)
         try:
+            _check_store_meta(catalog)
             indexes: dict[str, VectorIndex] = {}
             tables: dict[str, WindowTable] = {}
+            stages: dict[str, ItemIndex] = {}
             for modality in modalities:
-                check_modality(modality)
                 index = VectorIndex.load(version_dir / modality)
                 table = catalog.window_table(modality)
-                if not np.array_equal(index.ids(), table.vector_ids):
+                if index.dim != catalog.get_meta("dim") or not np.array_equal(
+                    index.ids(), table.vector_ids
+                ):
                     raise StoreCorruptError(
                         f"{version_dir}: the {modality} index ({len(index)} vectors) and the catalog "
                         f"({len(table)} windows) disagree; rebuild the index"
                     )
                 indexes[modality], tables[modality] = index, table
-            return cls(root, pointer, catalog, indexes, tables)
+                if ItemIndex.exists(version_dir / modality):
+                    stages[modality] = ItemIndex.load(version_dir / modality).attach(index, table)
+            return cls(root, pointer, catalog, indexes, tables, stages)
         except BaseException:
             catalog.close()
             raise
@@ -157,6 +173,10 @@ class StoreSnapshot:
         items are found or the whole index was fetched), so items with many windows
         cannot crowd others out. ``per_item=False``: the k best windows (an item may
         repeat). Returns one best-first list per query; an empty index gives empty lists.
+        Large indexes answer ``per_item`` searches with their item stage instead
+        (:mod:`crossmodal.retrieval.item_index`: candidate items from a graph of pooled
+        item vectors, then exact scores of their windows), unless ``nprobe`` or
+        ``ef_search`` is given.
         """
         index = self.index(modality)
         k = int(k)
@@ -167,6 +187,12 @@ class StoreSnapshot:
         live = len(index)
         if live == 0 or len(rows) == 0:
             return [[] for _ in range(len(rows))]
+        # The item stage answers per-item searches unless the caller set a window knob.
+        stage = (
+            self._item_stages.get(modality)
+            if per_item and nprobe is None and ef_search is None
+            else None
+        )
         if per_item:
             fetch = min(live, max(k, math.ceil(k * self._windows_per_item[modality])))
         else:
@@ -175,9 +201,15 @@ class StoreSnapshot:
         parts: list[tuple[np.ndarray, ...]] = []
         pending = np.arange(len(rows))
         while len(pending):
-            scores, vids = index._search_rows(rows[pending], fetch, nprobe, ef_search)
+            if stage is not None:  # k distinct items already: no grouping
+                scores, vids = stage.search(rows[pending], k)
+            else:
+                scores, vids = index._search_rows(rows[pending], fetch, nprobe, ef_search)
             pos = table.positions(vids)
-            if per_item:
+            if stage is not None:
+                keep = pos >= 0
+                done = np.ones(len(pending), dtype=bool)
+            elif per_item:
                 keep = first_per_item(np.where(pos >= 0, table.item_ids[pos], -1), k)
                 # Stop growing when k items were found, everything was fetched, or an
                 # approximate index returned fewer windows than asked (it has no more to give).
@@ -248,3 +280,19 @@ class StoreSnapshot:
                 )
             self._item_cache.update(found)
         return {i: self._item_cache[i] for i in item_ids}
+
+
+def _check_store_meta(catalog: Catalog) -> None:
+    """The metadata every reader relies on, with its types (a malformed row raises here,
+    not as a KeyError in the middle of a search)."""
+    meta = catalog.all_meta()
+    expected = {"fingerprint": str, "dim": int, "store_format": int}
+    for key, kind in expected.items():
+        value = meta.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise StoreCorruptError(
+                f"catalog {catalog.path}: metadata {key!r} is {value!r}, expected a "
+                f"{kind.__name__}; rebuild the index"
+            )
+    if meta["dim"] < 1 or not meta["fingerprint"]:
+        raise StoreCorruptError(f"catalog {catalog.path}: metadata is invalid; rebuild the index")

@@ -34,6 +34,7 @@ from crossmodal.retrieval.layout import (
     POINTER,
     VERSIONS,
     Pointer,
+    check_manifest,
     read_pointer,
     version_numbers,
 )
@@ -220,6 +221,8 @@ class IndexStore:
                 current = None
             base = None if rebuild else current
             if base is not None:
+                # The next version starts as a copy of this one: never copy damage forward.
+                check_manifest(self.root / VERSIONS / base.version)
                 base_catalog = Catalog.open(
                     self.root / VERSIONS / base.version / CATALOG, readonly=True
                 )

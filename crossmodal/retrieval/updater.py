@@ -10,10 +10,12 @@ process leaves it behind for the next writer to delete. Readers never see it.
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 import os
 import shutil
+import sqlite3
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from crossmodal import __version__
-from crossmodal.fileio import fsync_path
+from crossmodal.fileio import fsync_path, remove_temp_files_of
 from crossmodal.retrieval.catalog import Catalog, now_iso, resolve_path
 from crossmodal.retrieval.errors import (
     IncompatibleStoreError,
@@ -30,8 +32,11 @@ from crossmodal.retrieval.errors import (
     TooFewVectorsError,
 )
 from crossmodal.retrieval.index_params import IndexParams
+from crossmodal.retrieval.item_index import build_item_stage
 from crossmodal.retrieval.layout import (
     CATALOG,
+    MODELS_DIR,
+    POINTER,
     STAGING_PREFIX,
     STORE_FORMAT,
     VERSIONS,
@@ -43,11 +48,15 @@ from crossmodal.retrieval.layout import (
     write_pointer,
 )
 from crossmodal.retrieval.lock import WriterLock
+from crossmodal.retrieval.recall_tuning import tune_index
 from crossmodal.retrieval.records import MODALITIES, Item, ItemMeta, StoreInfo, check_modality
 from crossmodal.retrieval.vector_index import VectorIndex
 from crossmodal.retrieval.vectors import as_unit_rows
 
 log = logging.getLogger(__name__)
+
+# Catalog metadata key of the files earlier runs could not index (see record_failure).
+FAILED_KEY = "failed"
 
 
 class StoreUpdater:
@@ -94,6 +103,11 @@ class StoreUpdater:
         self._reindex: set[str] = set()
         self.added: list[Item] = []
         self.removed: list[Item] = []
+        # Manifest entries of files linked unchanged from the base version.
+        self._known: dict[str, dict[str, Any]] = {}
+        # False after a commit that found nothing to change (no version was published).
+        self.published = False
+        self._failures_changed = False
         try:
             if self._base_dir is not None:
                 shutil.copyfile(self._base_dir / CATALOG, self._staging / CATALOG)
@@ -104,6 +118,13 @@ class StoreUpdater:
         except BaseException:
             shutil.rmtree(self._staging, ignore_errors=True)
             raise
+        # Files that failed in earlier runs: {modality: {resolved path: entry}}.
+        stored = self._catalog.get_meta(FAILED_KEY, {})
+        self._failed: dict[str, dict[str, dict[str, Any]]] = {
+            m: dict(v)
+            for m, v in (stored.items() if isinstance(stored, dict) else ())
+            if m in MODALITIES and isinstance(v, dict)
+        }
 
     # ---------------------------------------------------------------- context manager
     def __enter__(self) -> StoreUpdater:
@@ -149,6 +170,35 @@ class StoreUpdater:
         self._check_open()
         return not self._catalog.is_unchanged(path, size, mtime, checksum, modality)
 
+    def known_failure(
+        self, modality: str, path: str | os.PathLike[str], checksum: str
+    ) -> str | None:
+        """The reason ``path`` failed in an earlier run, if it is unchanged since (same
+        ``checksum``) and this crossmodal version is the one that failed it; else None
+        (then the file should be tried again)."""
+        self._check_open()
+        entry = self._failed.get(check_modality(modality), {}).get(resolve_path(path))
+        if entry and entry.get("checksum") == checksum and entry.get("by") == __version__:
+            return str(entry.get("reason", "failed before"))
+        return None
+
+    def record_failure(
+        self, modality: str, path: str | os.PathLike[str], checksum: str, reason: str
+    ) -> None:
+        """Remember that ``path`` (content ``checksum``) could not be indexed, so later runs
+        skip it until it changes (see :meth:`known_failure`)."""
+        self._check_open()
+        entry = {"checksum": checksum, "reason": str(reason), "by": __version__}
+        failed = self._failed.setdefault(check_modality(modality), {})
+        key = resolve_path(path)
+        if failed.get(key) != entry:
+            failed[key] = entry
+            self._failures_changed = True
+
+    def _forget_failure(self, modality: str, resolved: str) -> None:
+        if self._failed.get(modality, {}).pop(resolved, None) is not None:
+            self._failures_changed = True
+
     # ---------------------------------------------------------------- changes
     def add_item(
         self,
@@ -184,6 +234,7 @@ class StoreUpdater:
         self._pending[modality][item.item_id] = (vector_ids, rows)
         self._touched.add(modality)
         self.added.append(item)
+        self._forget_failure(modality, item.resolved_path)
         return item
 
     def remove_item(self, path: str | os.PathLike[str], modality: str | None = None) -> list[Item]:
@@ -200,6 +251,9 @@ class StoreUpdater:
         """Drop every item (of ``modality``, or all) whose path is not in ``existing_paths``."""
         self._check_open()
         keep = {resolve_path(p) for p in existing_paths}
+        for kind in [modality] if modality else list(MODALITIES):
+            for resolved in [r for r in self._failed.get(kind, {}) if r not in keep]:
+                self._forget_failure(kind, resolved)
         gone = [item for item in self._catalog.items(modality) if item.resolved_path not in keep]
         for item in gone:
             self._forget(item, self._catalog.delete_item(item.item_id))
@@ -232,11 +286,14 @@ class StoreUpdater:
     def commit(self) -> StoreInfo:
         """Write the next version, publish it, delete versions older than the previous one."""
         self._check_open()
+        if not self._has_changes():
+            return self._keep_current()
         try:
             kinds = {}
             for modality in MODALITIES:
                 kinds[modality] = self._write_modality(modality)
             self._catalog.set_meta(
+                **{FAILED_KEY: self._failed},
                 store_format=STORE_FORMAT,
                 fingerprint=self.fingerprint,
                 dim=self.dim,
@@ -260,15 +317,20 @@ class StoreUpdater:
                     "version": self._name,
                     "fingerprint": self.fingerprint,
                 },
+                known=self._known,
             )
             final = self.root / VERSIONS / self._name
             os.rename(self._staging, final)
             fsync_path(final.parent)
             write_pointer(self.root, Pointer(STORE_FORMAT, self._name, self._previous, now_iso()))
+        except (OSError, sqlite3.Error) as err:
+            self.abort()
+            raise StoreError(self._publish_failure(err)) from err
         except BaseException:
             self.abort()
             raise
         self._done = True
+        self.published = True
         self._remove_leftovers(keep={self._name, self._previous}, numbered=True)
         self._lock.release()
         log.info(
@@ -290,6 +352,57 @@ class StoreUpdater:
             windows={m: c[1] for m, c in counts.items()},
             created=str(meta.get("created", "")),
             updated=str(meta.get("updated", "")),
+        )
+
+    def _has_changes(self) -> bool:
+        """Whether committing would publish anything the current version lacks."""
+        if self._base is None or self._touched or self._failures_changed:
+            return True
+        return self._catalog.get_meta("index_params") != self.params.to_dict()
+
+    def _keep_current(self) -> StoreInfo:
+        """Commit of an update that changed nothing: no new version, the lock released."""
+        meta = self._catalog.all_meta()
+        counts = {
+            m: (self._catalog.count_items(m), self._catalog.count_windows(m)) for m in MODALITIES
+        }
+        self._done = True
+        self._catalog.close()
+        shutil.rmtree(self._staging, ignore_errors=True)
+        self._lock.release()
+        log.info("nothing changed: %s stays at version %s", self.root, self._previous)
+        return StoreInfo(
+            root=str(self.root),
+            version=str(self._previous),
+            store_format=STORE_FORMAT,
+            fingerprint=self.fingerprint,
+            dim=self.dim,
+            crossmodal_version=str(meta.get("crossmodal_version", "")),
+            index_kinds=dict(meta.get("index_kinds", {})),
+            items={m: c[0] for m, c in counts.items()},
+            windows={m: c[1] for m, c in counts.items()},
+            created=str(meta.get("created", "")),
+            updated=str(meta.get("updated", "")),
+        )
+
+    def _publish_failure(self, err: BaseException) -> str:
+        if isinstance(err, OSError):
+            where = f" {err.filename}" if err.filename else ""
+            reason = f"cannot write{where}: {err.strerror or err}"
+            if err.errno in (errno.ENOSPC, errno.EDQUOT):
+                reason += "; free some space"
+        else:
+            reason = f"SQLite failed ({err})"
+            if "full" in str(err):
+                reason += "; free some space"
+        current = (
+            f"version {self._previous} is still the current one"
+            if self._previous
+            else ("nothing was published")
+        )
+        return (
+            f"could not publish version {self._name} of {self.root}: {reason}. The update was "
+            f"discarded and {current}; run the command again"
         )
 
     def abort(self) -> None:
@@ -314,7 +427,7 @@ class StoreUpdater:
     def _write_modality(self, modality: str) -> str:
         """Bring ``modality``'s index up to date in the staging folder; returns its kind."""
         if modality not in self._touched and self._base_dir is not None:
-            return _link_index_files(self._base_dir, self._staging, modality)
+            return _link_index_files(self._base_dir, self._staging, modality, self._known)
         base = self._base_index(modality)
         if base is not None and self._removed[modality]:
             base.remove(np.concatenate(self._removed[modality]))
@@ -329,6 +442,8 @@ class StoreUpdater:
         )
         total = len(new_ids) + (len(base) if base is not None else 0)
         kind = self._target_kind(modality, base.kind if base is not None else None, total)
+        # The vectors of a fresh build, for tuning (an updated index reads its own back).
+        all_rows: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
         if base is not None and base.kind == kind:
             index = base
             index._add_rows(new_rows, new_ids)
@@ -358,12 +473,16 @@ class StoreUpdater:
             index = VectorIndex._build_rows(
                 new_rows, new_ids, self.params.with_kind(kind), self.dim
             )
-        expected = self._catalog.window_table(modality).vector_ids
+            all_rows = (new_rows, new_ids)
+        table = self._catalog.window_table(modality)
+        expected = table.vector_ids
         if not np.array_equal(index.ids(), expected):
             raise StoreError(
                 f"internal error: the {modality} index ({len(index)} vectors) does not match the "
                 f"catalog ({len(expected)} windows); nothing was published"
             )
+        tune_index(index, table, *all_rows)
+        build_item_stage(index, table, self._staging / modality, *all_rows)
         index.save(self._staging / modality)
         return index.kind
 
@@ -398,6 +517,17 @@ class StoreUpdater:
 
         Only called while holding the writer lock, so nothing deleted is being written.
         """
+        # Temporary files of killed writes: CURRENT's and the model copies'.
+        removed = remove_temp_files_of(self.root / POINTER)
+        models = self.root / MODELS_DIR
+        if models.is_dir():
+            for stale in models.glob(".*.tmp.pt"):
+                stale.unlink(missing_ok=True)
+                removed += 1
+        if removed:
+            log.debug(
+                "deleted %d temporary file(s) left by killed writers in %s", removed, self.root
+            )
         folder = self.root / VERSIONS
         for name in sorted(os.listdir(folder)):
             stale_staging = name.startswith(STAGING_PREFIX)
@@ -461,13 +591,17 @@ def _check_meta(meta: ItemMeta, what: str) -> None:
         raise ValueError(f"{what}: duration must be a finite number of seconds >= 0")
 
 
-def _link_index_files(base_dir: Path, staging: Path, modality: str) -> str:
-    """Reuse an untouched modality's files: hard links (published files never change)."""
+def _link_index_files(
+    base_dir: Path, staging: Path, modality: str, known: dict[str, dict[str, Any]]
+) -> str:
+    """Reuse an untouched modality's files: hard links (published files never change).
+    Their manifest entries (verified when the update began) go into ``known``."""
     manifest = check_manifest(base_dir)
-    for name in manifest["files"]:
+    for name, entry in manifest["files"].items():
         if name.startswith(f"{modality}."):
             try:
                 os.link(base_dir / name, staging / name)
             except OSError:
                 shutil.copy2(base_dir / name, staging / name)
+            known[name] = entry
     return str(VectorIndex.load_header(base_dir / modality)["kind"])

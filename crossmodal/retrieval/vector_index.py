@@ -12,9 +12,11 @@ graph is dead that :meth:`VectorIndex.compacted` should rebuild it.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,31 @@ log = logging.getLogger(__name__)
 
 # Version of the on-disk layout of one index (``<stem>.faiss`` + ``<stem>.index.json``).
 INDEX_FORMAT = 1
+# Stored vectors are unit rows in float32; a norm further than this from 1 means damage.
+UNIT_NORM_TOLERANCE = 1e-3
+_NORM_CHUNK = 65536
+# Below this many free bytes, a failed write is reported as a full disk.
+_NEARLY_FULL = 64 << 20
+
+
+def faiss_reason(err: BaseException) -> str:
+    """The useful part of a faiss exception (its text spans several lines of C++ context)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    for line in lines:
+        if line.startswith("Error") and ":" in line:
+            return line.rsplit(":", 1)[-1].strip() or line
+    return lines[-1] if lines else type(err).__name__
+
+
+def write_failure(path: Path, err: BaseException) -> OSError:
+    """An ``OSError`` (ENOSPC when the disk is nearly full, else EIO) for a failed write."""
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        free = None
+    if free is not None and free < _NEARLY_FULL:
+        return OSError(errno.ENOSPC, f"no space left on device ({free} bytes free)", str(path))
+    return OSError(errno.EIO, f"write failed ({faiss_reason(err)})", str(path))
 
 
 def _faiss() -> Any:
@@ -317,10 +344,12 @@ class VectorIndex:
 
         Returns the file names written (relative to the stem's folder).
         """
-        faiss = _faiss()
         stem = Path(stem)
         written = [f"{stem.name}.faiss", f"{stem.name}.index.json"]
-        atomic_write(stem.parent / written[0], lambda tmp: faiss.write_index(self._index, tmp))
+        try:
+            atomic_write(stem.parent / written[0], self._write_faiss)
+        except RuntimeError as err:  # faiss reports its own failed writes this way
+            raise write_failure(stem.parent / written[0], err) from err
         if len(self._tombstones):
             name = f"{stem.name}.tombstones.npy"
             atomic_write(stem.parent / name, lambda tmp: _save_npy(tmp, self._tombstones))
@@ -336,6 +365,18 @@ class VectorIndex:
         }
         atomic_write_text(stem.parent / written[1], json.dumps(header, indent=2) + "\n")
         return written
+
+    def _write_faiss(self, path: str) -> None:
+        # Through a Python file, not faiss's own FILE*: faiss ignores a failed fclose, so a
+        # full disk could leave a silently truncated file; Python raises ENOSPC instead.
+        faiss = _faiss()
+        try:
+            with open(path, "wb") as f:
+                faiss.write_index(self._index, faiss.PyCallbackIOWriter(f.write))
+        except OSError as err:
+            if err.filename is None:  # a failed write() names no file: name the index
+                raise OSError(err.errno, err.strerror, path) from err
+            raise
 
     @staticmethod
     def load_header(stem: str | os.PathLike[str]) -> dict[str, Any]:
@@ -368,7 +409,9 @@ class VectorIndex:
         try:
             faiss_index = faiss.read_index(str(path))
         except RuntimeError as err:
-            raise StoreCorruptError(f"cannot read faiss index {path}: {err}") from err
+            raise StoreCorruptError(
+                f"cannot read faiss index {path} ({faiss_reason(err)}); rebuild the index"
+            ) from err
         if (
             faiss_index.d != dim
             or faiss_index.metric_type != faiss.METRIC_INNER_PRODUCT
@@ -384,13 +427,43 @@ class VectorIndex:
                 tombstones = np.load(tomb_path, allow_pickle=False)
             except (OSError, ValueError) as err:
                 raise StoreCorruptError(f"cannot read {tomb_path}: {err}") from err
-        index = cls(faiss_index, kind, dim, params, tombstones)
+        try:
+            index = cls(faiss_index, kind, dim, params, tombstones)
+        except (ValueError, TypeError) as err:
+            raise StoreCorruptError(f"{path}: unreadable ids or tombstones ({err})") from err
         if len(index) != header.get("live") or index.ntotal != header.get("ntotal"):
             raise StoreCorruptError(
                 f"{path}: holds {index.ntotal} vectors ({len(index)} live), "
                 f"its header says {header.get('ntotal')} ({header.get('live')} live)"
             )
+        bad = index.first_non_unit_row()
+        if bad is not None:
+            raise StoreCorruptError(
+                f"{path}: stored vector {bad[0]} has length {bad[1]:.6g}, not 1 (a damaged or "
+                "foreign index would return meaningless scores); rebuild the index"
+            )
         return index
+
+    def first_non_unit_row(
+        self, tolerance: float = UNIT_NORM_TOLERANCE
+    ) -> tuple[int, float] | None:
+        """``(position, norm)`` of the first stored vector whose L2 norm is not 1 within
+        ``tolerance`` (or not finite), None when all are. Reads faiss's storage in place
+        (no copy). IVF-PQ keeps lossy codes of unit vectors: its norms are not checked."""
+        if self.kind == "ivfpq" or self.ntotal == 0:
+            return None
+        faiss = _faiss()
+        inner = faiss.downcast_index(self._index.index)
+        flat = inner if self.kind == "flat" else faiss.downcast_index(inner.storage)
+        stored = faiss.rev_swig_ptr(flat.get_xb(), flat.ntotal * self.dim).reshape(-1, self.dim)
+        for lo in range(0, len(stored), _NORM_CHUNK):
+            chunk = stored[lo : lo + _NORM_CHUNK].astype(np.float64)
+            norms = np.sqrt(np.einsum("ij,ij->i", chunk, chunk))
+            off = ~(np.abs(norms - 1.0) <= tolerance)  # NaN counts as off
+            if off.any():
+                row = int(np.flatnonzero(off)[0])
+                return lo + row, float(norms[row])
+        return None
 
 
 def _save_npy(path: str, array: np.ndarray) -> None:

@@ -15,14 +15,13 @@ from crossmodal.training.config import (
     TrainConfig,
     config_for_resume,
 )
-from crossmodal.training.objective import Objective, build_objective
+from crossmodal.training.objective import build_objective
 from crossmodal.training.trainer import Trainer, TrainingDivergedError, TrainResult, train
 
 __all__ = [
     "RESUMABLE_FIELDS",
     "DataConfig",
     "LossTerm",
-    "Objective",
     "OptimConfig",
     "TrainConfig",
     "TrainResult",

@@ -20,7 +20,9 @@ from crossmodal.model import ModelConfig
 class LossTerm:
     """One term of the objective: ``weight · loss(video_emb, keys, music_emb, keys)``.
 
-    ``name`` is any of :func:`crossmodal.losses.list_losses`. ``key`` is what makes two
+    ``name`` is any of :func:`crossmodal.losses.list_losses`, or ``default``: the preset
+    :data:`crossmodal.losses.DEFAULT_PRESET` (InfoNCE and N-pair), expanded into its
+    terms with this term's weight, key and symmetry. ``key`` is what makes two
     clips a positive pair for this term: ``track`` (the same music: instance matching)
     or ``label`` (the same category, e.g. mood; every training clip then needs a label).
     Proxy losses get one class proxy per distinct key. ``symmetric`` adds the

@@ -1,77 +1,65 @@
-"""The training objective: a weighted sum of loss terms, each matching on its own key."""
+"""The training objective: the configured loss terms, each matching on its own key, as
+one :class:`~crossmodal.losses.WeightedSum`."""
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 
 from torch import Tensor, nn
 
 from crossmodal.errors import CrossmodalError
-from crossmodal.training.config import TrainConfig
+from crossmodal.losses import (
+    DEFAULT_PRESET,
+    WeightedSum,
+    create_loss,
+    list_losses,
+    loss_kind,
+)
+from crossmodal.registry import UnknownNameError
+from crossmodal.training.config import LossTerm, TrainConfig
 
-KEYS = ("track", "label")
+__all__ = ["build_objective", "expand_presets", "keys_of"]
 
 
-class Objective(nn.Module):
-    """``Σ_t w_t · loss_t(video_emb, keys[k_t], music_emb, keys[k_t])``.
-
-    ``terms``: name → loss module called as ``loss(video_emb, keys, music_emb, keys)``
-    (a :class:`~crossmodal.losses.SymmetricLoss` for both directions); ``weights``:
-    name → w_t; ``keys``: name → ``"track"`` or ``"label"``, the key whose equality makes
-    a positive pair for that term. Called as ``objective(video_emb, music_emb,
-    {"track": (B,), "label": (B,)})``. After each call ``last_terms`` maps every name to
-    its unweighted value (detached), for logging.
-    """
-
-    def __init__(
-        self,
-        terms: Mapping[str, nn.Module],
-        weights: Mapping[str, float],
-        keys: Mapping[str, str],
-    ) -> None:
-        super().__init__()
-        if not terms:
-            raise ValueError("the objective needs at least one term")
-        if set(weights) != set(terms) or set(keys) != set(terms):
-            raise ValueError("terms, weights and keys must name the same terms")
-        bad = {k for k in keys.values() if k not in KEYS}
-        if bad:
-            raise ValueError(f"keys must be one of {KEYS}, got {sorted(bad)}")
-        self.terms = nn.ModuleDict(dict(terms))
-        self.weights = {name: float(weights[name]) for name in terms}
-        self.keys = {name: keys[name] for name in terms}
-        self.last_terms: dict[str, Tensor] = {}
-
-    def forward(self, video_emb: Tensor, music_emb: Tensor, keys: Mapping[str, Tensor]) -> Tensor:
-        total: Tensor | None = None
-        values = {}
-        for name, loss in self.terms.items():
-            key = keys[self.keys[name]]
-            value = loss(video_emb, key, music_emb, key)
-            values[name] = value.detach()
-            weighted = self.weights[name] * value
-            total = weighted if total is None else total + weighted
-        self.last_terms = values
-        return total  # type: ignore[return-value]
+def expand_presets(terms: list[LossTerm]) -> list[LossTerm]:
+    """``{name: default}`` replaced by the :data:`~crossmodal.losses.DEFAULT_PRESET`
+    terms, with its weight, key and symmetry (each term once, never wrapped twice)."""
+    expanded = []
+    for term in terms:
+        if term.name != "default":
+            expanded.append(term)
+            continue
+        if term.params or term.miner is not None or term.miner_params:
+            listed = ", ".join(f"{{name: {name}, params: {{...}}}}" for name in DEFAULT_PRESET)
+            raise CrossmodalError(
+                "'default' is a preset of the terms "
+                f"{', '.join(DEFAULT_PRESET)} and takes no params or miner; to set them, "
+                f"list the terms: --losses '[{listed}]'"
+            )
+        expanded += [
+            LossTerm(name, weight=term.weight, key=term.key, symmetric=term.symmetric)
+            for name in DEFAULT_PRESET
+        ]
+    return expanded
 
 
 def build_objective(
     cfg: TrainConfig, num_keys: Mapping[str, int], embed_dim: int, labelled: bool
-) -> Objective:
-    """The configured objective. ``num_keys``: distinct tracks and labels of the training
-    data (a proxy loss gets one proxy per key value); ``labelled``: whether every
-    training clip has a label (required by ``key: label`` terms)."""
-    from crossmodal.losses import SymmetricLoss, create_loss, is_proxy_loss, list_losses
-    from crossmodal.sampling.memory import CrossBatchMemory
-
+) -> WeightedSum:
+    """The configured objective, called ``objective(video_emb, keys, music_emb, keys)``
+    with ``keys`` from :func:`keys_of`. ``num_keys``: distinct tracks and labels of the
+    training data (a proxy loss gets one proxy per key value); ``labelled``: whether
+    every training clip has a label (required by ``key: label`` terms). Term names (the
+    metrics log's keys) are the loss name, ``_label`` appended for ``key: label`` and a
+    number for repeats: ``info_nce``, ``info_nce_label``, ``info_nce_2``."""
     terms: dict[str, nn.Module] = {}
     weights: dict[str, float] = {}
     keys: dict[str, str] = {}
-    for term in cfg.losses:
+    for term in expand_presets(cfg.losses):
         if term.name not in list_losses():
             raise CrossmodalError(
-                f"unknown loss {term.name!r}; choose from {', '.join(list_losses())}"
+                f"unknown loss {term.name!r}; choose from {', '.join(list_losses())}, or "
+                f"default (the preset {' + '.join(DEFAULT_PRESET)})"
             )
         if term.key == "label" and not labelled:
             raise CrossmodalError(
@@ -79,29 +67,22 @@ def build_objective(
                 "label: label them in the manifest or use key=track"
             )
         params = dict(term.params)
-        proxy = is_proxy_loss(term.name)
-        if proxy:
+        miner = None if term.miner is None else {"name": term.miner, **term.miner_params}
+        # A cross-batch memory adds reference rows, which only pairwise terms have.
+        pairwise = loss_kind(term.name) == "pairwise"
+        if not pairwise:
             params.setdefault("num_classes", num_keys[term.key])
-            params.setdefault("embedding_dim", embed_dim)
         try:
-            miner = None
-            if term.miner is not None:
-                from crossmodal.sampling.miners import create_miner
-
-                miner = create_miner(term.miner, **term.miner_params)
-            if cfg.memory_size > 0 and not proxy:
-                # One memory per direction: each holds the other modality's past rows.
-                base = create_loss(term.name, miner=miner, **params)
-                forward, reverse = (
-                    CrossBatchMemory(
-                        loss, embed_dim, memory_size=cfg.memory_size, warmup_iters=cfg.memory_warmup
-                    )
-                    for loss in (base, copy.deepcopy(base))
-                )
-                loss = SymmetricLoss(forward, reverse) if term.symmetric else forward
-            else:
-                loss = create_loss(term.name, symmetric=term.symmetric, miner=miner, **params)
-        except (TypeError, ValueError) as err:
+            loss = create_loss(
+                term.name,
+                symmetric=term.symmetric,
+                miner=miner,
+                memory_size=cfg.memory_size if pairwise else 0,
+                memory_warmup=cfg.memory_warmup,
+                embedding_dim=embed_dim,
+                **params,
+            )
+        except (UnknownNameError, TypeError, ValueError) as err:  # e.g. an unknown miner
             raise CrossmodalError(f"loss {term.name!r}: {err}") from err
         base_name = term.name if term.key == "track" else f"{term.name}_label"
         name, suffix = base_name, 2
@@ -110,20 +91,9 @@ def build_objective(
         terms[name] = loss
         weights[name] = term.weight
         keys[name] = term.key
-    return Objective(terms, weights, keys)
-
-
-def learned_logit_scale(objective: nn.Module) -> Tensor | None:
-    """The logit scale of the objective's first learnable InfoNCE term (clamped as the
-    loss uses it), or None when there is none."""
-    from crossmodal.losses import InfoNCELoss
-
-    for module in objective.modules():
-        if isinstance(module, InfoNCELoss) and module.learnable:
-            return module.scale.detach()
-    return None
+    return WeightedSum(terms, weights, keys)
 
 
 def keys_of(tracks: Tensor, labels: Tensor) -> dict[str, Tensor]:
-    """The ``keys`` argument of :class:`Objective` (long tensors)."""
+    """The labels argument of the objective: key → long tensor."""
     return {"track": tracks.long(), "label": labels.long()}

@@ -38,6 +38,7 @@ from crossmodal.checkpoint import CheckpointError, load_checkpoint, save_checkpo
 from crossmodal.config import from_dict, to_dict, to_yaml
 from crossmodal.errors import CrossmodalError
 from crossmodal.fileio import atomic_write_text
+from crossmodal.losses import learned_logit_scale
 from crossmodal.training import builders
 from crossmodal.training.budget import Budget
 from crossmodal.training.config import TrainConfig, config_for_resume
@@ -311,7 +312,7 @@ class Trainer:
             video_emb = all_gather_with_grad(video_emb)
             music_emb = all_gather_with_grad(music_emb)
             keys = {name: all_gather_no_grad(value) for name, value in keys.items()}
-        return self.objective(video_emb, music_emb, keys)
+        return self.objective(video_emb, keys, music_emb, keys)
 
     def _optimizer_step(self) -> str | None:
         """Clip, check and apply the accumulated gradients. None when applied (or when
@@ -457,6 +458,9 @@ class Trainer:
                     progress.set_postfix(loss=f"{mean_loss:.4f}", clips_s=f"{clips_s:.1f}")
                 if losses and ((stepped and self.step % cfg.log_every == 0) or end_of_epoch):
                     if metrics is not None:
+                        # The objective owns the temperature; log it where there is one.
+                        scale = learned_logit_scale(self.objective)
+                        extra = {} if scale is None else {"logit_scale": float(scale)}
                         metrics.write(
                             "train",
                             self.step,
@@ -464,6 +468,7 @@ class Trainer:
                             loss=mean_loss,
                             lr=self.scheduler.get_last_lr()[0],
                             clips_per_s=clips_s,
+                            **extra,
                             **{name: float(np.mean(v)) for name, v in terms.items()},
                         )
                     losses.clear()

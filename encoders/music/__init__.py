@@ -1,7 +1,8 @@
 """Music encoders; importing this package registers them.
 
 Families: a compact PANN-style log-mel CNN, transformers AST (log-mel) and
-wav2vec 2.0 / HuBERT (waveform), a network over librosa descriptors, and ``audio_tiny``.
+wav2vec 2.0 / HuBERT (waveform), a network over librosa descriptors, ``audio_tiny``, and
+the pretrained musicnn taggers (``musicnn_msd``, ``musicnn_mtt``, vgg variants).
 """
 
 from __future__ import annotations
@@ -10,6 +11,13 @@ from crossmodal.encoders.music.ast import ASTEncoder, build_ast
 from crossmodal.encoders.music.descriptor_encoder import DescriptorEncoder
 from crossmodal.encoders.music.descriptors import compute_descriptors, descriptor_names
 from crossmodal.encoders.music.logmel_cnn import LogMelCNN
+from crossmodal.encoders.music.musicnn import REGISTERED as MUSICNN_REGISTERED
+from crossmodal.encoders.music.musicnn import (
+    MusicnnEncoder,
+    musicnn_builder,
+    musicnn_description,
+    musicnn_weights,
+)
 from crossmodal.encoders.music.tiny import MusicTiny
 from crossmodal.encoders.music.wav2vec2 import (
     WaveformTransformerEncoder,
@@ -56,12 +64,21 @@ register_encoder(
     modality="music",
     description="small network over librosa tempo/onset/beat/chroma/MFCC/contrast",
 )
+for _name, (_arch, _dataset) in MUSICNN_REGISTERED.items():
+    register_encoder(
+        _name,
+        musicnn_builder(_arch, _dataset),
+        modality="music",
+        description=musicnn_description(_arch, _dataset),
+        load_pretrained=musicnn_weights,
+    )
 
 __all__ = [
     "ASTEncoder",
     "DescriptorEncoder",
     "LogMelCNN",
     "MusicTiny",
+    "MusicnnEncoder",
     "WaveformTransformerEncoder",
     "compute_descriptors",
     "descriptor_names",

@@ -34,7 +34,7 @@ def test_demo_runs_every_stage_and_writes_a_report(
     printed = capsys.readouterr().out
     assert "== test split, trained model" in printed
     assert printed.count("true track") == 4  # four example videos, found or not
-    report = out / "report.html"
+    report = out / "report" / "index.html"
     assert f"report: {report}" in printed
     evaluation = json.loads((out / "evaluation.json").read_text())
     assert set(evaluation) == {"untrained", "trained"}

@@ -1,4 +1,5 @@
-"""HTML helpers of the notebooks: tables, and players that embed their media."""
+"""The one HTML builder (crossmodal.apps.report) as the notebooks use it: tables, and
+players that embed their media."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from crossmodal.apps.notebooks import display as nd
+from crossmodal.apps import report as nd
 
 
 class TableParser(HTMLParser):
@@ -128,7 +129,8 @@ def test_video_tag_embeds_the_file_bytes(tmp_path: Path) -> None:
 
 
 def test_card_escapes_the_caption_and_row_keeps_the_cards() -> None:
-    card = nd.card("<i>player</i>", "1. <clip>\nsecond line")
+    card = nd.card(nd.Html("<i>player</i>"), "1. <clip>\nsecond line")
     assert "<i>player</i>" in card
+    assert "<i>" not in nd.card("<i>player</i>", "plain text is escaped")  # type: ignore[arg-type]
     assert "1. &lt;clip&gt;<br>second line" in card
     assert nd.row([card, card]).count("<figure") == 2

@@ -44,7 +44,9 @@ def test_synth_writes_the_corpus(tiny_corpus: Path, capsys: pytest.CaptureFixtur
 
 
 def test_synth_rejects_bad_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["synth", str(tmp_path / "x"), "--workers", "0"]) == 2
+    with pytest.raises(SystemExit) as exc:  # refused by the parser, before any work
+        main(["synth", str(tmp_path / "x"), "--workers", "0"])
+    assert exc.value.code == 2
     assert main(["synth", str(tmp_path / "x"), "--clips", "10", "--split", "5,5,5"]) == 2
     assert "--split" in capsys.readouterr().err
 
@@ -64,7 +66,7 @@ def test_data_check_reports_ok_then_problems(
         "1",
     ]
     assert main(args) == 0
-    assert "checked 6 clips: no problems" in capsys.readouterr().out
+    assert "checked 6 clips (pairs): no problems" in capsys.readouterr().out
     broken = tmp_path / "manifest.jsonl"
     broken.write_text(
         json.dumps({"id": "ok", "video": str(tiny_corpus.parent / "videos/clip_000000.mp4")})
@@ -75,7 +77,7 @@ def test_data_check_reports_ok_then_problems(
     assert main([*args[:3], str(broken), *args[4:]]) == 1
     out = capsys.readouterr().out
     assert f"{tmp_path / 'missing file.mp4'}: no such file  [clip bad]" in out
-    assert "checked 2 clips: 1 problems in 1 files" in out
+    assert "checked 2 clips (pairs): 1 problems in 1 files" in out
     assert main([*args[:3], str(broken), *args[4:], "--json"]) == 1
     (line,) = capsys.readouterr().out.splitlines()
     assert json.loads(line) == {
@@ -83,6 +85,7 @@ def test_data_check_reports_ok_then_problems(
         "path": str(tmp_path / "missing file.mp4"),
         "reason": "no such file",
         "kind": "MissingMediaError",
+        "level": "problem",
     }
 
 
@@ -92,7 +95,7 @@ def test_data_check_malformed_manifest_exits_2(
     bad = tmp_path / "m.jsonl"
     bad.write_text('{"id": "a"}\n')
     assert main(["data", "check", str(bad), "--no-isolate"]) == 2
-    assert "m.jsonl:1: 'video' is required" in capsys.readouterr().err
+    assert "m.jsonl:1: 'video' or 'audio' is required" in capsys.readouterr().err
 
 
 def test_data_probe(tiny_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

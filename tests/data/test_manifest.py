@@ -65,7 +65,7 @@ def test_write_then_read_round_trips(tmp_path: Path) -> None:
         ("{not json", r"m.jsonl:2: invalid JSON"),
         ('["a", "b"]', r"m.jsonl:2: expected a JSON object"),
         ({"video": "b.mp4"}, r"m.jsonl:2: 'id' is required"),
-        ({"id": "b"}, r"m.jsonl:2: 'video' is required"),
+        ({"id": "b"}, r"m.jsonl:2: 'video' or 'audio' is required"),
         ({"id": "b", "video": ""}, r"'video' is empty"),
         ({"id": "b", "video": 3.5}, r"'video' must be a string, got float"),
         ({"id": "b", "video": "b.mp4", "start": "1"}, r"'start' must be a finite number"),

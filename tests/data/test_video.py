@@ -84,10 +84,15 @@ def test_normalize_accepts_tensors_and_leading_dims() -> None:
     )
 
 
-def test_window_past_the_end_is_a_specific_error(make_video) -> None:
+def test_window_past_the_end_is_a_specific_error(make_video, helpers) -> None:
     path = make_video(frames=24, fps=12)
+    spec = VideoSpec(num_frames=4, height=16, width=16)
+    # Up to max(1 s, 5 %) past the last frame is a stream ending early: the last frame holds.
+    (held,) = load_video_windows(path, spec, [1.0], 2.0, normalize=False).numpy()
+    # frame times 1.25, 1.75, 2.25, 2.75 s (bin centres): frames 15, 21, then 23 held
+    np.testing.assert_array_equal(helpers.decoded_index(held), [15, 21, 23, 23])
     with pytest.raises(TooShortError, match=r"video ends at 2\.000 s"):
-        load_video_windows(path, VideoSpec(num_frames=4), [1.0], 2.0)
+        load_video_windows(path, spec, [1.5], 2.0)
 
 
 def test_segment_decode_matches_direct_decode(make_video) -> None:

@@ -46,6 +46,10 @@ SMALL: dict[str, dict[str, Any]] = {
     "descriptors": {"seconds": 1.0},
     "video_tiny": {},
     "audio_tiny": {},
+    "musicnn_msd": {},
+    "musicnn_mtt": {},
+    "musicnn_vgg_msd": {},
+    "musicnn_vgg_mtt": {},
 }
 # Encoders whose small build or forward still takes seconds on a 2-core CPU.
 HEAVY = {

@@ -42,7 +42,18 @@ EXPECTED = {
         "videomae",
         "clip_frames",
     },
-    "music": {"audio_tiny", "logmel_cnn", "ast", "wav2vec2", "hubert", "descriptors"},
+    "music": {
+        "audio_tiny",
+        "logmel_cnn",
+        "ast",
+        "wav2vec2",
+        "hubert",
+        "descriptors",
+        "musicnn_msd",
+        "musicnn_mtt",
+        "musicnn_vgg_msd",
+        "musicnn_vgg_mtt",
+    },
 }
 
 

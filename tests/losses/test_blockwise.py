@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from crossmodal.losses import PairwiseLoss, create_loss, is_proxy_loss, list_losses
+from crossmodal.losses import PairwiseLoss, create_loss, list_losses
 from crossmodal.sampling.miners import MultiSimilarityMiner
 
-PAIRWISE = [n for n in list_losses() if n != "default" and not is_proxy_loss(n)]
+PAIRWISE = list_losses("pairwise")
 
 
 def evaluate(loss: PairwiseLoss, chunk_elements: int, *args, **kwargs):

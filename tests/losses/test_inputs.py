@@ -10,15 +10,15 @@ from crossmodal.losses import (
     InfoNCELoss,
     TripletMarginLoss,
     create_loss,
-    is_proxy_loss,
     list_losses,
+    loss_kind,
 )
 
-NAMES = [n for n in list_losses() if n != "default"]
+NAMES = list_losses()
 
 
 def build(name: str) -> torch.nn.Module:
-    kwargs = {"num_classes": 4, "embedding_dim": 3} if is_proxy_loss(name) else {}
+    kwargs = {"num_classes": 4, "embedding_dim": 3} if loss_kind(name) == "proxy" else {}
     return create_loss(name, **kwargs)
 
 

@@ -386,10 +386,10 @@ def test_info_nce_temperature_is_learnable_and_clamped() -> None:
     assert loss.log_scale.grad != 0
     with torch.no_grad():
         loss.log_scale.fill_(math.log(1000.0))
-    assert float(loss.scale.detach()) == pytest.approx(100.0)
+    assert float(loss.logit_scale.detach()) == pytest.approx(100.0)
     loss.log_scale.grad = None
     loss(x, labels, y, labels).backward()
     assert loss.log_scale.grad == 0  # clamped: no gradient pushes it further
     fixed = InfoNCELoss(temperature=0.5, learnable=False)
     assert not list(fixed.parameters())
-    assert float(fixed.scale) == 2.0
+    assert float(fixed.logit_scale) == 2.0

@@ -95,13 +95,13 @@ def test_commit_reopen_read_only_and_metadata(tmp_path: Path, meta: Callable) ->
 
 def test_garbage_and_foreign_files_are_refused(tmp_path: Path) -> None:
     (tmp_path / "junk.sqlite").write_bytes(b"this is not a database" * 100)
-    with pytest.raises(StoreCorruptError, match="cannot read catalog"):
+    with pytest.raises(StoreCorruptError, match="not a crossmodal catalog"):
         Catalog.open(tmp_path / "junk.sqlite")
     other = sqlite3.connect(tmp_path / "other.sqlite")
     other.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
     other.commit()
     other.close()
-    with pytest.raises(StoreCorruptError, match="schema None"):
+    with pytest.raises(StoreCorruptError, match="table 'items' is missing"):
         Catalog.open(tmp_path / "other.sqlite")
     with pytest.raises(StoreCorruptError, match="missing"):
         Catalog.open(tmp_path / "nope.sqlite")

@@ -66,20 +66,56 @@ def _reference_windows(
     return emb.numpy().astype(np.float64)
 
 
-def test_windows_cover_long_files_and_reject_short_ones(long_clip: Path, corpus: Path) -> None:
+@pytest.mark.parametrize("modality", ["video", "music"])
+def test_windows_cover_long_files_and_reject_short_ones(
+    long_clip: Path, corpus: Path, tmp_path: Path, modality: str
+) -> None:
     model = _model(0)
     indexer = Indexer(model, "unused", hop=2.0)
-    duration, starts = indexer.windows_of(long_clip)
-    assert duration == pytest.approx(9.0, abs=0.1)
-    np.testing.assert_allclose(starts, [0.0, 2.0, 4.0, duration - 4.0], atol=1e-6)
-    _, one = indexer.windows_of(read_manifest(corpus)[0].video)
-    assert one.tolist() == [0.0]
-    long_window = Indexer(_model(0), "unused")
-    long_window.window = 20.0
-    from crossmodal.data.errors import TooShortError
+    embedded = indexer.embed_file(long_clip, modality)
+    assert embedded.duration == pytest.approx(9.0, abs=0.1)
+    np.testing.assert_allclose(embedded.starts, [0.0, 2.0, 4.0, embedded.duration - 4.0], atol=1e-4)
+    # Streamed, batched embedding equals embedding the same windows decoded directly.
+    reference = _reference_windows(model, long_clip, modality, list(embedded.starts))
+    np.testing.assert_allclose(embedded.vectors, reference, atol=1e-4)
+    one = indexer.embed_file(read_manifest(corpus)[0].video, modality)
+    assert one.starts.tolist() == [0.0]
+    assert not one.padded
 
-    with pytest.raises(TooShortError, match=r"shorter than the model's 20\.00 s window"):
-        long_window.windows_of(long_clip)
+    from crossmodal.data.errors import TooShortError
+    from crossmodal.data.writer import write_media
+
+    short = write_media(
+        tmp_path / "short clip.mp4",
+        np.full((12, 48, 48, 3), 90, dtype=np.uint8),
+        12.0,
+        np.zeros(16000, dtype=np.float32),
+        16000,
+    )
+    with pytest.raises(TooShortError, match=r"lasts 1\.0\d+ s, shorter than the 4 s window"):
+        indexer.embed_file(short, modality)
+    padded = indexer.embed_file(short, modality, min_seconds=0.5)
+    assert padded.padded
+    assert padded.starts.tolist() == [0.0]
+    with pytest.raises(TooShortError, match=r"shorter than the 2 s minimum"):
+        indexer.embed_file(short, modality, min_seconds=2.0)
+
+
+def test_workers_give_the_same_index_as_one_process(long_clip: Path, corpus: Path) -> None:
+    model = _model(0)
+    paths = [long_clip, *(r.video for r in read_manifest(corpus)[:3]), Path("missing.mp4")]
+    for modality in ("music", "video"):
+        alone = list(Indexer(model, "unused", hop=2.0).embed_files(paths, modality))
+        shared = list(Indexer(model, "unused", hop=2.0, workers=2).embed_files(paths, modality))
+        assert [i for i, _ in shared] == list(range(len(paths)))
+        for (_, a), (_, b) in zip(alone, shared, strict=True):
+            if isinstance(a, Exception):
+                assert type(a) is type(b)
+                assert str(a) == str(b)
+                continue
+            assert a.duration == b.duration
+            np.testing.assert_array_equal(a.starts, b.starts)
+            np.testing.assert_allclose(a.vectors, b.vectors, rtol=0, atol=1e-6)
 
 
 def test_recommendations_match_brute_force_and_best_window(
@@ -104,7 +140,7 @@ def test_recommendations_match_brute_force_and_best_window(
     q /= np.linalg.norm(q)
     expected = []
     for entry in libraries["music"]:
-        _, starts = Indexer(model, "unused", hop=2.0).windows_of(entry.path)
+        starts = Indexer(model, "unused", hop=2.0).embed_file(entry.path, "music").starts
         sims = _reference_windows(model, entry.path, "music", list(starts)) @ q
         best = int(np.argmax(sims))
         expected.append((float(sims[best]), str(entry.path), float(starts[best])))
@@ -171,15 +207,15 @@ def test_interrupted_indexing_leaves_the_previous_index_readable(
     files = library_files(corpus, "music")
     Indexer(model, index_dir).index({"music": files[:2]})
     calls = {"n": 0}
-    original = Indexer.embed_file
+    original = Indexer._encode
 
-    def interrupted(self: Indexer, path: Path, modality: str) -> tuple:
-        calls["n"] += 1
+    def interrupted(self: Indexer, modality: str, inputs: torch.Tensor) -> torch.Tensor:
+        calls["n"] += 1  # one batch per (short) file: the third new file is interrupted
         if calls["n"] == 3:
             raise KeyboardInterrupt
-        return original(self, path, modality)
+        return original(self, modality, inputs)
 
-    monkeypatch.setattr(Indexer, "embed_file", interrupted)
+    monkeypatch.setattr(Indexer, "_encode", interrupted)
     with pytest.raises(KeyboardInterrupt):
         Indexer(model, index_dir).index({"music": files})
     monkeypatch.undo()
@@ -297,3 +333,88 @@ def test_an_index_built_with_a_model_file_of_before_the_music_rename_still_opens
     assert len(matches) == 3
     assert [m.score for m in matches] == sorted((m.score for m in matches), reverse=True)
     rec.close()
+
+
+def test_music_only_manifest_uneven_streams_and_short_queries(
+    tmp_path: Path, corpus: Path, model_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The walk-through's files: a music library listed with `"video": null`, a 207-s-like
+    track whose last window would overrun, soundtracks a second shorter than their video
+    and the reverse, an .mpg, and 1-s queries."""
+    from crossmodal.data.writer import write_media
+
+    def frames(n: int) -> np.ndarray:
+        return np.random.default_rng(n).integers(0, 255, (n, 48, 48, 3), dtype=np.uint8)
+
+    def sound(seconds: float, rate: int = 16000) -> np.ndarray:
+        t = np.arange(round(seconds * rate)) / rate
+        return (0.3 * np.sin(2 * np.pi * 330 * t)).astype(np.float32)
+
+    media = tmp_path / "média"
+    media.mkdir()
+    write_media(media / "track.ogg", None, audio=sound(9.3, 48000), sample_rate=48000, audio_codec="libopus")  # fmt: skip
+    write_media(media / "track two.m4a", None, audio=sound(7.0, 44100), sample_rate=44100)
+    write_media(media / "audio short.mp4", frames(120), 12.0, sound(9.0))
+    write_media(media / "video short.mp4", frames(108), 12.0, sound(10.0))
+    write_media(media / "old.mpg", frames(240), 24.0, sound(10.0), video_codec="mpeg1video", audio_codec="mp2", container_format="mpeg")  # fmt: skip
+    write_media(media / "one second.mp4", frames(12), 12.0, sound(1.0))
+    rows = [
+        {"id": "t1", "video": None, "audio": "média/track.ogg"},
+        {"id": "t2", "audio": "média/track two.m4a"},
+        {"id": "v1", "video": "média/audio short.mp4"},
+        {"id": "v2", "video": "média/video short.mp4"},
+        {"id": "v3", "video": "média/old.mpg"},
+    ]
+    manifest = tmp_path / "library.jsonl"
+    manifest.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    index_dir = tmp_path / "index"
+    code = main(
+        [
+            "-q",
+            "index",
+            "--checkpoint",
+            str(model_file),
+            "--music",
+            str(manifest),
+            "--videos",
+            str(manifest),
+            "--out",
+            str(index_dir),
+            "--device",
+            "cpu",
+            "--hop",
+            "2",
+            "--workers",
+            "2",
+        ]
+    )
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "music: 5 embedded" in captured.out
+    assert "video: 3 embedded" in captured.out
+    assert "2 row(s) have no video" in captured.err
+
+    store = IndexStore.open(index_dir)
+    windows = {Path(item.path).name: item for item in store.snapshot.catalog.items("music")}
+    store.close()
+    # Windows stop at each decoded end: no file lost to the last window's arithmetic.
+    assert windows["track.ogg"].duration == pytest.approx(9.3, abs=0.03)
+    assert windows["audio short.mp4"].duration == pytest.approx(9.0, abs=0.1)
+
+    queries = [str(media / n) for n in ("audio short.mp4", "video short.mp4", "old.mpg")]
+    for command in ("recommend", "find-video"):
+        code = main(
+            ["-q", command, *queries, "--index", str(index_dir), "--json", "--device", "cpu"]
+        )
+        out = json.loads(capsys.readouterr().out)
+        assert code == 0, out
+        assert out["failed"] == 0
+    short = str(media / "one second.mp4")
+    code = main(["-q", "recommend", short, "--index", str(index_dir), "--device", "cpu"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "note: video lasts 1.00 s, shorter than the model's 4 s window: padded" in out
+    code = main(["-q", "find-video", short, "--index", str(index_dir), "--json", "--device", "cpu"])
+    out = json.loads(capsys.readouterr().out)
+    assert "padded with silence" in out["notes"][short]
+    assert len(out["results"][short]) == 3

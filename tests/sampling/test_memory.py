@@ -9,7 +9,7 @@ import torch
 
 from crossmodal.losses import ArcFaceLoss, ContrastiveLoss, InfoNCELoss, TripletMarginLoss
 from crossmodal.sampling.memory import CrossBatchMemory
-from crossmodal.sampling.miners import BatchHardMiner
+from crossmodal.sampling.miners import BatchHardMiner, MultiSimilarityMiner
 
 DT = torch.float64
 TAU = 0.2
@@ -108,6 +108,33 @@ def test_miner_mines_over_batch_and_memory() -> None:
     mem_emb, mem_labels = xbm.memory()
     expected = loss(q, lq, torch.cat([r, mem_emb]), torch.cat([lr, mem_labels]))
     torch.testing.assert_close(xbm(q, lq, r, lr), expected)
+
+
+@pytest.mark.parametrize("crossmodal", [False, True], ids=["unimodal", "crossmodal"])
+def test_miner_masks_cover_the_batch_and_keep_every_memory_column(crossmodal: bool) -> None:
+    loss = InfoNCELoss(temperature=TAU, learnable=False).double()
+    xbm = CrossBatchMemory(loss, 3, memory_size=16).double()
+    data = list(batches(3, size=6))
+    for q, lq, r, lr in data[:2]:
+        xbm(q, lq, r, lr) if crossmodal else xbm(q, lq)
+    q, lq, r, lr = data[2]
+    refs, ref_labels = (r, lr) if crossmodal else (q, lq)
+    pos, neg = MultiSimilarityMiner(epsilon=0.4)(q, lq, *((r, lr) if crossmodal else ()))
+    mem_emb, mem_labels = xbm.memory()
+    xbm.eval()  # compare without enqueueing
+    got = xbm(q, lq, *((r, lr) if crossmodal else ()), miner_masks=(pos, neg))
+    # By hand: a naive InfoNCE over each anchor's explicit candidates.
+    candidates = []
+    for i in range(len(lq)):
+        current = [
+            (refs[j], int(ref_labels[j]))
+            for j in range(len(ref_labels))
+            if (pos[i, j] or neg[i, j]) and (crossmodal or j != i)
+        ]
+        candidates.append(current + list(zip(mem_emb, mem_labels.tolist(), strict=True)))
+    torch.testing.assert_close(got, naive_info_nce(q, lq, candidates), rtol=1e-10, atol=0)
+    with pytest.raises(ValueError, match="miner masks have shape"):
+        xbm(q, lq, r, lr, miner_masks=(pos[:, :3], neg[:, :3]))
 
 
 def test_state_dict_round_trip_and_reset() -> None:

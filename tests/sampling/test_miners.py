@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from crossmodal.losses import TripletMarginLoss, create_loss
+from crossmodal.registry import BadArgumentsError, UnknownNameError
 from crossmodal.sampling.miners import (
     BatchHardMiner,
     DistanceWeightedMiner,
@@ -187,9 +188,10 @@ def test_distance_weighted_keeps_positives_and_draws_as_many_negatives() -> None
 
 
 def test_miner_argument_errors() -> None:
-    with pytest.raises(ValueError, match="unknown miner"):
+    # One error type per failure for every registry (crossmodal.registry).
+    with pytest.raises(UnknownNameError, match="unknown miner"):
         create_miner("hardest")
-    with pytest.raises(ValueError, match="bad arguments for miner 'semi_hard'"):
+    with pytest.raises(BadArgumentsError, match="bad arguments for miner 'semi_hard'"):
         create_miner("semi_hard", eps=1)
     with pytest.raises(ValueError, match="margin must be > 0"):
         SemiHardMiner(margin=0)

@@ -107,7 +107,7 @@ def main(rank: int, world: int, port: int, out_dir: str) -> None:
     result["ddp"] = (
         value.detach(),
         {n: p.grad.clone() for n, p in model.module.named_parameters()},
-        objective.losses["info_nce"].loss.log_scale.grad.clone(),
+        objective.terms["info_nce"].loss.log_scale.grad.clone(),
     )
     torch.save(result, f"{out_dir}/rank{rank}.pt")
     dist.destroy_process_group()

@@ -129,7 +129,7 @@ def test_ddp_parameter_gradients_equal_single_process(ranks) -> None:
         for name, param in model.named_parameters():
             torch.testing.assert_close(grads[name], param.grad)
         # The temperature lives outside DDP; every rank computed the same full loss.
-        torch.testing.assert_close(log_scale_grad, objective.losses["info_nce"].loss.log_scale.grad)
+        torch.testing.assert_close(log_scale_grad, objective.terms["info_nce"].loss.log_scale.grad)
 
 
 def test_single_process_functions_are_identity() -> None:

@@ -5,19 +5,22 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from crossmodal.config import ConfigError, from_dict, load_config, to_dict
-from crossmodal.losses import InfoNCELoss, NPairLoss, SymmetricLoss
+from crossmodal.errors import CrossmodalError
+from crossmodal.losses import InfoNCELoss, NPairLoss, SymmetricLoss, WeightedSum
 from crossmodal.training.builders import epoch_batches
 from crossmodal.training.config import LossTerm, TrainConfig, config_for_resume
 from crossmodal.training.metrics_log import MetricsLog, plot_curves, read_metrics
-from crossmodal.training.objective import Objective, build_objective, keys_of
+from crossmodal.training.objective import build_objective, keys_of
 from crossmodal.training.progress import EpochProgress
 from crossmodal.training.seeding import SeededItems, derive_seed
 
@@ -72,10 +75,11 @@ def test_objective_matches_each_term_on_its_own_key() -> None:
     labels = torch.tensor([0, 0, 1, 1, 2, 2, 0, 1])
     track_loss = SymmetricLoss(InfoNCELoss(learnable=False))
     label_loss = SymmetricLoss(NPairLoss())
-    objective = Objective(
+    objective = WeightedSum(
         {"a": track_loss, "b": label_loss}, {"a": 1.0, "b": 0.25}, {"a": "track", "b": "label"}
     )
-    value = objective(video, music, keys_of(tracks, labels))
+    keys = keys_of(tracks, labels)
+    value = objective(video, keys, music, keys)
     expected_a = track_loss(video, tracks, music, tracks)
     expected_b = label_loss(video, labels, music, labels)
     torch.testing.assert_close(value, expected_a + 0.25 * expected_b)
@@ -94,6 +98,76 @@ def test_build_objective_errors() -> None:
     cfg = TrainConfig(losses=[LossTerm("info_nce"), LossTerm("info_nce", key="label")])
     names = list(build_objective(cfg, {"track": 10, "label": 3}, 16, labelled=True).terms)
     assert names == ["info_nce", "info_nce_label"]
+    cfg = TrainConfig(losses=[LossTerm("info_nse")])
+    with pytest.raises(CrossmodalError, match="unknown loss 'info_nse'; choose from"):
+        build_objective(cfg, {"track": 10, "label": 3}, 16, labelled=True)
+    cfg = TrainConfig(losses=[LossTerm("triplet_margin", miner="hardest")])
+    with pytest.raises(CrossmodalError, match="loss 'triplet_margin': unknown miner 'hardest'"):
+        build_objective(cfg, {"track": 10, "label": 3}, 16, labelled=True)
+    cfg = TrainConfig(losses=[LossTerm("default", params={"temperature": 0.1})])
+    with pytest.raises(CrossmodalError, match=r"list the terms: --losses '\[\{name: info_nce"):
+        build_objective(cfg, {"track": 10, "label": 3}, 16, labelled=True)
+
+
+def _old_default_objective(video, music, tracks):
+    """The default objective as it was computed before the losses moved to one contract:
+    symmetric InfoNCE (τ = 0.07, a logit scale of 1/0.07) + symmetric N-pair (scale 1,
+    norm regulariser 0.002), written out from the formulas (float64)."""
+    # The learnable log-scale parameter starts as float32 log(1/0.07).
+    scale = torch.tensor(math.log(1 / 0.07), dtype=torch.float32).double().exp()
+
+    def info_nce(q, r):
+        logits = F.normalize(q, dim=1) @ F.normalize(r, dim=1).T * scale
+        same = (tracks[:, None] == tracks[None, :]).double()
+        log_softmax = logits - torch.logsumexp(logits, dim=1, keepdim=True)
+        return (-(log_softmax * same).sum(1) / same.sum(1)).mean()
+
+    def npair(q, r):
+        logits = q @ r.T
+        same = tracks[:, None] == tracks[None, :]
+        terms = []
+        for i in range(len(q)):
+            neg = logits[i][~same[i]]
+            pos = logits[i][same[i]]
+            terms.append(torch.stack([torch.log1p(torch.exp(neg - p).sum()) for p in pos]).mean())
+        reg = 0.5 * (q.pow(2).sum(1).mean() + r.pow(2).sum(1).mean())
+        return torch.stack(terms).mean() + 0.002 * reg
+
+    nce = 0.5 * (info_nce(video, music) + info_nce(music, video))
+    npr = 0.5 * (npair(video, music) + npair(music, video))
+    return nce + npr, {"info_nce": nce, "npair": npr}
+
+
+@pytest.mark.parametrize(
+    "losses",
+    [None, [LossTerm("default")], [LossTerm("info_nce"), LossTerm("npair")]],
+    ids=["config default", "default preset", "listed"],
+)
+def test_default_objective_computes_what_it_did(losses) -> None:
+    gen = torch.Generator().manual_seed(3)
+    video = F.normalize(torch.randn(12, 8, generator=gen, dtype=torch.float64), dim=1)
+    music = F.normalize(torch.randn(12, 8, generator=gen, dtype=torch.float64), dim=1)
+    tracks = torch.arange(12) // 2
+    cfg = TrainConfig() if losses is None else TrainConfig(losses=losses)
+    objective = build_objective(cfg, {"track": 6, "label": 3}, 8, labelled=True).double()
+    # Each term once, never SymmetricLoss(WeightedSum(Symmetric, Symmetric)).
+    assert list(objective.terms) == ["info_nce", "npair"]
+    assert all(isinstance(t, SymmetricLoss) for t in objective.terms.values())
+    keys = keys_of(tracks, tracks % 3)
+    value = objective(video, keys, music, keys)
+    expected, terms = _old_default_objective(video, music, tracks)
+    torch.testing.assert_close(value, expected, rtol=1e-10, atol=1e-12)
+    for name, term in terms.items():
+        torch.testing.assert_close(objective.last_terms[name], term, rtol=1e-10, atol=1e-12)
+
+
+def test_default_preset_with_memory_builds_each_term_once() -> None:
+    cfg = TrainConfig(losses=[LossTerm("default", weight=0.5)], memory_size=16)
+    objective = build_objective(cfg, {"track": 6, "label": 3}, 8, labelled=True)
+    assert list(objective.terms) == ["info_nce", "npair"]
+    assert objective.weights == {"info_nce": 0.5, "npair": 0.5}
+    memories = [m for m in objective.modules() if type(m).__name__ == "CrossBatchMemory"]
+    assert len(memories) == 4  # two terms × two directions
 
 
 # -- batches and seeding -----------------------------------------------------------------------

@@ -18,10 +18,10 @@ import yaml
 from crossmodal.checkpoint import load_checkpoint
 from crossmodal.config import from_dict
 from crossmodal.errors import CrossmodalError
-from crossmodal.losses import list_losses
+from crossmodal.losses import WeightedSum, list_losses
 from crossmodal.model import CrossModalModel, ModelConfig
 from crossmodal.sampling.miners import list_miners
-from crossmodal.training import Objective, Trainer, TrainingDivergedError
+from crossmodal.training import Trainer, TrainingDivergedError
 from crossmodal.training.config import TrainConfig
 from crossmodal.training.metrics_log import read_metrics
 from tests.training.helpers import state_digest, tiny_overrides
@@ -226,7 +226,7 @@ def test_non_finite_steps_are_skipped_with_a_warning(
     kind: str,
 ) -> None:
     calls = {"n": 0}
-    original = Objective.forward
+    original = WeightedSum.forward
 
     def poisoned(self, *args):
         value = original(self, *args)
@@ -235,7 +235,7 @@ def test_non_finite_steps_are_skipped_with_a_warning(
             return value * math.nan if kind == "loss" else NanGrad.apply(value)
         return value
 
-    monkeypatch.setattr(Objective, "forward", poisoned)
+    monkeypatch.setattr(WeightedSum, "forward", poisoned)
     with caplog.at_level(logging.WARNING, logger="crossmodal"):
         result = Trainer(make_config(epochs=2), tmp_path).fit()
     skipped = [r.message for r in caplog.records if "step skipped" in r.message]
@@ -253,8 +253,8 @@ def test_repeated_non_finite_losses_stop_training_and_keep_the_checkpoint(
     cfg = make_config(epochs=3)
     Trainer(cfg, tmp_path).fit(stop_after_epoch=1)
     before = {name: (tmp_path / name).read_bytes() for name in ("last.pt", "best.pt")}
-    original = Objective.forward
-    monkeypatch.setattr(Objective, "forward", lambda self, *a: original(self, *a) * math.nan)
+    original = WeightedSum.forward
+    monkeypatch.setattr(WeightedSum, "forward", lambda self, *a: original(self, *a) * math.nan)
     with pytest.raises(TrainingDivergedError, match=r"3 consecutive steps.*last good checkpoint"):
         Trainer(make_config(epochs=3, max_bad_steps=3), tmp_path, resume=True).fit()
     for name, data in before.items():
@@ -384,6 +384,9 @@ def test_label_keyed_proxy_term_gets_one_proxy_per_label(
     assert record
     terms = [r for r in read_metrics(tmp_path / "metrics.jsonl") if r["kind"] == "train"]
     assert all({"info_nce", "arcface_label"} <= set(r) for r in terms)
+    # the InfoNCE term owns the learnable temperature; the log shows the scale it used
+    scale = trainer.objective.terms["info_nce"].loss.logit_scale.detach()
+    assert terms[-1]["logit_scale"] == pytest.approx(float(scale), rel=1e-6)
 
 
 @pytest.mark.parametrize("miner", list_miners())

@@ -6,21 +6,34 @@ import argparse
 import json
 from typing import TYPE_CHECKING
 
+from crossmodal.apps.cli._args import float_range, int_range, positive_int
+
 if TYPE_CHECKING:
     from crossmodal.data import AudioSpec, VideoSpec
 
 
 def _spec_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("clip spec (what training will ask of each clip)")
-    group.add_argument("--frames", type=int, default=8, help="frames per window (default: 8)")
     group.add_argument(
-        "--size", type=int, default=112, help="frame width and height in px (default: 112)"
+        "--frames", type=int_range(1, 4096), default=8, help="frames per window (default: 8)"
     )
     group.add_argument(
-        "--sample-rate", type=int, default=16000, help="audio sample rate in Hz (default: 16000)"
+        "--size",
+        type=int_range(2, 8192),
+        default=112,
+        help="frame width and height in px (default: 112)",
     )
     group.add_argument(
-        "--seconds", type=float, default=4.0, help="window length in seconds (default: 4)"
+        "--sample-rate",
+        type=int_range(1000, 768_000),
+        default=16000,
+        help="audio sample rate in Hz (default: 16000)",
+    )
+    group.add_argument(
+        "--seconds",
+        type=float_range(0, 3600, low_inclusive=False),
+        default=4.0,
+        help="window length in seconds (default: 4)",
     )
 
 
@@ -36,18 +49,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "check",
         help="list every problem file of a manifest with its reason",
         description=(
-            "Probe and decode every clip of MANIFEST (a manifest.jsonl or a folder of videos) "
-            "the way training will, and list each problem file with its reason. Decoding runs "
-            "in a child process, so a decoder crash or hang is reported, not fatal. Exit code 1 "
-            "if there is any problem."
+            "Probe and decode every clip of MANIFEST (a manifest.jsonl, a folder of videos or "
+            "a folder of music) in full, the way training or indexing will, and list each "
+            "problem file with its reason. A stream a little shorter than its header declares "
+            "(up to max(1 s, 5 %%)) is a note, not a problem. Decoding runs in a child "
+            "process, so a decoder crash or hang is reported, not fatal. Exit code 1 if "
+            "there is any problem."
         ),
     )
     check.add_argument("manifest", metavar="MANIFEST")
     check.add_argument("--split", default=None, help="check only this split")
+    check.add_argument(
+        "--role",
+        default="auto",
+        choices=("auto", "pairs", "music", "video"),
+        help=(
+            "what the manifest is used for: pairs (training: video + music), music or video "
+            "(an index library); auto: music when no row (or file of the folder) has a "
+            "video, else pairs"
+        ),
+    )
     _spec_options(check)
     check.add_argument(
         "--timeout",
-        type=float,
+        type=float_range(0, low_inclusive=False),
         default=60.0,
         help="seconds per clip before a decode counts as hung",
     )
@@ -81,9 +106,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--split", default="test", help="split to use as the gallery (default: test)"
     )
     coupling.add_argument(
-        "--limit", type=int, default=200, help="at most this many clips (default: 200)"
+        "--limit", type=positive_int, default=200, help="at most this many clips (default: 200)"
     )
-    coupling.add_argument("--fps", type=float, default=12.0, help="envelope rate (default: 12)")
+    coupling.add_argument(
+        "--fps",
+        type=float_range(0, 1000, low_inclusive=False),
+        default=12.0,
+        help="envelope rate (default: 12)",
+    )
     coupling.set_defaults(func=run_coupling)
 
 
@@ -96,31 +126,62 @@ def _specs(args: argparse.Namespace) -> tuple[VideoSpec, AudioSpec]:
     )
 
 
+def _role(args: argparse.Namespace) -> tuple[str, str]:
+    """(role, why) for ``data check``: the one asked for, or the one the input implies."""
+    from pathlib import Path
+
+    from crossmodal.data import read_manifest
+    from crossmodal.data.formats import scan_folder
+    from crossmodal.data.manifest import MANIFEST_NAME
+
+    if args.role != "auto":
+        return args.role, "as asked"
+    source = Path(args.manifest)
+    if source.is_dir() and not (source / MANIFEST_NAME).is_file():
+        if scan_folder(source, "video").files:
+            return "pairs", "assumed: the folder holds videos; --role to change"
+        return "music", "assumed: the folder holds no videos; --role to change"
+    records = read_manifest(source)
+    if all(r.video is None for r in records):
+        return "music", "assumed: no row has a video; --role to change"
+    return "pairs", "assumed: training pairs; --role music or video for an index library"
+
+
 def run_check(args: argparse.Namespace) -> int:
+    import logging
+
     from crossmodal.data import check_manifest
-    from crossmodal.logging_utils import progress_disabled
+    from crossmodal.logging_utils import progress_bars
 
     video_spec, audio_spec = _specs(args)
-    count, problems = check_manifest(
+    role, why = _role(args)
+    logging.getLogger(__name__).info("checking %s for the %s role (%s)", args.manifest, role, why)
+    count, found = check_manifest(
         args.manifest,
         video_spec,
         audio_spec,
+        role=role,
         split=args.split,
         isolate=not args.no_isolate,
         timeout=args.timeout,
-        progress=not progress_disabled(),
+        progress=progress_bars(),
     )
-    for problem in problems:
+    for problem in found:
         if args.json:
             print(json.dumps(problem.to_dict(), ensure_ascii=False))
         else:
-            print(f"{problem.path}: {problem.reason}  [clip {problem.clip_id}]")
+            note = "note: " if problem.level == "note" else ""
+            print(f"{note}{problem.path}: {problem.reason}  [clip {problem.clip_id}]")
+    problems = [p for p in found if p.level != "note"]
+    notes = len(found) - len(problems)
     files = len({p.path for p in problems})
     summary = (
-        f"checked {count} clips: {len(problems)} problems in {files} files"
+        f"checked {count} clips ({role}): {len(problems)} problems in {files} files"
         if problems
-        else f"checked {count} clips: no problems"
+        else f"checked {count} clips ({role}): no problems"
     )
+    if notes:
+        summary += f", {notes} notes"
     if not args.json:
         print(summary)
     return 1 if problems else 0

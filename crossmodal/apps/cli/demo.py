@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from crossmodal.apps.cli._args import float_range, positive_int
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -18,13 +20,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
-    parser.add_argument("--clips", type=int, default=1000, help="corpus size (default 1000)")
-    parser.add_argument("--train-minutes", type=float, default=5.0, help="training time budget")
     parser.add_argument(
-        "--epochs", type=int, default=10, help="training epochs at most (default 10)"
+        "--clips", type=positive_int, default=1000, help="corpus size (default 1000)"
+    )
+    parser.add_argument(
+        "--train-minutes",
+        type=float_range(0, low_inclusive=False),
+        default=5.0,
+        help="training time budget",
+    )
+    parser.add_argument(
+        "--epochs", type=positive_int, default=10, help="training epochs at most (default 10)"
     )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workers", type=int, default=2, help="processes rendering the corpus")
+    parser.add_argument(
+        "--workers", type=positive_int, default=2, help="processes rendering the corpus"
+    )
     parser.set_defaults(func=run)
 
 

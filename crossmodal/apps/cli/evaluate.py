@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from crossmodal.apps.cli._args import batch_size, positive_int
+
 
 def add_embedding_options(parser: argparse.ArgumentParser, default_split: str) -> None:
     """Options shared by `evaluate` and `embed`: model, data, windows, device, cache."""
@@ -29,7 +31,9 @@ def add_embedding_options(parser: argparse.ArgumentParser, default_split: str) -
         help="windows per clip, evenly spaced, their embeddings averaged and re-normalised "
         "(multi-segment aggregation; default 1: the centre window)",
     )
-    parser.add_argument("--batch-size", type=int, default=64, help="clips embedded at a time")
+    parser.add_argument(
+        "--batch-size", type=batch_size, default=64, help="clips embedded at a time"
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     cache = parser.add_mutually_exclusive_group()
     cache.add_argument(
@@ -85,7 +89,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_embedding_options(parser, default_split="test")
     parser.add_argument(
-        "--chunk-size", type=int, default=256, help="queries scored at a time (memory)"
+        "--chunk-size", type=positive_int, default=256, help="queries scored at a time (memory)"
     )
     parser.add_argument(
         "--baseline",

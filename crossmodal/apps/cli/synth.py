@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from crossmodal.apps.cli._args import float_range, int_range, positive_int
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -20,24 +22,42 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "out_dir", metavar="OUT_DIR", help="folder to write videos/ and manifest.jsonl into"
     )
-    parser.add_argument("--clips", type=int, default=1400, help="number of clips (default: 1400)")
+    parser.add_argument(
+        "--clips", type=positive_int, default=1400, help="number of clips (default: 1400)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument(
         "--split",
         default="0.7,0.1,0.2",
         help="train,val,test as fractions summing to 1 or counts summing to --clips (default: 0.7,0.1,0.2)",
     )
-    parser.add_argument("--duration", type=float, default=4.0, help="seconds per clip (default: 4)")
     parser.add_argument(
-        "--size", type=int, default=112, help="frame width and height in px, even (default: 112)"
+        "--duration",
+        type=float_range(0, low_inclusive=False),
+        default=4.0,
+        help="seconds per clip (default: 4)",
     )
-    parser.add_argument("--fps", type=float, default=12.0, help="frames per second (default: 12)")
     parser.add_argument(
-        "--sample-rate", type=int, default=16000, help="audio sample rate in Hz (default: 16000)"
+        "--size",
+        type=int_range(2, 8192),
+        default=112,
+        help="frame width and height in px, even (default: 112)",
+    )
+    parser.add_argument(
+        "--fps",
+        type=float_range(0, 1000, low_inclusive=False),
+        default=12.0,
+        help="frames per second (default: 12)",
+    )
+    parser.add_argument(
+        "--sample-rate",
+        type=int_range(1000, 768_000),
+        default=16000,
+        help="audio sample rate in Hz (default: 16000)",
     )
     parser.add_argument(
         "--workers",
-        type=int,
+        type=positive_int,
         default=1,
         help=f"rendering processes (default: 1; this machine has {os.cpu_count()} CPUs)",
     )
@@ -50,7 +70,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from crossmodal.data.synth import SynthConfig, generate_corpus, parse_split
     from crossmodal.errors import CrossmodalError
-    from crossmodal.logging_utils import progress_disabled
+    from crossmodal.logging_utils import progress_bars
 
     if args.workers < 1:
         raise CrossmodalError(f"--workers must be >= 1, got {args.workers}")
@@ -68,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
         config,
         workers=args.workers,
         overwrite=args.overwrite,
-        progress=not progress_disabled(),
+        progress=progress_bars(),
     )
     print(manifest)
     return 0

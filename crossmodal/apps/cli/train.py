@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from crossmodal.apps.cli._args import positive_int
+
 EPILOG = """\
 Any config field can be overridden after the options, as --key value (or --key=value)
 with a dotted path or an unambiguous field name, e.g.:
@@ -56,7 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--stop-after-epoch",
-        type=int,
+        type=positive_int,
         metavar="N",
         help="stop (resumably) once N epochs are done; the budget is unchanged",
     )

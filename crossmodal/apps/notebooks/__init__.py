@@ -1,2 +1,2 @@
-"""Notebook support: the cached corpus/model/index the notebooks share (``assets``) and
-the HTML display helpers they render with (``display``)."""
+"""Notebook support: the cached corpus/model/index the notebooks share (``assets``). They
+render with the apps' one HTML builder, :mod:`crossmodal.apps.report`."""
