@@ -105,19 +105,24 @@ def manifest_dataset(
     split: str = "all",
     segments: int = 1,
     cache: str | os.PathLike[str] | None = None,
+    run_dir: str | os.PathLike[str] | None = None,
 ) -> Any:
     """The fixed-window :class:`~crossmodal.data.PairedClipDataset` of one split of a
     manifest (``"all"``: every clip) for ``model``'s specs: the centre window of each
     clip, or ``segments`` evenly spaced windows (averaged by :func:`embed_dataset`).
     Labels index the whole manifest's label set, so splits compare. Errors list every
     missing media file at once; an undecodable clip raises (no silent substitution in
-    an evaluation)."""
+    an evaluation). ``run_dir``: a training run whose carved val split (``carve.json``)
+    applies to a manifest without one."""
     from crossmodal.data import PairedClipDataset, read_manifest
     from crossmodal.data.splits import check_media_exist, split_records
 
     if segments < 1:
         raise CrossmodalError(f"--segments must be >= 1, got {segments}")
+    from crossmodal.data.carve import with_stored_carve
+
     records = read_manifest(manifest)
+    records = with_stored_carve(records, Path(run_dir) if run_dir is not None else None)
     labels = sorted({r.label for r in records if r.label is not None})
     chosen = split_records(records, split, str(manifest))
     check_media_exist(chosen)

@@ -29,6 +29,23 @@ def setup_logging(verbosity: int = 0) -> None:
     handler._crossmodal = True  # type: ignore[attr-defined]
     logger.addHandler(handler)
     logger.propagate = False
+    _route_library_warnings(handler if verbosity >= 1 else None)
+
+
+def _route_library_warnings(handler: logging.Handler | None) -> None:
+    """Python warnings of the libraries underneath (librosa, torchaudio, decord, …) are
+    details for ``-v``: they go through ``handler`` at debug verbosity and nowhere
+    otherwise, never as raw lines on the terminal. What matters to the user is turned
+    into our own message where it happens."""
+    logging.captureWarnings(True)
+    py_warnings = logging.getLogger("py.warnings")
+    for old in list(py_warnings.handlers):
+        if getattr(old, "_crossmodal", False):
+            py_warnings.removeHandler(old)
+    sink = handler if handler is not None else logging.NullHandler()
+    sink._crossmodal = True  # type: ignore[attr-defined]
+    py_warnings.addHandler(sink)
+    py_warnings.propagate = False
 
 
 def progress_disabled() -> bool:

@@ -73,8 +73,12 @@ def evaluate_embeddings(
     return report
 
 
-def format_report(report: dict[str, Any]) -> str:
-    """A small fixed-width table of a report from :func:`evaluate_embeddings`."""
+def format_report(
+    report: dict[str, Any], baselines: dict[str, dict[str, Any]] | None = None
+) -> str:
+    """A small fixed-width table of a report from :func:`evaluate_embeddings`;
+    ``baselines`` (name → report of the same clips, e.g. from
+    :func:`crossmodal.evaluation.baseline.sync_baseline`) add a row under each direction."""
     lines = [
         f"gallery: {report['gallery_size']} clips   chance R@1 {report['chance']['R@1']:.3f}"
         f"   chance R@10 {report['chance']['R@10']:.3f}"
@@ -82,12 +86,9 @@ def format_report(report: dict[str, Any]) -> str:
     header = f"{'direction':<16}" + "".join(f"{k:>8}" for k in INSTANCE_KEYS)
     lines.append(header)
     for name in ("video_to_music", "music_to_video"):
-        row = report[name]
-        cells = "".join(
-            f"{row[k]:>8.1f}" if k in ("MedR", "MeanR") else f"{row[k]:>8.3f}"
-            for k in INSTANCE_KEYS
-        )
-        lines.append(f"{name:<16}{cells}")
+        lines.append(f"{name:<16}{_cells(report[name])}")
+        for base_name, base in (baselines or {}).items():
+            lines.append(f"{'  ' + base_name + ' baseline':<16}{_cells(base[name])}")
     if "category" in report:
         cat = report["category"]
         lines.append(
@@ -102,3 +103,9 @@ def format_report(report: dict[str, Any]) -> str:
             )
         )
     return "\n".join(lines)
+
+
+def _cells(row: dict[str, float]) -> str:
+    return "".join(
+        f"{row[k]:>8.1f}" if k in ("MedR", "MeanR") else f"{row[k]:>8.3f}" for k in INSTANCE_KEYS
+    )

@@ -35,8 +35,16 @@ def instance_metrics(
 ) -> dict[str, float]:
     """R@K for each K in ``ks``, MedR, MeanR and mAP of ``queries`` against ``gallery``."""
     ranks = rank_queries(queries, gallery, query_keys, gallery_keys, chunk_size=chunk_size)
-    valid = ranks.num_relevant > 0
-    first = ranks.first_rank[valid].double()
+    return metrics_from_ranks(ranks.first_rank, ranks.average_precision, ks)
+
+
+def metrics_from_ranks(
+    first_rank: torch.Tensor, average_precision: torch.Tensor, ks: Sequence[int] = DEFAULT_KS
+) -> dict[str, float]:
+    """R@K, MedR, MeanR and mAP from per-query first relevant ranks (0: no relevant item,
+    left out and counted in ``queries_skipped``) and average precisions."""
+    valid = first_rank > 0
+    first = first_rank[valid].double()
     out: dict[str, float] = {}
     if first.numel() == 0:
         raise ValueError("no query has a relevant item in the gallery: nothing to evaluate")
@@ -44,7 +52,7 @@ def instance_metrics(
         out[f"R@{k}"] = float((first <= k).double().mean())
     out["MedR"] = float(first.quantile(0.5))  # midpoint of the two middle ranks when even
     out["MeanR"] = float(first.mean())
-    out["mAP"] = float(ranks.average_precision[valid].mean())
+    out["mAP"] = float(average_precision[valid].mean())
     out["queries"] = int(valid.sum())
     out["queries_skipped"] = int((~valid).sum())
     return out
@@ -107,10 +115,22 @@ def kmeans_nmi(embeddings: torch.Tensor, labels: torch.Tensor, seed: int = 0) ->
     x = np.ascontiguousarray(embeddings.detach().cpu().numpy(), dtype=np.float32)
     if num_classes < 2 or x.shape[0] <= num_classes:
         raise ValueError("NMI needs at least two labels and more points than labels")
+    # The clustering parameters go to the constructor: faiss copies them into its
+    # ClusteringParameters there (attributes set afterwards are ignored). A few points
+    # per centroid is the normal case for NMI, so faiss's "please provide at least …
+    # training points" line (printed from C++, straight to stderr) must not fire; all
+    # points are used, never a sample.
     kmeans = faiss.Kmeans(
-        x.shape[1], num_classes, niter=50, nredo=5, seed=seed, spherical=True, verbose=False
+        x.shape[1],
+        num_classes,
+        niter=50,
+        nredo=5,
+        seed=seed,
+        spherical=True,
+        verbose=False,
+        min_points_per_centroid=1,
+        max_points_per_centroid=max(x.shape[0], 1),
     )
-    kmeans.min_points_per_centroid = 1
     kmeans.train(x)
     _, assignment = kmeans.index.search(x, 1)
     return normalized_mutual_information(labels_np, assignment[:, 0])

@@ -4,6 +4,8 @@ datasets, per-epoch batch lists and the optimiser."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -13,22 +15,33 @@ from crossmodal.data.splits import check_media_exist
 from crossmodal.errors import CrossmodalError
 from crossmodal.fileio import user_cache_dir
 from crossmodal.training.config import TrainConfig
-from crossmodal.training.schedule import warmup_cosine
 
 log = logging.getLogger(__name__)
 
 
-def build_datasets(cfg: TrainConfig, video_spec, audio_spec):
+def build_datasets(
+    cfg: TrainConfig, video_spec, audio_spec, run_dir: Path | None = None, write: bool = True
+):
     """(train, val or None) :class:`~crossmodal.data.PairedClipDataset` of the manifest.
 
-    A manifest (or folder) whose clips have no split at all trains on every clip,
-    without validation.
+    Without a val split, one is carved from the training clips (see
+    :mod:`crossmodal.data.carve`; kept in ``run_dir``, written there when ``write``).
     """
     from crossmodal.data import PairedClipDataset, read_manifest
+    from crossmodal.data.carve import with_val_split
 
     if not cfg.data.manifest:
         raise CrossmodalError("no training data: pass --data MANIFEST.jsonl or a folder of videos")
-    records = read_manifest(cfg.data.manifest)
+    records = with_val_split(
+        read_manifest(cfg.data.manifest),
+        train_split=cfg.data.train_split,
+        val_split=cfg.data.val_split,
+        fraction=cfg.data.val_fraction,
+        max_clips=cfg.data.val_carve_max,
+        seed=cfg.seed,
+        run_dir=run_dir,
+        write=write,
+    )
     if all(r.split is None for r in records):
         log.warning(
             "the clips of %s have no split: training on all %d of them without validation",
@@ -142,10 +155,10 @@ def epoch_batches(
 
 
 def build_optimizer(
-    cfg: TrainConfig, modules: list[nn.Module], total_steps: int
+    cfg: TrainConfig, modules: list[nn.Module], lr_factor: Callable[[int], float]
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
-    """AdamW (weight decay on matrices only) with warm-up + cosine decay over
-    ``total_steps`` optimiser steps."""
+    """AdamW (weight decay on matrices only) with the learning rate ``optim.lr ·
+    lr_factor(step)`` (the run's :class:`~crossmodal.training.budget.Budget`)."""
     decay, no_decay = [], []
     seen: set[int] = set()
     for module in modules:
@@ -161,8 +174,5 @@ def build_optimizer(
         ],
         lr=cfg.optim.lr,
     )
-    warmup = round(cfg.optim.warmup_fraction * total_steps)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: warmup_cosine(step, total_steps, warmup, cfg.optim.min_lr_ratio)
-    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
     return optimizer, scheduler

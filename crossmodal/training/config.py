@@ -62,6 +62,9 @@ class DataConfig:
     undecodable clip (logged), "raise" stops. ``cache_dir``: the decoded-clip and
     frozen-feature cache (default ``~/.cache/crossmodal/features``).
     ``val_max_clips``: validate on the first N clips of the val split only.
+    A manifest without a ``val_split`` gets one carved from ``train_split`` (from every
+    clip when none has a split): whole tracks, seeded, about ``val_fraction`` of the
+    clips, at most ``val_carve_max``; stored in the run folder (``carve.json``).
     """
 
     manifest: str = ""
@@ -75,11 +78,16 @@ class DataConfig:
     on_error: Literal["skip", "raise"] = "skip"
     cache_dir: str | None = None
     val_max_clips: int | None = None
+    val_fraction: float = 0.1
+    val_carve_max: int = 300
 
     def __post_init__(self) -> None:
         _at_least("data.num_workers", self.num_workers, 0)
         _at_least("data.pk_per_class", self.pk_per_class, 1)
         _at_least("data.jitter", self.jitter, 0)
+        _at_least("data.val_carve_max", self.val_carve_max, 1)
+        if not 0 < self.val_fraction < 1:
+            raise ConfigError(f"data.val_fraction must be in (0, 1), got {self.val_fraction}")
         if self.val_max_clips is not None:
             _at_least("data.val_max_clips", self.val_max_clips, 1)
 
@@ -114,20 +122,57 @@ class OptimConfig:
 
 
 @dataclass
+class BudgetConfig:
+    """How long a run trains when ``epochs`` is unset (see
+    :mod:`crossmodal.training.budget`): validate every ``eval_every_steps`` optimiser
+    steps; after ``patience_steps`` without a gain of ``min_delta`` in the validation
+    score (mean mAP of both directions), never before ``min_steps``, cool down (cosine
+    decay over ``cooldown_fraction`` of the steps done) and stop; cool down anyway so as to
+    end by ``max_steps``.
+    """
+
+    min_steps: int = 150
+    max_steps: int = 3000
+    eval_every_steps: int = 25
+    patience_steps: int = 75
+    min_delta: float = 0.005
+    cooldown_fraction: float = 0.2
+
+    def __post_init__(self) -> None:
+        _at_least("budget.min_steps", self.min_steps, 1)
+        _at_least("budget.eval_every_steps", self.eval_every_steps, 1)
+        _at_least("budget.patience_steps", self.patience_steps, 1)
+        _at_least("budget.min_delta", self.min_delta, 0)
+        if self.max_steps < self.min_steps:
+            raise ConfigError(
+                f"budget.max_steps ({self.max_steps}) must be >= budget.min_steps "
+                f"({self.min_steps})"
+            )
+        if not 0 < self.cooldown_fraction <= 1:
+            raise ConfigError(
+                f"budget.cooldown_fraction must be in (0, 1], got {self.cooldown_fraction}"
+            )
+
+
+@dataclass
 class TrainConfig:
     """Everything ``crossmodal train`` needs; stored inside every checkpoint.
 
-    ``losses``: the objective, a weighted sum of :class:`LossTerm`. ``frozen_backbones``
+    ``losses``: the objective, a weighted sum of :class:`LossTerm`. ``epochs``: train
+    exactly that many epochs (warm-up + cosine over them); unset (the default), the run
+    stops on convergence within ``budget`` (:class:`BudgetConfig`). ``frozen_backbones``
     trains only the projection heads on backbone features computed once per clip at
     ``frozen_windows`` fixed windows and kept in the feature cache (fast).
     ``memory_size`` > 0 gives every pairwise term a cross-batch memory of that many past
     embeddings per direction, used after ``memory_warmup`` steps. ``max_minutes`` stops
     training after the step that passes it, then validates and saves (resumable).
+    In a convergence run the cool-down starts so as to end near ``max_minutes``.
     ``amp``: autocast dtype, on CUDA only. ``seed``: every random choice of a run (model
     init, batch order, windows, dropout) is a function of the seed, the epoch and the
     position in it, so a resumed run repeats the uninterrupted one. ``device``: "auto"
-    (CUDA when available), "cpu", "cuda", "cuda:1". ``eval_every``: validate every N
-    epochs (and after the last); ``log_every``: a metrics record every N steps;
+    (CUDA when available), "cpu", "cuda", "cuda:1". ``eval_every``: with ``epochs``,
+    validate every N epochs (and after the last; a convergence run validates on
+    ``budget.eval_every_steps``); ``log_every``: a metrics record every N steps;
     ``max_bad_steps``: consecutive non-finite steps before training stops;
     ``threads``: torch CPU threads (default: torch's choice).
     """
@@ -136,7 +181,8 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     losses: list[LossTerm] = field(default_factory=_default_losses)
-    epochs: int = 10
+    epochs: int | None = None
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
     batch_size: int = 64
     max_minutes: float | None = None
     frozen_backbones: bool = False
@@ -154,7 +200,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if not self.losses:
             raise ConfigError("losses: the objective needs at least one loss term")
-        _at_least("epochs", self.epochs, 1)
+        if self.epochs is not None:
+            _at_least("epochs", self.epochs, 1)
         _at_least("batch_size", self.batch_size, 2)
         _at_least("frozen_windows", self.frozen_windows, 1)
         _at_least("memory_size", self.memory_size, 0)
@@ -174,6 +221,8 @@ class TrainConfig:
 RESUMABLE_FIELDS: tuple[tuple[str, ...], ...] = (
     ("epochs",),
     ("max_minutes",),
+    ("budget", "min_steps"),
+    ("budget", "max_steps"),
     ("device",),
     ("threads",),
     ("eval_every",),

@@ -40,6 +40,7 @@ from crossmodal.errors import CrossmodalError
 from crossmodal.fileio import atomic_write_text
 from crossmodal.losses import learned_logit_scale
 from crossmodal.training import builders
+from crossmodal.training.budget import Budget
 from crossmodal.training.config import TrainConfig, config_for_resume
 from crossmodal.training.metrics_log import MetricsLog, plot_curves
 from crossmodal.training.objective import build_objective, keys_of
@@ -58,8 +59,11 @@ class TrainingDivergedError(CrossmodalError):
 
 @dataclass
 class TrainResult:
-    """What :meth:`Trainer.fit` did. ``stop_reason``: None (all epochs done), "time"
-    (``max_minutes``) or "stop_after_epoch"."""
+    """What :meth:`Trainer.fit` did. ``val``: the last validation report; ``best_val``:
+    that of the best model (the one in ``model.pt``). ``stop_reason``: None (all epochs done),
+    "converged", "max_steps", "no_validation" (a convergence budget without validation
+    clips), "time" (``max_minutes``) or "stop_after_epoch"; ``stop_message`` says it in
+    words."""
 
     run_dir: Path
     epochs_done: int
@@ -69,6 +73,8 @@ class TrainResult:
     val: dict[str, Any] | None
     stopped_early: bool
     stop_reason: str | None = None
+    stop_message: str = ""
+    best_val: dict[str, Any] | None = None
 
 
 class Trainer:
@@ -123,7 +129,7 @@ class Trainer:
         if cfg.frozen_backbones:
             self.model.freeze_backbones()
         self.train_set, self.val_set = builders.build_datasets(
-            cfg, self.model.video_spec, self.model.audio_spec
+            cfg, self.model.video_spec, self.model.audio_spec, self.run_dir, write=self.is_main
         )
         labelled = bool((self.train_set.label_indices >= 0).all())
         self.objective = build_objective(
@@ -141,8 +147,9 @@ class Trainer:
         self.frozen = None
         if cfg.frozen_backbones:
             self.frozen = self._frozen_features()
+        self.budget = Budget(cfg, self.steps_per_epoch, validates=self.val_set is not None)
         self.optimizer, self.scheduler = builders.build_optimizer(
-            cfg, [self.model, self.objective], self.steps_per_epoch * cfg.epochs
+            cfg, [self.model, self.objective], lambda step: self.budget.lr_factor(step)
         )
         self.params = [p for group in self.optimizer.param_groups for p in group["params"]]
         self.scaler = torch.amp.GradScaler(
@@ -161,7 +168,10 @@ class Trainer:
         self.step = 0  # optimiser steps
         self.best_score: float | None = None
         self.last_val: dict[str, Any] | None = None
+        self.best_val: dict[str, Any] | None = None
         self.train_seconds = 0.0
+        self._validated_at: int | None = None  # step of the latest validation
+        self._soft_deadline: float | None = None  # convergence runs: start cooling down
         self.bad_steps = 0
         self._stop_requested = False
         self._in_update = False
@@ -219,6 +229,8 @@ class Trainer:
             "train_seconds": self.train_seconds,
             "labels": list(self.train_set.labels),
             "val": self.last_val,
+            "best_val": self.best_val,
+            "budget": self.budget.state_dict(),
         }
 
     def _restore(self, payload: dict[str, Any]) -> None:
@@ -239,6 +251,8 @@ class Trainer:
         self.best_score = payload["best_score"]
         self.train_seconds = payload["train_seconds"]
         self.last_val = payload.get("val")
+        self.best_val = payload.get("best_val")
+        self.budget.load_state_dict(payload.get("budget"))
         log.info(
             "resumed at epoch %d, batch %d (step %d)", self.epoch + 1, self.epoch_step, self.step
         )
@@ -320,8 +334,9 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------------------------
     def fit(self, stop_after_epoch: int | None = None) -> TrainResult:
-        """Train until ``cfg.epochs`` are done, the time budget ends, or (resumably)
-        after epoch ``stop_after_epoch``. Ctrl-C finishes the current step, saves
+        """Train until the budget is spent (``cfg.epochs`` done, or convergence: see
+        :mod:`crossmodal.training.budget`), the time budget ends, or (resumably) after
+        epoch ``stop_after_epoch``. Ctrl-C finishes the current step, saves
         ``last.pt`` and raises KeyboardInterrupt (a second Ctrl-C stops at once; the
         checkpoint of the last finished step is saved then too)."""
         cfg = self.cfg
@@ -332,36 +347,35 @@ class Trainer:
             metrics = MetricsLog(self.run_dir, resume_step=self.step if self.step else None)
         started = time.monotonic() - self.train_seconds
         deadline = time.monotonic() + cfg.max_minutes * 60 if cfg.max_minutes else None
+        if cfg.max_minutes and self.budget.converging:
+            self._soft_deadline = time.monotonic() + self.budget.soft_deadline(cfg.max_minutes)
         stop_reason: str | None = None
         log.info(
-            "training on %s: %d clips, %d steps/epoch × %d epochs, batch %d%s%s",
+            "training on %s: %d clips, %d steps/epoch, %s, batch %d%s%s",
             self.device,
             len(self.train_set),
             self.steps_per_epoch,
-            cfg.epochs,
+            self.budget.describe(),
             cfg.batch_size,
             f" × {self.world} ranks" if self.world > 1 else "",
             ", frozen backbones" if self.frozen is not None else "",
         )
         try:
             with self._graceful_interrupts():
-                while self.epoch < cfg.epochs:
+                while (stop_reason := self._budget_spent()) is None:
                     stop_reason = self._train_epoch(metrics, deadline)
                     self.train_seconds = time.monotonic() - started
                     if stop_reason == "interrupt":
                         raise KeyboardInterrupt
-                    if self.val_set is not None and (
-                        stop_reason is not None
-                        or self.epoch >= cfg.epochs
-                        or (self.epoch_step == 0 and self.epoch % cfg.eval_every == 0)
-                    ):
+                    if self._epoch_end_validation_due(stop_reason):
                         self._validate(metrics)
                     self.train_seconds = time.monotonic() - started
                     self.save("last.pt")
                     if (
                         stop_reason is None
                         and stop_after_epoch is not None
-                        and stop_after_epoch <= self.epoch < cfg.epochs
+                        and stop_after_epoch <= self.epoch
+                        and self._budget_spent() is None
                     ):
                         stop_reason = "stop_after_epoch"
                     if stop_reason is not None:
@@ -377,8 +391,9 @@ class Trainer:
         finally:
             if metrics is not None:
                 metrics.close()
-        if stop_reason == "time":
-            log.info("time budget of %g min reached", cfg.max_minutes)
+        if stop_reason == "epochs":
+            stop_reason = None
+        log.info("stopped: %s", self.budget.stop_message(stop_reason, cfg.max_minutes))
         result = self._finish(stop_reason)
         self._teardown()
         return result
@@ -393,7 +408,7 @@ class Trainer:
         progress = EpochProgress(
             total=len(batches),
             initial=self.epoch_step,
-            desc=f"epoch {self.epoch + 1}/{cfg.epochs}",
+            desc=f"epoch {self.epoch + 1}" + (f"/{cfg.epochs}" if cfg.epochs else ""),
             enabled=self.is_main,
         )
         losses: list[float] = []
@@ -459,7 +474,10 @@ class Trainer:
                     losses.clear()
                     terms.clear()
                     window_clips, window_start = 0, time.monotonic()
-                stop = self._should_stop(deadline)
+                if stepped:
+                    stop = self._after_step(metrics)
+                if stop is None:
+                    stop = self._should_stop(deadline)
                 if stop is not None:
                     break
         finally:
@@ -470,6 +488,71 @@ class Trainer:
             self.epoch_step = 0
             self._in_update = False
         return stop
+
+    # -- the budget ------------------------------------------------------------------------------
+    def _budget_spent(self) -> str | None:
+        """Why the run is over ("epochs" for a fixed run), or None while it goes on."""
+        if self.cfg.epochs is not None:
+            return None if self.epoch < self.cfg.epochs else "epochs"
+        return self.budget.after_step(self.step)
+
+    def _after_step(self, metrics: MetricsLog | None) -> str | None:
+        """After an optimiser step: validate when the budget's schedule says so, start the
+        cool-down near the time limit; the budget's stop reason once it is spent."""
+        if self.val_set is not None and self.budget.validation_due(self.step):
+            was_cooling = self.budget.cooling
+            self._validate(metrics)
+            if not was_cooling and self.budget.cooling:
+                self._rewind_to_best()
+        soft = self._soft_deadline
+        if soft is not None and not self.budget.cooling and self._all_past(soft):
+            log.info("cooling down to end within max_minutes (%g)", self.cfg.max_minutes)
+            self.budget.start_cooldown(self.step, "time")
+        return self.budget.after_step(self.step)
+
+    def _rewind_to_best(self) -> None:
+        """Converged: cool down from the best validated state (weights, temperature,
+        optimiser moments) rather than from weights that stopped improving, which on a
+        small corpus are past the best and overfitting. Every rank reads best.pt, written
+        by rank 0 before the validation score was shared."""
+        best = self.run_dir / "best.pt"
+        if not best.is_file():
+            return
+        payload = load_checkpoint(best, map_location=self.device)
+        if payload["step"] == self.step:
+            return
+        self.model.load_weights(payload["state_dict"], str(best))
+        self.objective.load_state_dict(payload["objective"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        log.info(
+            "converged at step %d: cooling down from the best model (step %d)",
+            self.step,
+            payload["step"],
+        )
+
+    def _epoch_end_validation_due(self, stop_reason: str | None) -> bool:
+        if self.val_set is None or self._validated_at == self.step:
+            return False
+        if self.cfg.epochs is None:
+            # A convergence run validates on its step schedule; a stop by the clock
+            # still leaves a validated model.
+            return stop_reason == "time"
+        return (
+            stop_reason is not None
+            or self.epoch >= self.cfg.epochs
+            or (self.epoch_step == 0 and self.epoch % self.cfg.eval_every == 0)
+        )
+
+    def _all_past(self, when: float) -> bool:
+        """Whether the clock passed ``when``; under DDP, whether it did on any rank."""
+        past = time.monotonic() > when
+        if self.world > 1:
+            import torch.distributed as dist
+
+            flag = torch.tensor([int(past)], device=self.device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            past = bool(flag.item())
+        return past
 
     def _epoch_progress(self, batches: int) -> float:
         return round(self.epoch + self.epoch_step / batches, 4)
@@ -519,16 +602,27 @@ class Trainer:
         finally:
             signal.signal(signal.SIGINT, previous)
 
-    @torch.no_grad()
     def _validate(self, metrics: MetricsLog | None) -> None:
-        """Embed the val split with rank 0's model and score it (mean mAP of both
-        directions); a better score saves best.pt. Other ranks wait at a barrier."""
+        """Score the val split on rank 0 (see :meth:`_validation_score`); every rank's
+        budget then observes the same score."""
+        score = self._validation_score(metrics) if self.is_main else 0.0
+        if self.world > 1:
+            import torch.distributed as dist
+
+            shared = torch.tensor([score], dtype=torch.float64, device=self.device)
+            dist.broadcast(shared, src=0)
+            score = float(shared.item())
+        self._validated_at = self.step
+        if self.budget.converging:
+            self.budget.observe(self.step, score)
+
+    @torch.no_grad()
+    def _validation_score(self, metrics: MetricsLog | None) -> float:
+        """Embed the val split with the model and score it (mean mAP of both
+        directions); a better score saves best.pt."""
         from crossmodal.evaluation.crossmodal_eval import evaluate_embeddings
         from crossmodal.inference import embed_dataset
 
-        if not self.is_main:
-            self._barrier()
-            return
         embedded = embed_dataset(
             self.model,
             self.val_set,
@@ -546,10 +640,11 @@ class Trainer:
             for k, v in report[name].items()
         }
         batches = len(self._batches(self.epoch))
+        of = f"/{self.cfg.epochs}" if self.cfg.epochs else ""
         where = (
-            f"after epoch {self.epoch}/{self.cfg.epochs}"
+            f"after epoch {self.epoch}{of}"
             if self.epoch_step == 0
-            else f"in epoch {self.epoch + 1}/{self.cfg.epochs} at batch {self.epoch_step}/{batches}"
+            else f"in epoch {self.epoch + 1}{of} at batch {self.epoch_step}/{batches}"
         )
         log.info(
             "validation %s (step %d): v→m R@1 %.3f R@10 %.3f MedR %.1f | "
@@ -568,8 +663,9 @@ class Trainer:
         self.last_val = report
         if self.best_score is None or score > self.best_score:
             self.best_score = score
+            self.best_val = report
             self.save("best.pt")
-        self._barrier()
+        return score
 
     def _barrier(self) -> None:
         if self.world > 1:
@@ -599,8 +695,10 @@ class Trainer:
                 "train_seconds": round(self.train_seconds, 2),
                 "best_score": self.best_score,
                 "stop_reason": stop_reason,
+                "stop_message": self.budget.stop_message(stop_reason, self.cfg.max_minutes),
                 "model_from": source.name,
                 "val": self.last_val,
+                "best_val": self.best_val,
             }
             atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
         return TrainResult(
@@ -612,6 +710,8 @@ class Trainer:
             self.last_val,
             stop_reason is not None,
             stop_reason,
+            self.budget.stop_message(stop_reason, self.cfg.max_minutes),
+            self.best_val,
         )
 
 

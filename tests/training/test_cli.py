@@ -54,8 +54,12 @@ def test_train_prints_a_summary_and_writes_the_run(
     argv += tiny_overrides(corpus, cache_dir, epochs=1)[2:]  # --data replaces data.manifest
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert re.search(r"trained 1 epochs \(3 steps\) in [\d.]+ min; run folder: ", out)
+    assert re.search(
+        r"trained 1 epochs \(3 steps\) in [\d.]+ min \(all epochs done\); run folder: ", out
+    )
     assert "video_to_music" in out
+    assert "validation of the kept model (model.pt):" in out
+    assert "  sync baseline" in out
 
 
 def test_print_config_is_the_config_the_run_would_use(
@@ -288,3 +292,29 @@ def test_evaluate_and_embed_input_errors(
     assert "use .npz or .parquet" in err
     err = fails_cleanly(capsys, ["evaluate", *base, "--segments", "0"])
     assert "--segments must be >= 1" in err
+
+
+def test_a_run_on_an_unsplit_manifest_carves_val_and_evaluate_uses_it(
+    corpus: Path, cache_dir: Path, tmp_path: Path, capsys
+) -> None:
+    from dataclasses import replace
+
+    records = [replace(r, split=None) for r in read_manifest(corpus)]
+    manifest = write_manifest(records, tmp_path / "unsplit.jsonl")
+    run = tmp_path / "run"
+    argv = ["-q", "train", "--out", str(run), "--baseline", "none"]
+    argv += tiny_overrides(manifest, cache_dir, epochs=1, **{"data.val_fraction": 0.25})
+    assert main(argv) == 0
+    carved = json.loads((run / "carve.json").read_text())["val"]
+    assert len(carved) == 8
+    capsys.readouterr()
+    argv = ["-q", "evaluate", "--checkpoint", str(run), "--data", str(manifest)]
+    argv += ["--split", "val", "--cache-dir", str(cache_dir), "--baseline", "sync"]
+    assert main([*argv, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["gallery_size"] == 8
+    assert report["baselines"]["sync"]["gallery_size"] == 8
+    assert main(argv) == 0
+    table = capsys.readouterr().out.splitlines()
+    rows = [line.split()[0] if not line.startswith("  ") else "baseline" for line in table[2:6]]
+    assert rows == ["video_to_music", "baseline", "music_to_video", "baseline"]

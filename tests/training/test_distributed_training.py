@@ -93,13 +93,17 @@ def test_two_ranks_train_like_one_process_on_the_concatenated_batch(
 def test_end_to_end_training_under_torchrun(ddp_runs: tuple[Path, Path, str]) -> None:
     _, run, output = ddp_runs
     assert re.search(
-        r"training on cpu: 24 clips, 3 steps/epoch × 2 epochs, batch 4 × 2 ranks$", output, re.M
+        r"training on cpu: 24 clips, 3 steps/epoch, 6 steps \(fixed by epochs\), batch 4 × 2 ranks$",
+        output,
+        re.M,
     )
     # rank 0 alone speaks for the run
     assert (
         len(
             re.findall(
-                rf"trained 2 epochs \(6 steps\) in [\d.]+ min; run folder: {run}$", output, re.M
+                rf"trained 2 epochs \(6 steps\) in [\d.]+ min \(all epochs done\); run folder: {run}$",
+                output,
+                re.M,
             )
         )
         == 1

@@ -472,21 +472,26 @@ def test_data_loader_workers_do_not_change_the_run(make_config: MakeConfig, tmp_
     assert runs[0] == runs[2]
 
 
-def test_manifest_without_splits_trains_on_every_clip_without_validation(
+def test_manifest_without_splits_and_too_few_tracks_trains_without_validation(
     make_config: MakeConfig, corpus: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     from dataclasses import replace
 
     from crossmodal.data import read_manifest, write_manifest
 
-    records = [replace(r, split=None) for r in read_manifest(corpus)]
-    manifest = write_manifest(records, corpus.parent / "unsplit.jsonl")
+    # four tracks: too few to carve a validation split from
+    records = [
+        replace(r, split=None, track_id=f"t{i % 4}") for i, r in enumerate(read_manifest(corpus))
+    ]
+    manifest = write_manifest(records, corpus.parent / "unsplit_4_tracks.jsonl")
     with caplog.at_level(logging.WARNING, logger="crossmodal"):
         trainer = Trainer(make_config(epochs=1, **{"data.manifest": str(manifest)}), tmp_path)
+    assert "only 4 track(s) to carve one from" in caplog.text
     assert "have no split: training on all 32 of them without validation" in caplog.text
     result = trainer.fit()
     assert (result.steps, result.val, result.best_score) == (4, None, None)
     assert not (tmp_path / "best.pt").exists()
+    assert not (tmp_path / "carve.json").exists()
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["model_from"] == "last.pt"
     model = CrossModalModel.load(tmp_path / "model.pt")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from crossmodal.apps.cli._args import batch_size, positive_int
 
@@ -43,6 +44,13 @@ def add_embedding_options(parser: argparse.ArgumentParser, default_split: str) -
     cache.add_argument("--no-cache", action="store_true", help="decode every clip afresh")
 
 
+def run_folder(checkpoint: str) -> Path:
+    """The run folder of ``--checkpoint`` (itself, or the folder holding the file): where
+    a carved val split is stored."""
+    path = Path(checkpoint)
+    return path if path.is_dir() else path.parent
+
+
 def embed_from_args(args: argparse.Namespace) -> tuple:
     """(model, dataset, embedded clips) for the shared options."""
     from crossmodal.errors import CrossmodalError
@@ -55,7 +63,9 @@ def embed_from_args(args: argparse.Namespace) -> tuple:
     device = resolve_device(args.device)
     model = load_trained_model(args.checkpoint, map_location=device)
     cache = None if args.no_cache else (args.cache_dir or user_cache_dir("features"))
-    dataset = manifest_dataset(model, args.data, args.split, args.segments, cache)
+    dataset = manifest_dataset(
+        model, args.data, args.split, args.segments, cache, run_dir=run_folder(args.checkpoint)
+    )
     embedded = embed_dataset(model, dataset, batch_size=args.batch_size, device=device)
     return model, dataset, embedded
 
@@ -81,6 +91,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--chunk-size", type=positive_int, default=256, help="queries scored at a time (memory)"
     )
+    parser.add_argument(
+        "--baseline",
+        choices=["sync"],
+        help="also score a non-learned baseline on the same clips, in the same table: "
+        "'sync' ranks by the cross-correlation of the music's onset strength with the "
+        "frames' motion energy",
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.set_defaults(func=run)
 
@@ -93,11 +110,17 @@ def run(args: argparse.Namespace) -> int:
 
     if args.chunk_size < 1:
         raise CrossmodalError(f"--chunk-size must be >= 1, got {args.chunk_size}")
-    _, _, embedded = embed_from_args(args)
+    _, dataset, embedded = embed_from_args(args)
     report = evaluate_embeddings(
         embedded.video, embedded.music, embedded.tracks, embedded.labels, chunk_size=args.chunk_size
     )
     report["split"] = args.split
     report["segments"] = args.segments
-    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    baselines = {}
+    if args.baseline == "sync":
+        from crossmodal.evaluation.baseline import sync_baseline
+
+        baselines["sync"] = sync_baseline(dataset.records, chunk_size=args.chunk_size)
+        report["baselines"] = baselines
+    print(json.dumps(report, indent=2) if args.json else format_report(report, baselines))
     return 0

@@ -16,8 +16,14 @@ params), e.g. InfoNCE on tracks plus a small ArcFace term on mood labels:
   --losses '[{name: info_nce}, {name: npair}, {name: arcface, weight: 0.1, key: label}]'
 Print every field with its value: crossmodal train --print-config [--config cfg.yaml].
 
-Resume: crossmodal train --out runs/a --resume [--epochs 40]. The run keeps its stored
-config; only where the data lives and how long to train may change.
+Length: by default training stops on convergence (validation every
+--budget.eval_every_steps, patience --budget.patience_steps, within --budget.min_steps
+and --budget.max_steps and --max_minutes, ending with a learning-rate cool-down);
+--epochs N trains exactly N epochs instead. A manifest without a 'val' split gets one
+carved from 'train' (by track, stored in RUN_DIR/carve.json).
+
+Resume: crossmodal train --out runs/a --resume [--budget.max_steps 5000]. The run keeps
+its stored config; only where the data lives and how long to train may change.
 Ctrl-C finishes the current step, saves RUN_DIR/last.pt and exits (130); --resume
 continues exactly where it stopped. Distributed (one process per GPU, or CPU with gloo):
   torchrun --nproc_per_node=2 -m crossmodal train --data … --out …
@@ -54,7 +60,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--stop-after-epoch",
         type=positive_int,
         metavar="N",
-        help="stop (resumably) once N epochs are done; the schedule still spans --epochs",
+        help="stop (resumably) once N epochs are done; the budget is unchanged",
+    )
+    parser.add_argument(
+        "--baseline",
+        choices=["sync", "none"],
+        default="sync",
+        help="non-learned baseline scored on the validation clips at the end, beside the "
+        "model (default: sync, the onset/motion synchrony of `evaluate --baseline sync`)",
     )
     parser.add_argument(
         "--print-config",
@@ -104,21 +117,38 @@ def run(args: argparse.Namespace) -> int:
     if not trainer.is_main:
         return 0
     minutes = result.train_seconds / 60
-    why = {
-        None: "",
-        "time": " (stopped by the time budget; --resume continues)",
-        "stop_after_epoch": " (stopped by --stop-after-epoch; --resume continues)",
-    }[result.stop_reason]
+    resumable = "; --resume continues" if result.stop_reason == "time" else ""
     print(
-        f"trained {result.epochs_done} epochs ({result.steps} steps) in {minutes:.1f} min"
-        f"{why}; run folder: {args.out}"
+        f"trained {result.epochs_done} epochs ({result.steps} steps) in {minutes:.1f} min "
+        f"({result.stop_message}{resumable}); run folder: {args.out}"
     )
-    if result.val is not None:
-        from crossmodal.evaluation.crossmodal_eval import format_report
-
-        print("last validation:")
-        print(format_report(result.val))
+    if result.best_val is not None:
+        _report_validation(result.best_val, trainer.val_set.records, args.baseline)
     return 0
+
+
+def _report_validation(best_val: dict, val_records: list, baseline: str) -> None:
+    """The best model's validation table beside the baseline's; one warning line when the
+    model does not beat it."""
+    import logging
+
+    from crossmodal.evaluation.crossmodal_eval import format_report
+
+    baselines = {}
+    if baseline == "sync":
+        from crossmodal.evaluation.baseline import behind_baseline, sync_baseline
+
+        baselines["sync"] = sync_baseline(val_records)
+    print("validation of the kept model (model.pt):")
+    print(format_report(best_val, baselines))
+    if baselines:
+        behind = behind_baseline(best_val, baselines["sync"])
+        if behind:
+            logging.getLogger("crossmodal.train").warning(
+                "the model does not beat the non-learned sync baseline on validation (%s): "
+                "train longer (--budget.min_steps), or check the data",
+                "; ".join(behind),
+            )
 
 
 def _explicit_fields(yaml_path: str | None, overrides: list[str]) -> set[tuple[str, ...]]:
