@@ -357,10 +357,11 @@ def test_twelve_minute_track_streams_in_bounded_memory(media_dir: Path) -> None:
             container_format="ogg",
         )
         del t, stereo
-        # Two malloc arenas: with one per thread, glibc's fragmentation alone lifts the
-        # peak by tens of MB at random (measured: 36 min flat at 775 MB with two arenas,
-        # 750 → 843 MB with the default), which says nothing about what the code holds.
-        env = {**os.environ, "MALLOC_ARENA_MAX": "2"}
+        # glibc's default arenas keep freed memory and move the peak by tens of MB from
+        # run to run (measured 749-839 MB for 6, 12 and 36 minutes alike); one arena with
+        # large blocks mmapped (returned when freed) makes the peak what the code holds:
+        # 693 MB for all three lengths, every run.
+        env = {**os.environ, "MALLOC_ARENA_MAX": "1", "MALLOC_MMAP_THRESHOLD_": "65536"}
         result = subprocess.run(
             [sys.executable, "-c", code, str(path)],
             capture_output=True,
