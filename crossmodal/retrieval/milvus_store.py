@@ -48,6 +48,9 @@ _INSERT_BATCH = 4096
 
 
 def _client(uri: str) -> Any:
+    # gRPC's C core writes its connection chatter (GOAWAY, keepalive) straight to stderr;
+    # a user's own setting wins.
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     try:
         from pymilvus import MilvusClient
         from pymilvus.exceptions import MilvusException
