@@ -252,9 +252,9 @@ def write_table(path: Path, rows: list, linear: list, quick: bool, breakdown: tu
     lines = [
         "# Ingestion: `index` per codec against the raw-decode floor",
         "",
-        f"`python bench/ingest.py{' --quick' if quick else ''}` on the shared 2-core machine "
-        f"(load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} at the end: other "
-        "engineers' jobs ran alongside, so absolute speeds are pessimistic; the ratio to "
+        f"`python bench/ingest.py{' --quick' if quick else ''}` on a {os.cpu_count()}-core "
+        f"machine (load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} at the end; above "
+        "about 1 other jobs shared the cores and absolute speeds are pessimistic: the ratio to "
         "the floor, timed in the same run, is the figure to read). Default model "
         "(`ModelConfig()`), one 4-s window every 2 s, each measurement in a fresh process.",
         "",

@@ -13,9 +13,8 @@ queries — one process answers mixed queries against a small index, RSS sampled
 index   — `crossmodal index --music` over N generated music files, for several N, each in
           a fresh process: peak RSS must be flat in N (no per-file leak).
 
-The audio path measured is the one on this branch: ``crossmodal.data.load_audio_windows``
-(decord ``AudioReader``, which leaks ~270 KB per decode; engineer D's PyAV streaming
-replaces it), so the ``find-video`` and ``index`` numbers show that leak until that lands.
+Audio decodes by PyAV streaming (``crossmodal.data.audio``); the decord ``AudioReader``
+it replaced leaked ~270 KB per decode, which this benchmark measured before the switch.
 
     python bench/soak.py                         # 10,000 queries; index of 100/400/1600 files
     python bench/soak.py --quick                 # 1,500 queries; index of 50/200 files
@@ -234,8 +233,8 @@ def main() -> None:
         "# Soak benchmark (bench/soak.py)",
         "",
         f"Machine: {platform.node()}, {os.cpu_count()} CPUs, load average {load[0]:.1f} at "
-        f"start (shared with other engineers' jobs); python {platform.python_version()}. "
-        f"Audio path: crossmodal.data.load_audio_windows (decord AudioReader).",
+        f"start; python {platform.python_version()}. "
+        "Audio path: PyAV streaming (crossmodal.data.audio).",
         "",
         f"## {queries} mixed queries in one process, then each kind alone "
         f"({max(300, queries // 3)} queries; 10,000 of `search`) (RSS in MiB; warm-up: first 10 %)",
