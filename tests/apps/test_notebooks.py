@@ -150,11 +150,19 @@ def test_01_data_tour(notebook_cache: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert summary["beat_ratio_median"] > 1.2
     assert summary["break_db_median"] < -6
     assert summary["coupling_v2m"]["R@10"] > 2 * 10 / 80
+    # the shipped tagger ran on every mood: three known tag names each
+    from crossmodal.tagging import tag_names
+
+    assert set(summary["top_tags"]) == set(summary["moods"])
+    assert all(
+        set(top) <= set(tag_names("msd")) and len(top) == 3 for top in summary["top_tags"].values()
+    )
     assert count_images(nb) >= 3  # frames per mood, one clip's views, histograms
     html = html_of(nb)
     assert html.count('<video controls preload="metadata"') == 3
     assert html.count("data:audio/wav;base64,") == 3
     assert "<table>" in html
+    assert "tag 1" in html  # the tagger's table
 
 
 @pytest.mark.slow
