@@ -106,13 +106,18 @@ def test_tag_query_on_an_untagged_index_says_how_to_fix(tmp_path: Path, corpus: 
 
 
 @pytest.mark.slow
-def test_cli_index_tags_by_default_and_recommend_prints_them(
+def test_cli_index_tags_when_asked_and_recommend_prints_them(
     tmp_path: Path, corpus: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    from crossmodal.apps.cli import build_parser
+
     model_file = tmp_path / "model.pt"
     _model().save(model_file)
     index_dir = tmp_path / "index"
     args = ["index", "--checkpoint", str(model_file), "--music", str(corpus)]
+    # off by default: tagging costs several times the indexing itself
+    assert build_parser().parse_args([*args, "--out", str(index_dir)]).tagger == "none"
+    args += ["--tagger", "msd"]
     assert main([*args, "--videos", str(corpus), "--out", str(index_dir), "--device", "cpu"]) == 0
     capsys.readouterr()
     query = str(read_manifest(corpus)[0].video)
