@@ -17,9 +17,13 @@ class IndexParams:
     kind: ``"auto"`` (default) picks ``"flat"`` (exact, brute-force inner product) below
         ``flat_max`` vectors and ``large_kind`` from there on; or force one of
         ``"flat"``, ``"hnsw"``, ``"ivfpq"``.
-    flat_max: 50_000 — exact search stays under a few ms per query up to here.
-    large_kind: ``"hnsw"`` — best recall/latency in the benchmark; ``"ivfpq"`` trades
-        recall for ~8-16× less memory.
+    flat_max: 10_000_000 — exact windows plus the item stage (from ``item_stage_min``)
+        measured best up to here (1M windows: item recall@10 0.98, 1 ms per-item query,
+        2 min build, against 755 s for an HNSW window graph that needs efSearch ≥ 1024 to
+        keep item recall; ``bench/results/index.md``). Raw window searches scan every
+        vector (~70 ms at 1M).
+    large_kind: ``"hnsw"`` — past ``flat_max``; ``"ivfpq"`` trades recall for ~8-16× less
+        memory.
     hnsw_m: 32 graph neighbours per node; hnsw_ef_construction: 40 (build beam);
         hnsw_ef_search: 64 (query beam, raised to k when k is larger).
     ivf_nlist: inverted lists; ``None`` → power of two nearest √n in [16, 65536],
@@ -45,7 +49,7 @@ class IndexParams:
     """
 
     kind: str = "auto"
-    flat_max: int = 50_000
+    flat_max: int = 10_000_000
     large_kind: str = "hnsw"
     hnsw_m: int = 32
     hnsw_ef_construction: int = 40

@@ -52,7 +52,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--kind",
         default="auto",
         choices=("auto", "flat", "hnsw", "ivfpq"),
-        help="faiss index type (auto: exact below 50k vectors, HNSW above)",
+        help=(
+            "faiss index type (auto: exact windows with an item-level first stage up to 10M "
+            "windows, HNSW above)"
+        ),
     )
     parser.add_argument(
         "--recall",
