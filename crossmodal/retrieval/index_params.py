@@ -18,7 +18,7 @@ class IndexParams:
         ``flat_max`` vectors and ``large_kind`` from there on; or force one of
         ``"flat"``, ``"hnsw"``, ``"ivfpq"``.
     flat_max: 10_000_000 — exact windows plus the item stage (from ``item_stage_min``)
-        measured best up to here (1M windows: item recall@10 0.98, 1 ms per-item query,
+        measured best at 300k and 1M windows (1M: item recall@10 0.98, 1 ms per-item query,
         2 min build, against 755 s for an HNSW window graph that needs efSearch ≥ 1024 to
         keep item recall; ``bench/results/index.md``). Raw window searches scan every
         vector (~70 ms at 1M).
