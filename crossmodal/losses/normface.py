@@ -15,7 +15,7 @@ class NormFaceLoss(ProxyLoss):
     (:func:`~crossmodal.losses.proxy_base.normface_scale` at ``p = 0.99``: 6.1 for 10
     classes, 11.5 for 1,000), not the fixed 20 of pytorch-metric-learning
     (temperature 0.05): without a margin the scale alone decides how tight the classes
-    are pulled, and at 20 the loss is spent while they are still loose (MAP@R 0.75 on
+    are pulled, and at 20 the loss is spent while they are still loose (MAP@R 0.72 on
     digits against 0.93 at the bound; ``bench/results/loss_quality.md``). The price is
     transfer to classes never trained on, which a large scale keeps better
     (docs/losses.md, "Defaults").

@@ -13,7 +13,8 @@ class SphereFaceLoss(LargeMarginSoftmaxLoss):
     ``(λ cos θ + ψ(θ)) / (1 + λ)``, the schedule the paper's training used; a trainer may
     lower it over time. Proxies start standard normal, as L-Softmax's (the reason is
     in its docstring: with normalised proxies their norm no longer scales the logits, but
-    it still sets how fast Adam turns them; MAP@R 0.90 → 0.94 on digits).
+    it still sets how fast Adam turns them; MAP@R 0.927 / 0.913 → 0.935 / 0.932 on
+    digits).
     """
 
     normalize_proxies = True
