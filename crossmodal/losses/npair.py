@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from crossmodal.losses.blockwise import BlockwiseLoss, log_total, masked_exp, safe_div
+from crossmodal.losses.blockwise import BlockwiseLoss, log_total, masked_exp
 from crossmodal.losses.pairs import PairBatch
 
 
@@ -57,7 +57,8 @@ class NPairLoss(BlockwiseLoss):
         self.reg_weight = reg_weight
 
     def evaluate(self, pairs: PairBatch, with_grad: bool) -> tuple[Tensor, tuple]:
-        grad_sim = torch.zeros_like(pairs.sim) if with_grad else None
+        # Every row block writes all of its rows: no zero fill.
+        grad_sim = torch.empty_like(pairs.sim) if with_grad else None
         total, n_valid = pairs.sim.new_zeros(()), pairs.sim.new_zeros(())
         for rows, block in self.blocks(pairs):
             # The paper's scale 1 needs no pass over the block (nothing below writes to it).
@@ -74,9 +75,12 @@ class NPairLoss(BlockwiseLoss):
             if with_grad:
                 # dℓ_ip/dz_ip = −σ(R_i − z_ip); dℓ_ip/dz_in = σ(R_i − z_ip) · softmax_N(z)_n.
                 sig = torch.where(used, torch.sigmoid(gap), 0.0)
-                grad = safe_div(exps, norm).mul_(sig.sum(1, keepdim=True))
-                grad.scatter_add_(1, index, -sig)
-                torch.mul(grad, inv_pos * self.scale, out=grad_sim[rows])
+                weight = inv_pos * self.scale
+                # The softmax's 1/norm, Σ_p σ and the anchor's weight as one (n, 1)
+                # factor: one pass over the block (rows without negatives have exps 0).
+                factor = sig.sum(1, keepdim=True) / norm.clamp_min(torch.finfo(norm.dtype).tiny)
+                torch.mul(exps, factor.mul_(weight), out=grad_sim[rows])
+                grad_sim[rows].scatter_add_(1, index, sig.mul_(-weight))
         # Without a valid anchor total and gradients are 0: divide by 1.
         n_valid = n_valid.clamp_min(1.0)
         value = total / n_valid
