@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from crossmodal.losses.proxy_base import ProxyLoss, replace_target
+from crossmodal.losses.proxy_base import ProxyLoss, replace_target, target_of
 
 
 def chebyshev_cos_multiple(cos: Tensor, m: int) -> Tensor:
@@ -93,9 +93,11 @@ class LargeMarginSoftmaxLoss(ProxyLoss):
         if self.normalize_proxies:
             weight = F.normalize(weight, dim=1)
         raw = embeddings @ weight.T  # ‖w_j‖ ‖x‖ cos θ_j
-        target_weight = weight[labels]
-        norms = embeddings.norm(dim=1) * target_weight.norm(dim=1)
-        # Only the target's cosine is needed beyond the raw logits: O(N·D), no second matmul.
-        cos_y = (F.normalize(embeddings, dim=1) * F.normalize(target_weight, dim=1)).sum(1)
+        norms = embeddings.norm(dim=1) * weight.norm(dim=1)[labels]
+        # Only the target's cosine is needed beyond the raw logits: read off the raw
+        # target logit, O(N) (no (N, D) gather or normalisation, whose backward passes
+        # cost more than the rest of the loss at small batches). The floor keeps a zero
+        # vector's cosine at 0, as F.normalize does.
+        cos_y = target_of(raw, labels) / norms.clamp_min(1e-12)
         psi_y = multiplicative_margin(cos_y, self.margin)
         return replace_target(raw, labels, norms * annealed_target(cos_y, psi_y, self.lambda_))
