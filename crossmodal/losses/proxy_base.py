@@ -67,7 +67,11 @@ class ProxyLoss(nn.Module):
                 f"label {bad} is outside [0, {self.num_classes}) for {type(self).__name__} "
                 f"with num_classes={self.num_classes}"
             )
-        labels = labels.long()
+        return self.objective(embeddings, labels.long())
+
+    def objective(self, embeddings: Tensor, labels: Tensor) -> Tensor:
+        """The loss of checked inputs: the cross-entropy of :meth:`logits` (a proxy loss
+        that is not a softmax, such as Proxy-Anchor, overrides this instead)."""
         return F.cross_entropy(self.logits(embeddings, labels), labels)
 
     def proxies(self, dtype: torch.dtype) -> Tensor:
