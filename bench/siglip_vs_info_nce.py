@@ -17,6 +17,8 @@ losses' temperature and bias), one torch thread.
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import os
 import platform
 import sys
@@ -31,7 +33,16 @@ from synth_learnability import MusicTower, VideoTower, evaluate, load_split
 from crossmodal.fileio import atomic_write_text
 from crossmodal.losses import create_loss
 
-OBJECTIVES = ("info_nce", "siglip")
+OBJECTIVES = ("info_nce", "siglip", "siglip_prior")
+
+
+def build_objective(objective: str, batch: int) -> torch.nn.Module:
+    """``siglip_prior``: SigLIP with its bias started at the prior log-odds of a positive
+    pair at this batch size, ``−log(B − 1)`` (one positive among B references; the
+    paper's −10 is this prior at its batch of 32k)."""
+    if objective == "siglip_prior":
+        return create_loss("siglip", symmetric=True, bias_init=-math.log(batch - 1))
+    return create_loss(objective, symmetric=True)
 
 
 def load(corpus: Path, cache: Path | None) -> dict[str, torch.Tensor]:
@@ -57,7 +68,7 @@ def train_one(
 ) -> dict:
     torch.manual_seed(seed)
     video_tower, music_tower = VideoTower(), MusicTower()
-    loss = create_loss(objective, symmetric=True)
+    loss = build_objective(objective, batch)
     optimiser = torch.optim.AdamW(
         [
             {"params": [*video_tower.parameters(), *music_tower.parameters()]},
@@ -84,42 +95,46 @@ def train_one(
     return {"steps": steps, "seconds": seconds, "loss": float(value.detach()), **metrics}
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("corpus", type=Path, help="folder made by `crossmodal synth`")
-    parser.add_argument("--batches", type=int, nargs="+", default=[16, 64, 256])
-    parser.add_argument("--epochs", type=int, default=40, help="passes over the train split")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--cache", type=Path, help="file keeping the decoded splits")
-    parser.add_argument("--out", type=Path, default=Path("bench/results/siglip_vs_info_nce.md"))
-    args = parser.parse_args()
-    torch.set_num_threads(1)
-    data = load(args.corpus, args.cache)
-    n_train, n_test = len(data["train_video"]), len(data["test_video"])
-
-    rows = []
-    for batch in args.batches:
-        for seed in args.seeds:
-            for objective in OBJECTIVES:
-                result = train_one(data, objective, batch, args.epochs, seed)
-                result.update(batch=batch, seed=seed, objective=objective)
-                result["load"] = os.getloadavg()[0]
-                rows.append(result)
-                print(result, flush=True)
-
+def render(
+    rows: list[dict], corpus: Path, epochs: int, seeds: list[int], n_train: int, n_test: int
+) -> str:
+    """The markdown report: the mean over seeds per batch and objective, then every run."""
     lines = [
         "# SigLIP vs InfoNCE as the cross-modal objective, by batch size",
         "",
-        f"Corpus `{args.corpus}`: {n_train} train clips, test gallery of {n_test} "
+        f"Corpus `{corpus}`: {n_train} train clips, test gallery of {n_test} "
         f"(chance R@1 {1 / n_test:.3f}, R@10 {10 / n_test:.3f}). Tiny towers of "
-        "`bench/synth_learnability.py`, every clip its own label, both objectives symmetric "
-        f"(`create_loss(name, symmetric=True)`, default parameters), {args.epochs} epochs "
-        "each (same steps for both at a batch size), AdamW 2e-3, seeds "
-        f"{' '.join(map(str, args.seeds))}. Machine: {platform.machine()}, "
+        "`bench/synth_learnability.py`, every clip its own label, every objective symmetric "
+        "(`create_loss(name, symmetric=True)`, default parameters; `siglip_prior` is SigLIP "
+        f"with `bias_init=−log(B−1)`), {epochs} epochs each (the same steps for every "
+        "objective at a batch size), AdamW 2e-3, seeds "
+        f"{' '.join(map(str, seeds))}. Machine: {platform.machine()}, "
         f"{os.cpu_count()} CPUs shared with other jobs, one torch thread; the load average "
         "(1 min) at the end of each run is in the table, so seconds are pessimistic.",
+        "",
+        f"Mean over {len(seeds)} seed(s):",
+        "",
+        "| batch | objective | steps | v→m R@1 | v→m R@10 | m→v R@1 | m→v R@10 |",
+        "|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for batch in sorted({r["batch"] for r in rows}):
+        for objective in OBJECTIVES:
+            runs = [r for r in rows if r["batch"] == batch and r["objective"] == objective]
+            if not runs:
+                continue
+            mean = {
+                (d, k): sum(r[d][k] for r in runs) / len(runs)
+                for d in ("v2m", "m2v")
+                for k in ("R@1", "R@10")
+            }
+            lines.append(
+                f"| {batch} | {objective} | {runs[0]['steps']} | {mean['v2m', 'R@1']:.3f} | "
+                f"{mean['v2m', 'R@10']:.3f} | {mean['m2v', 'R@1']:.3f} | "
+                f"{mean['m2v', 'R@10']:.3f} |"
+            )
+    lines += [
+        "",
+        "Every run:",
         "",
         "| batch | objective | seed | steps | train s | v→m R@1 | v→m R@10 | m→v R@1 "
         "| m→v R@10 | load |",
@@ -133,7 +148,48 @@ def main() -> int:
             f"{m2v['R@10']:.3f} | {r['load']:.1f} |"
         )
     lines.append("")
-    text = "\n".join(lines)
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("corpus", type=Path, help="folder made by `crossmodal synth`")
+    parser.add_argument("--batches", type=int, nargs="+", default=[16, 64, 256])
+    parser.add_argument("--epochs", type=int, default=40, help="passes over the train split")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--objectives", nargs="+", choices=OBJECTIVES, default=list(OBJECTIVES[:2]))
+    parser.add_argument(
+        "--rows-from",
+        type=Path,
+        nargs="+",
+        default=[],
+        help="JSON-lines logs of earlier runs (this script's stdout) to report alongside",
+    )
+    parser.add_argument("--cache", type=Path, help="file keeping the decoded splits")
+    parser.add_argument("--out", type=Path, default=Path("bench/results/siglip_vs_info_nce.md"))
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    data = load(args.corpus, args.cache)
+    n_train, n_test = len(data["train_video"]), len(data["test_video"])
+
+    rows = [
+        json.loads(line)
+        for log in args.rows_from
+        for line in log.read_text(encoding="utf-8").splitlines()
+        if line.startswith("{")
+    ]
+    for batch in args.batches:
+        for seed in args.seeds:
+            for objective in args.objectives:
+                result = train_one(data, objective, batch, args.epochs, seed)
+                result.update(batch=batch, seed=seed, objective=objective)
+                result["load"] = os.getloadavg()[0]
+                rows.append(result)
+                print(json.dumps(result), flush=True)  # one line per run: the raw log
+
+    text = render(rows, args.corpus, args.epochs, args.seeds, n_train, n_test)
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out, text)
