@@ -63,12 +63,12 @@ class HardNegativeNCELoss(AutogradPairwiseLoss):
         weights = torch.logsumexp(torch.where(neg, self.beta * z, filler), 1, keepdim=True)
         log_n = n_neg.clamp_min(1).log()
         log_sum = torch.where(has_neg, log_n + weighted - weights, -math.inf)
-        # Σ w e^z − τ⁺ N e^{z_p}, for every (anchor, positive), under a shift m that keeps
-        # both exponentials ≤ 1.
-        log_bias = math.log(self.tau_plus) + log_n + z if self.tau_plus > 0 else None
-        if log_bias is None:
+        if self.tau_plus == 0:
             log_ng = log_sum.expand_as(z)
         else:
+            # Σ w e^z − τ⁺ N e^{z_p}, for every (anchor, positive), under a shift that
+            # keeps both exponentials ≤ 1; ≤ 0 leaves only the floor.
+            log_bias = math.log(self.tau_plus) + log_n + z
             shift = torch.maximum(log_sum, log_bias)
             diff = (log_sum - shift).exp() - (log_bias - shift).exp()
             log_diff = shift + diff.clamp_min(torch.finfo(z.dtype).tiny).log()
