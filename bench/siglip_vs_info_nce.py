@@ -1,7 +1,9 @@
 """SigLIP's sigmoid loss against symmetric InfoNCE as the cross-modal objective, by batch size.
 
+    crossmodal synth CORPUS_DIR --clips 400 --split 280,20,100 --size 32 --seed 0
     OMP_NUM_THREADS=1 python bench/siglip_vs_info_nce.py CORPUS_DIR [--batches 16 64 256]
-        [--epochs 40] [--seeds 0] [--out bench/results/siglip_vs_info_nce.md]
+        [--epochs 40] [--seeds 0] [--objectives info_nce siglip siglip_prior]
+        [--cache FILE] [--rows-from LOG ...] [--out bench/results/siglip_vs_info_nce.md]
 
 Trains the tiny CPU towers of ``bench/synth_learnability.py`` (0.28 M parameters, whole
 4 s windows) on the train split of a ``crossmodal synth`` corpus with each objective,
