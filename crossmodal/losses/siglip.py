@@ -56,6 +56,6 @@ class SigLIPLoss(AutogradPairwiseLoss):
 
     def similarity_loss(self, sim: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
         logits = self.logit_scale.to(sim.dtype) * sim + self.bias.to(sim.dtype)
-        # −log σ(x) = softplus(−x): stable for large |x|.
-        terms = F.softplus(-logits) * pos + F.softplus(logits) * neg
-        return terms.sum() / sim.shape[0]
+        # −log σ(z x) = softplus(−z x), stable for large |x|; one softplus for both signs.
+        terms = F.softplus(torch.where(pos, -logits, logits))
+        return (terms * (pos | neg)).sum() / sim.shape[0]
