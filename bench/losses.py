@@ -68,8 +68,6 @@ PROXY = ["arcface", "cosface", "sphereface", "large_margin_softmax", "normface",
 OURS_ONLY = ["l2_softmax", "am_softmax", "proxy_circle"]
 # Pairwise losses PML lacks (it has Smooth-AP, but only unimodal: no ref_emb).
 OURS_ONLY_PAIRWISE = ["siglip", "hard_negative_nce", "smooth_ap"]
-# Smooth-AP keeps an (N, N, N) tensor: 4 GiB per copy at B = 1024.
-MAX_BATCH = {"smooth_ap": 512}
 
 # Hyper-parameters shared by ours and PML (PML's defaults where the two agree).
 OURS_KWARGS: dict[str, dict] = {
@@ -530,11 +528,7 @@ def main() -> int:
         # each of them alike.
         for _ in range(opts.rounds):
             for impl, names in groups:
-                names = [
-                    n
-                    for n in names
-                    if (not args.losses or n in args.losses) and batch <= MAX_BATCH.get(n, batch)
-                ]
+                names = [n for n in names if not args.losses or n in args.losses]
                 if not names:
                     continue
                 for name, record in run_group(impl, batch, names, opts).items():

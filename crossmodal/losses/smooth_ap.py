@@ -5,10 +5,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from crossmodal.losses.base import AutogradPairwiseLoss
+from crossmodal.losses.base import PairwiseLoss
+from crossmodal.losses.pairs import PairBatch
 
 
-class SmoothAPLoss(AutogradPairwiseLoss):
+class SmoothAPLoss(PairwiseLoss):
     """``1 − mAP`` of the batch, with the rank's step function replaced by a sigmoid.
 
     For query ``i`` with positives ``P`` and all its references ``Ω = P ∪ N``, let
@@ -22,9 +23,10 @@ class SmoothAPLoss(AutogradPairwiseLoss):
     step function on cosines, large enough to give gradients.
 
     It optimises the retrieval metric itself, so it suits many positives per query (a
-    track's clips). Cost: an (N_q, N_r, N_r) tensor of pair-of-pair differences kept for
-    the backward pass, about 0.5 GiB at N_q = N_r = 256 in float32 (the other losses keep
-    N_q × N_r).
+    track's clips). Only the positives are ranked, so the pair-of-pair differences are
+    an (N_q, P, N_r) tensor, ``P`` the most references sharing one label (the positive
+    slots of :meth:`~crossmodal.losses.pairs.PairBatch.positive_slots`): small in
+    class-balanced batches, N_r when one label covers the batch.
     """
 
     def __init__(
@@ -35,13 +37,18 @@ class SmoothAPLoss(AutogradPairwiseLoss):
             raise ValueError(f"temperature must be > 0, got {temperature}")
         self.temperature = temperature
 
-    def similarity_loss(self, sim: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
-        # above[i, p, j] = G(s_ij − s_ip): how much reference j ranks above p for query i.
-        above = torch.sigmoid((sim[:, None, :] - sim[:, :, None]) / self.temperature)
-        others = ~torch.eye(sim.shape[1], dtype=torch.bool, device=sim.device)
-        rank_in_pos = 1.0 + (above * (pos[:, None, :] & others)).sum(2)
+    def compute(self, pairs: PairBatch) -> Tensor:
+        sim, pos, neg = pairs.sim, pairs.pos, pairs.neg
+        index, used = pairs.positive_slots()  # (N_q, P): each row's positive columns
+        ranked = sim.gather(1, index)
+        # above[i, s, j] = G(s_ij − s_ip) for the positive p in slot s: how much
+        # reference j ranks above p for query i.
+        above = torch.sigmoid((sim[:, None, :] - ranked[:, :, None]) / self.temperature)
+        columns = torch.arange(sim.shape[1], device=sim.device)
+        other_pos = pos[:, None, :] & (columns[None, None, :] != index[:, :, None])
+        rank_in_pos = 1.0 + (above * other_pos).sum(2)
         rank_in_all = rank_in_pos + (above * neg[:, None, :]).sum(2)
-        n_pos = pos.sum(1)
-        ap = (rank_in_pos / rank_in_all * pos).sum(1) / n_pos.clamp_min(1)
+        n_pos = used.sum(1)
+        ap = (rank_in_pos / rank_in_all * used).sum(1) / n_pos.clamp_min(1)
         valid = n_pos > 0
         return ((1.0 - ap) * valid).sum() / valid.sum().clamp_min(1)
