@@ -8,10 +8,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from crossmodal.losses.base import AutogradPairwiseLoss
+from crossmodal.losses.blockwise import BlockwiseLoss
+from crossmodal.losses.pairs import PairBatch
 
 
-class SigLIPLoss(AutogradPairwiseLoss):
+class SigLIPLoss(BlockwiseLoss):
     """Sigmoid loss: every pair is its own binary problem, no softmax over the batch::
 
         ℓ = −1/|B| Σ_i Σ_j log σ( z_ij (t · cos(q_i, r_j) + b) )
@@ -26,7 +27,8 @@ class SigLIPLoss(AutogradPairwiseLoss):
 
     The double sum is symmetric in queries and references, so one direction already
     trains both modalities; ``symmetric=True`` averages the two equal-sized directions,
-    which for the same pairs gives the same value.
+    which for the same pairs gives the same value. Computed by row blocks with its
+    closed-form gradient (:class:`~crossmodal.losses.blockwise.BlockwiseLoss`).
     """
 
     def __init__(
@@ -40,6 +42,7 @@ class SigLIPLoss(AutogradPairwiseLoss):
         super().__init__(normalize=normalize, miner=miner)
         if temperature_init <= 0:
             raise ValueError(f"temperature_init must be > 0, got {temperature_init}")
+        self.learnable = learnable
         log_t = torch.tensor(math.log(temperature_init))
         bias = torch.tensor(float(bias_init))
         if learnable:
@@ -54,8 +57,34 @@ class SigLIPLoss(AutogradPairwiseLoss):
         """``t = exp(t')``, the multiplier of the cosines (a 0-dim tensor)."""
         return self.log_temperature.exp()
 
-    def similarity_loss(self, sim: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
-        logits = self.logit_scale.to(sim.dtype) * sim + self.bias.to(sim.dtype)
-        # −log σ(z x) = softplus(−z x), stable for large |x|; one softplus for both signs.
-        terms = F.softplus(torch.where(pos, -logits, logits))
-        return (terms * (pos | neg)).sum() / sim.shape[0]
+    def grad_params(self) -> tuple[Tensor, ...]:
+        return (self.log_temperature, self.bias) if self.learnable else ()
+
+    def evaluate(self, pairs: PairBatch, with_grad: bool) -> tuple[Tensor, tuple]:
+        dtype = pairs.sim.dtype
+        scale = self.logit_scale.detach().to(dtype)
+        bias = self.bias.detach().to(dtype)
+        grad_sim = torch.zeros_like(pairs.sim) if with_grad else None
+        total = pairs.sim.new_zeros(())
+        grad_scale, grad_bias = pairs.sim.new_zeros(()), pairs.sim.new_zeros(())
+        for rows, block in self.blocks(pairs):
+            # x = −z (t s + b): the term is softplus(x) = −log σ(z (t s + b)).
+            sign = block.neg_f - block.pos_f  # −z on pairs, 0 on pairs that are neither
+            x = (block.sim * scale + bias).mul_(sign)
+            total += (F.softplus(x) * sign.abs()).sum()
+            if with_grad:
+                # d term / d logit = σ(x) · (−z).
+                grad_logits = torch.sigmoid(x).mul_(sign)
+                grad_bias += grad_logits.sum()
+                grad_scale += (grad_logits * block.sim).sum()
+                torch.mul(grad_logits, scale, out=grad_sim[rows])
+        n = pairs.sim.shape[0]
+        value = total / n
+        if not with_grad:
+            return value, ()
+        grad_sim.div_(n)
+        if not self.learnable:
+            return value, (grad_sim,)
+        # d/d t' = d/d t · t.
+        grad_log_t = (grad_scale * scale / n).to(self.log_temperature.dtype)
+        return value, (grad_sim, grad_log_t, (grad_bias / n).to(self.bias.dtype))

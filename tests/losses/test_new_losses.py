@@ -95,6 +95,7 @@ def naive_siglip(q, lq, r, lr, masks, t, b):
 @pytest.mark.parametrize("mode", MODES)
 def test_siglip_matches_the_paper_formula(mode: str) -> None:
     loss = create_loss("siglip", temperature_init=3.0, bias_init=-1.5).double()
+    loss.chunk_elements = 16  # several row blocks
     t, b = loss.log_temperature, loss.bias
 
     def naive(q, lq, r, lr, masks):
@@ -109,8 +110,15 @@ def test_siglip_starts_at_the_paper_init_and_learns_its_parameters() -> None:
     torch.testing.assert_close(loss.log_temperature.detach(), torch.tensor(math.log(10.0)))
     torch.testing.assert_close(loss.bias.detach(), torch.tensor(-10.0))
     assert {name for name, _ in loss.named_parameters()} == {"log_temperature", "bias"}
-    fixed = create_loss("siglip", learnable=False)
+    fixed = create_loss("siglip", learnable=False, temperature_init=3.0, bias_init=-1.5)
     assert not list(fixed.parameters())
+    q, lq, r, lr = inputs(2)
+    x = q.clone().requires_grad_(True)
+    torch.testing.assert_close(
+        fixed.double()(x, lq, r, lr),
+        naive_siglip(x, lq, r, lr, None, torch.tensor(3.0), torch.tensor(-1.5)),
+    )
+    assert torch.autograd.gradcheck(lambda e: fixed(e, lq, r, lr), (x,))
     # Symmetric over equal-sized modalities: the double sum is the same both ways.
     q, lq, r, lr = inputs(3, n_q=6, n_r=6)
     torch.testing.assert_close(
