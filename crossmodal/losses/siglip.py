@@ -67,16 +67,22 @@ class SigLIPLoss(BlockwiseLoss):
         grad_sim = torch.zeros_like(pairs.sim) if with_grad else None
         total = pairs.sim.new_zeros(())
         grad_scale, grad_bias = pairs.sim.new_zeros(()), pairs.sim.new_zeros(())
+        # Every reference is a positive or a negative unless the diagonal (self case) or
+        # a miner removed some: known from the call's structure, not from the masks.
+        every_reference = not pairs.self_ref and not pairs.masks
         for rows, block in self.blocks(pairs):
             # x = −z (t s + b): the term is softplus(x) = −log σ(z (t s + b)).
             sign = block.neg_f - block.pos_f  # −z on pairs, 0 on pairs that are neither
             x = (block.sim * scale + bias).mul_(sign)
-            total += (F.softplus(x) * sign.abs()).sum()
+            terms = F.softplus(x)
+            total += (
+                terms.sum() if every_reference else torch.dot(terms.view(-1), sign.abs().view(-1))
+            )
             if with_grad:
                 # d term / d logit = σ(x) · (−z).
-                grad_logits = torch.sigmoid(x).mul_(sign)
+                grad_logits = torch.sigmoid_(x).mul_(sign)
                 grad_bias += grad_logits.sum()
-                grad_scale += (grad_logits * block.sim).sum()
+                grad_scale += torch.dot(grad_logits.view(-1), block.sim.reshape(-1))
                 torch.mul(grad_logits, scale, out=grad_sim[rows])
         n = pairs.sim.shape[0]
         value = total / n
