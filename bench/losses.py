@@ -277,6 +277,9 @@ def worker(spec: dict) -> None:
     signal.signal(signal.SIGALRM, _alarm)
     for name in spec["losses"]:
         print(json.dumps({"start": name}), flush=True)
+        # A timeout can interrupt a step inside a no-grad region and leave grad mode off,
+        # which would fail every later case of this worker.
+        torch.set_grad_enabled(True)
         signal.alarm(int(spec["timeout_s"]))
         try:
             result = run_case(

@@ -164,24 +164,31 @@ def slot_logsumexp(values: Tensor, used: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def distance_chain(
-    pairs: PairBatch, grad_dist: Tensor, squared: bool, out: Tensor
+    pairs: PairBatch, grad_dist: Tensor, squared: bool, out: Tensor, *, negated: bool = False
 ) -> tuple[Tensor, Tensor]:
     """Chain rule through ``d² = |q|² + |r|² − 2 s`` (and ``d = sqrt(d²)``) for one block.
 
-    ``grad_dist`` (n, N_r) is ``d value / d distance`` (modified in place); the
-    similarity gradient is written to ``out`` and the gradients for the block's query
-    squared norms (n,) and for the reference squared norms (N_r,) are returned. Follows
+    ``grad_dist`` (n, N_r) is ``d value / d distance`` (``−d value / d distance`` when
+    ``negated``, which spares the caller a pass; modified in place); the similarity
+    gradient is written to ``out`` and the gradients for the block's query squared norms
+    (n,) and for the reference squared norms (N_r,) are returned. Follows
     :meth:`PairBatch.distance`: no gradient where ``d²`` was clamped at 0, or, for ``d``,
     between coincident points.
     """
     if squared:
         grad_sq = grad_dist.mul_(pairs.distance(squared=True).sign())
-    else:
-        coincident = pairs.coincident()
-        grad_sq = grad_dist if coincident is None else grad_dist.masked_fill_(coincident, 0.0)
-        grad_sq = grad_sq.div_(pairs.distance_floor()).mul_(0.5)
-    torch.mul(grad_sq, -2.0, out=out)
-    return grad_sq.sum(1), grad_sq.sum(0)
+        if negated:
+            grad_sq.neg_()
+        torch.mul(grad_sq, -2.0, out=out)
+        return grad_sq.sum(1), grad_sq.sum(0)
+    coincident = pairs.coincident()
+    if coincident is not None:
+        grad_dist.masked_fill_(coincident, 0.0)
+    # d value/d d² = (d value/d d) / 2d, and d value/d sim = −2 · d value/d d².
+    torch.div(grad_dist, pairs.distance_floor(), out=out)
+    if not negated:
+        out.neg_()
+    return out.sum(1).mul_(-0.5), out.sum(0).mul_(-0.5)
 
 
 def slot_distance_chain(

@@ -19,6 +19,15 @@ class ContrastiveLoss(BlockwiseLoss):
 
     ``power=2``, ``pos_margin=0`` is Hadsell et al.'s loss (without their constant ½);
     ``power=1`` is pytorch-metric-learning's ``ContrastiveLoss``; ``power`` must be ≥ 1.
+
+    ``neg_margin`` defaults to 1.5, not the customary 1. On unit vectors
+    ``d = sqrt(2 − 2 cos)``: unrelated embeddings sit near cosine 0, i.e. ``d ≈ √2 ≈
+    1.41``, and two freshly initialised towers of a cross-modal model start near cosine
+    −0.07 (``d ≈ 1.46``). With a margin of 1 no negative pair is within it (they fire
+    only above cosine 0.5), the loss only pulls positives together and collapses the
+    space; 1.5 (cosine −0.125) makes every negative count from the first step. On
+    unimodal data (embeddings starting at positive cosines) it changes nothing measurable
+    (``bench/results/loss_quality.md``).
     Reduction: the mean of the non-zero positive terms plus the mean of the non-zero
     negative terms, so the many already-separated negatives do not dilute the few
     informative pairs; a side with no non-zero term contributes 0 (connected to the graph).
@@ -29,7 +38,7 @@ class ContrastiveLoss(BlockwiseLoss):
     def __init__(
         self,
         pos_margin: float = 0.0,
-        neg_margin: float = 1.0,
+        neg_margin: float = 1.5,
         power: float = 2.0,
         normalize: bool = True,
         miner: nn.Module | None = None,
@@ -42,10 +51,11 @@ class ContrastiveLoss(BlockwiseLoss):
         self.power = power
 
     def _slope(self, hinge: Tensor, active: Tensor) -> Tensor:
-        """d(hinge^power)/d(hinge), 0 where the hinge is inactive (``active`` is 0/1)."""
+        """d(hinge^power)/d(hinge), 0 where the hinge is inactive (``active`` is 0/1);
+        may reuse ``hinge``'s buffer."""
         if self.power == 1:
             return active
-        return hinge.pow(self.power - 1).mul_(self.power)
+        return hinge.pow_(self.power - 1).mul_(self.power)
 
     def _sum(self, hinge: Tensor) -> Tensor:
         return (hinge if self.power == 1 else hinge.pow(self.power)).sum()
@@ -61,21 +71,25 @@ class ContrastiveLoss(BlockwiseLoss):
         pos_slot_grads = []
         for rows, block in self.blocks(pairs):
             dist = block.distance()
-            # Negatives over the row, positives (few) over their slots.
-            neg_hinge = (self.neg_margin - dist).clamp_min_(0.0).mul_(block.neg_f)
+            # Negatives over the row (its few full-matrix passes are the loss's cost),
+            # positives (few) over their slots.
+            neg_hinge = torch.rsub(dist, self.neg_margin).clamp_min_(0.0).mul_(block.neg_f)
             index, used = block.positive_slots()
             pos_hinge = (dist.gather(1, index) - self.pos_margin).clamp_min_(0.0).mul_(used)
-            actives = []
+            slopes = []
             for side, hinge in enumerate((pos_hinge, neg_hinge)):
-                actives.append(hinge.sign())
-                counts[side] += actives[side].sum()
+                active = hinge.sign()
+                counts[side] += active.sum()
                 sums[side] += self._sum(hinge)
+                slopes.append(self._slope(hinge, active) if with_grad else None)
             if with_grad:
-                grad_dist = self._slope(neg_hinge, actives[1]).neg_()
-                side_rows[1][rows], cols = distance_chain(block, grad_dist, False, grad_sim[rows])
+                # d/d dist of the negatives' sum is −slope: passed as such (negated=True).
+                side_rows[1][rows], cols = distance_chain(
+                    block, slopes[1], False, grad_sim[rows], negated=True
+                )
                 side_cols[1] += cols
                 slot_sim, side_rows[0][rows], cols = slot_distance_chain(
-                    block, index, self._slope(pos_hinge, actives[0]), False
+                    block, index, slopes[0], False
                 )
                 side_cols[0] += cols
                 pos_slot_grads.append((rows, index, slot_sim))

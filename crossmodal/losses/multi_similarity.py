@@ -15,7 +15,13 @@ class MultiSimilarityLoss(BlockwiseLoss):
         ℓ_i = 1/α log(1 + Σ_{p∈P_i} exp(−α (S_ip − λ)))
             + 1/β log(1 + Σ_{n∈N_i} exp( β (S_in − λ)))
 
-    ``α=2, β=50, λ=base=0.5`` by default. The paper mines pairs first
+    ``α=2, β=50`` (the paper's) and ``λ=base=0`` by default. The paper's λ = 0.5 assumes
+    features whose cosines start high (ReLU CNN features); on unit vectors unrelated
+    embeddings sit near cosine 0, and cross-modal towers start near −0.07, where a
+    negative's weight ``exp(β (S − 0.5))`` is about e^−29: no negative is pushed away and
+    the loss collapses the space. ``λ = 0``, the cosine of unrelated unit vectors, keeps
+    the negatives in play from the start, and is as good on unimodal data
+    (``bench/results/loss_quality.md``). The paper mines pairs first
     (:class:`~crossmodal.sampling.miners.MultiSimilarityMiner`); without a miner every pair is
     used. Reduction: mean of ``ℓ_i`` over anchors with at least one positive or negative
     term; 0 (connected) when none has one.
@@ -25,7 +31,7 @@ class MultiSimilarityLoss(BlockwiseLoss):
         self,
         alpha: float = 2.0,
         beta: float = 50.0,
-        base: float = 0.5,
+        base: float = 0.0,
         normalize: bool = True,
         miner: nn.Module | None = None,
     ) -> None:

@@ -60,7 +60,8 @@ class NPairLoss(BlockwiseLoss):
         grad_sim = torch.zeros_like(pairs.sim) if with_grad else None
         total, n_valid = pairs.sim.new_zeros(()), pairs.sim.new_zeros(())
         for rows, block in self.blocks(pairs):
-            logits = block.sim * self.scale
+            # The paper's scale 1 needs no pass over the block (nothing below writes to it).
+            logits = block.sim if self.scale == 1 else block.sim * self.scale
             exps, norm, shift = masked_exp(logits, block.neg_f, block.neg_count)
             neg_lse = log_total(norm, shift)
             index, used = block.positive_slots()

@@ -22,6 +22,12 @@ from torch import Tensor
 SQDIST_EPS = 1e-12
 
 
+def as_float(mask: Tensor, dtype: torch.dtype) -> Tensor:
+    """A bool mask as 0/1 in ``dtype``, through ``uint8``: on CPU, converting a bool
+    tensor directly is several times slower (than this and than the losses' own passes)."""
+    return mask.view(torch.uint8).to(dtype)
+
+
 def _check_embeddings(name: str, emb: Tensor) -> None:
     if not isinstance(emb, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(emb).__name__}")
@@ -175,7 +181,7 @@ class PairBatch:
 
     def _same_f(self) -> Tensor:
         if "same_f" not in self._cache:
-            self._cache["same_f"] = self._same().to(self.sim.dtype)
+            self._cache["same_f"] = as_float(self._same(), self.sim.dtype)
         return self._cache["same_f"]
 
     @property
@@ -188,7 +194,7 @@ class PairBatch:
             if self.self_ref:
                 pos[self._diagonal()] = 0.0
             for mask, _ in self.masks:
-                pos.mul_(mask.to(pos.dtype))
+                pos.mul_(as_float(mask, pos.dtype))
             self._cache["pos_f"] = pos
         return self._cache["pos_f"]
 
@@ -198,7 +204,7 @@ class PairBatch:
         if "neg_f" not in self._cache:
             neg = 1.0 - self._same_f()
             for _, mask in self.masks:
-                neg.mul_(mask.to(neg.dtype))
+                neg.mul_(as_float(mask, neg.dtype))
             self._cache["neg_f"] = neg
         return self._cache["neg_f"]
 
@@ -230,10 +236,14 @@ class PairBatch:
             self.shared["ref_sqnorm"] = self.ref.pow(2).sum(1)
         return self.shared["ref_sqnorm"]
 
+    def _unclamped_sq_distance(self) -> Tensor:
+        """A new buffer ``|q|² + |r|² − 2 q·r`` (may dip below 0 by rounding)."""
+        sq = torch.add(self.query_sqnorm[:, None], self.ref_sqnorm[None, :])
+        return sq.add_(self.sim, alpha=-2.0)
+
     def _sq_distance(self) -> Tensor:
         if "sqdist" not in self._cache:
-            sq = self.sim.mul(-2.0).add_(self.query_sqnorm[:, None]).add_(self.ref_sqnorm[None, :])
-            self._cache["sqdist"] = sq.clamp_min_(0.0)
+            self._cache["sqdist"] = self._unclamped_sq_distance().clamp_min_(0.0)
         return self._cache["sqdist"]
 
     def distance(self, squared: bool = False) -> Tensor:
@@ -255,7 +265,13 @@ class PairBatch:
     def distance_floor(self) -> Tensor:
         """``sqrt(max(d², 1e-12))``: the distance, never 0 (a safe divisor)."""
         if "dist_floor" not in self._cache:
-            self._cache["dist_floor"] = self._sq_distance().clamp_min(SQDIST_EPS).sqrt_()
+            if self.shared.get("may_coincide", True) is False and "sqdist" not in self._cache:
+                # No d² is ≤ 1e-12, so the squared distances are not needed apart: one
+                # buffer, clamped and square-rooted in place.
+                sq = self._unclamped_sq_distance()
+                self._cache["dist_floor"] = sq.clamp_min_(SQDIST_EPS).sqrt_()
+            else:
+                self._cache["dist_floor"] = self._sq_distance().clamp_min(SQDIST_EPS).sqrt_()
         return self._cache["dist_floor"]
 
     def coincident(self) -> Tensor | None:
@@ -304,7 +320,7 @@ class PairBatch:
             used = offsets[None, :] < count[:, None]
             index = order[(start[:, None] + offsets).clamp_max(len(order) - 1)]
             # The diagonal (self case) and miner masks remove some of those columns.
-            used &= self.pos_f.gather(1, index) > 0
+            used &= self.pos.gather(1, index)
             self._cache["slots"] = (index, used)
         return self._cache["slots"]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -13,7 +15,8 @@ class ProxyLoss(nn.Module):
     """Base of the losses that classify embeddings against learnable class proxies.
 
     Owns ``weight``, an ``nn.Parameter`` of shape (num_classes, embedding_dim): one proxy
-    per class (Xavier-normal init). Subclasses write ``logits(embeddings, labels)`` →
+    per class, Xavier-normal initialised, or normal with std ``proxy_init_std`` where a
+    subclass sets it (see :class:`~crossmodal.losses.LargeMarginSoftmaxLoss`). Subclasses write ``logits(embeddings, labels)`` →
     (N, num_classes); the loss is the softmax cross-entropy of those logits, averaged over
     the N embeddings.
 
@@ -27,6 +30,9 @@ class ProxyLoss(nn.Module):
     ``[0, num_classes)``.
     """
 
+    #: Std of the proxies' normal init; None: Xavier-normal.
+    proxy_init_std: float | None = None
+
     def __init__(self, num_classes: int, embedding_dim: int) -> None:
         super().__init__()
         if num_classes < 2:
@@ -36,7 +42,10 @@ class ProxyLoss(nn.Module):
         self.num_classes = num_classes
         self.embedding_dim = embedding_dim
         self.weight = nn.Parameter(torch.empty(num_classes, embedding_dim))
-        nn.init.xavier_normal_(self.weight)
+        if self.proxy_init_std is None:
+            nn.init.xavier_normal_(self.weight)
+        else:
+            nn.init.normal_(self.weight, std=self.proxy_init_std)
 
     def forward(
         self,
@@ -78,14 +87,28 @@ class ProxyLoss(nn.Module):
         """The class weights in ``dtype`` (differentiable cast)."""
         return self.weight.to(dtype)
 
-    def cosine(self, embeddings: Tensor) -> Tensor:
-        """(N, C) cosines between embeddings and proxies."""
+    def cosine(self, embeddings: Tensor, scale: float = 1.0) -> Tensor:
+        """(N, C) cosines between embeddings and proxies, times ``scale``."""
         weight = F.normalize(self.proxies(embeddings.dtype), dim=1)
+        if scale != 1.0:
+            weight = weight * scale
         return F.normalize(embeddings, dim=1) @ weight.T
 
     def logits(self, embeddings: Tensor, labels: Tensor) -> Tensor:
         """(N, C) logits for the cross-entropy; ``labels`` select the margin'd entries."""
         raise NotImplementedError
+
+
+def normface_scale(num_classes: int, probability: float = 0.99) -> float:
+    """The least logit scale at which softmax over cosines gives the true class
+    ``probability`` for embeddings that sit on their proxies, proxies spread evenly
+    (NormFace, Wang et al. 2017, Proposition 2): ``(C − 1)/C · ln((C − 1) p / (1 − p))``.
+
+    Any larger and the loss stops pulling before the classes are tight. At ``p = 0.99``:
+    6.1 for 10 classes, 11.5 for 1,000 (it grows only logarithmically with C).
+    """
+    c = num_classes
+    return (c - 1) / c * math.log((c - 1) * probability / (1.0 - probability))
 
 
 def replace_target(logits: Tensor, labels: Tensor, target: Tensor) -> Tensor:

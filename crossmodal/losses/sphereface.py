@@ -11,7 +11,10 @@ class SphereFaceLoss(LargeMarginSoftmaxLoss):
     L-Softmax with unit-norm proxies: ``ψ(θ) = (−1)^k cos(mθ) − 2k`` with integer margin
     ``m`` (default 4, the paper's). ``lambda_`` (default 0) anneals the target as
     ``(λ cos θ + ψ(θ)) / (1 + λ)``, the schedule the paper's training used; a trainer may
-    lower it over time.
+    lower it over time. Proxies start standard normal, as L-Softmax's (the reason is
+    in its docstring: with normalised proxies their norm no longer scales the logits, but
+    it still sets how fast Adam turns them; MAP@R 0.927 / 0.913 → 0.935 / 0.932 on
+    digits).
     """
 
     normalize_proxies = True
