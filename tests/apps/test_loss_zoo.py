@@ -20,6 +20,7 @@ from crossmodal.apps.notebooks.loss_zoo import (
     Setting,
     Trial,
     generic_grid,
+    markdown_table,
     select,
     tuning_grid,
     tuning_settings,
@@ -57,7 +58,7 @@ def test_every_table_entry_names_a_registered_loss_and_one_of_its_options() -> N
     for name, (parameter, values) in GRIDS.items():
         assert name in list_losses(), name
         assert parameter in LOSSES.options(name), name
-        assert len(values) >= DEFAULT_BUDGET - 1, name
+        assert len(values) >= DEFAULT_BUDGET, name  # a default among them still fills it
 
 
 def test_a_table_entry_that_no_longer_fits_the_loss_is_an_error_naming_the_fix() -> None:
@@ -217,3 +218,33 @@ def test_on_a_real_corpus_the_val_score_is_the_val_split_and_test_media_are_neve
     again = LossZoo(fresh, fresh.train_config(), protocol, budget=2).tune("triplet_margin")
     assert [t.state for t in again.trials] == ["reused", "reused"]
     assert [t.val_score for t in again.trials] == [t.val_score for t in result.trials]
+
+
+@pytest.mark.parametrize("name", sorted(GRIDS))
+def test_a_table_grid_still_fills_the_budget_when_a_new_default_is_one_of_its_values(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parameter, values = GRIDS[name]
+    for value in values:
+        moved = {**LOSSES.options(name), parameter: value}
+        monkeypatch.setattr(loss_zoo, "_options", lambda _name, moved=moved: moved)
+        settings = tuning_settings(name)
+        assert len(settings) == DEFAULT_BUDGET, (name, value)
+        assert all(s.params != ((parameter, value),) for s in settings), (name, value)
+
+
+def test_the_markdown_table_has_a_row_per_loss_with_both_columns() -> None:
+    labels = [s.label for s in tuning_settings("contrastive")]
+    zoo = _ScriptedZoo(dict(zip(labels, (0.1, 0.6, 0.2, 0.3), strict=True)), {})
+    metrics = {"v→m R@1": 0.5, "m→v R@1": 0.25, "v→m MedR": 2.0, "m→v MedR": 5.0}
+    zoo.test_metrics = lambda trial: {**metrics, "mean cos, non-pairs": trial.val_score}  # type: ignore[method-assign]
+    (result,) = zoo.run(["contrastive"])
+    untrained = {**metrics, "v→m R@1": 0.0, "mean cos, non-pairs": -0.07}
+    lines = markdown_table([result], untrained).splitlines()
+    assert len(lines) == 4
+    assert all(line.count("|") == 12 for line in lines)
+    assert lines[2].startswith("| (untrained) | | | 0.125 | | 3.5 | | -0.07 |")
+    cells = [c.strip() for c in lines[3].strip("|").split("|")]
+    assert cells[:3] == ["contrastive", labels[1], "0.100 → 0.600"]
+    assert cells[3:9] == ["0.375", "0.375", "3.5", "3.5", "0.10", "0.60"]
+    assert cells[9:] == ["40", "4.0"]

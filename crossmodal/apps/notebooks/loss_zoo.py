@@ -36,8 +36,9 @@ if TYPE_CHECKING:
     from crossmodal.model import CrossModalModel
     from crossmodal.training.config import TrainConfig
 
-# The reasoned grids: loss -> (parameter, values to try besides the default, in order of
-# preference; the first budget - 1 that differ from the default are used). Every
+# The reasoned grids: loss -> (parameter, values in order of preference; the first
+# budget - 1 that differ from the registry default are tried besides it, so an entry
+# lists budget values: it still fills the budget when a new default is one of them). Every
 # cross-modal pair of the untrained network starts near cosine -0.07 (distance ~1.46
 # between unit vectors), so the thresholds that assume same-modality starts get values
 # around that point.
@@ -45,13 +46,13 @@ GRIDS: dict[str, tuple[str, tuple[float, ...]]] = {
     # Negatives start at distance ~1.46, beyond the default margin of 1: they give no
     # gradient while the positives pull everything together (measured: mean non-pair
     # cosine 0.88 with the defaults, 0.08 at 1.6, in the notebook's 180-step protocol).
-    "contrastive": ("neg_margin", (1.6, 2.0, 1.4)),
+    "contrastive": ("neg_margin", (1.6, 2.0, 1.4, 1.8)),
     # Negative weights exp(beta (s - base)) vanish at beta = 50 when the negatives start
     # ~0.57 below base = 0.5; a smaller beta keeps them (lowering base alone did not).
-    "multi_similarity": ("beta", (2.0, 10.0, 25.0)),
+    "multi_similarity": ("beta", (2.0, 10.0, 25.0, 5.0)),
     # Integer angular margins; 1 is the plain softmax over the proxies.
-    "large_margin_softmax": ("margin", (1, 2, 3)),
-    "sphereface": ("margin", (1, 2, 3)),
+    "large_margin_softmax": ("margin", (1, 2, 3, 4)),
+    "sphereface": ("margin", (1, 2, 3, 4)),
 }
 # A loss without a GRIDS entry tunes the first of these options that it has (with a
 # non-zero float default; a name made of words joined by "_" that contains one also
@@ -324,3 +325,34 @@ class LossZoo:
             )
             results.append(result)
         return results
+
+
+def mean_r1(metrics: Mapping[str, float]) -> float:
+    """R@1 averaged over the two directions."""
+    return (metrics["v→m R@1"] + metrics["m→v R@1"]) / 2
+
+
+def mean_medr(metrics: Mapping[str, float]) -> float:
+    """Median rank averaged over the two directions."""
+    return (metrics["v→m MedR"] + metrics["m→v MedR"]) / 2
+
+
+def markdown_table(results: Sequence[LossResult], untrained: Mapping[str, float]) -> str:
+    """The defaults-vs-tuned table of a run as Markdown (docs/notebooks.md keeps it):
+    one row per loss, after a row for the untrained network."""
+    lines = [
+        "| loss | chosen on val | val mAP, defaults → chosen | test R@1, defaults | tuned "
+        "| test MedR, defaults | tuned | non-pair cos, defaults | tuned | tuning steps | s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+        f"| (untrained) | | | {mean_r1(untrained):.3f} | | {mean_medr(untrained):.1f} | "
+        f"| {untrained['mean cos, non-pairs']:.2f} | | | |",
+    ]
+    for r in results:
+        d, t = r.test_default, r.test_tuned
+        lines.append(
+            f"| {r.loss} | {r.chosen.setting.label} | {r.default.val_score:.3f} → "
+            f"{r.chosen.val_score:.3f} | {mean_r1(d):.3f} | {mean_r1(t):.3f} | "
+            f"{mean_medr(d):.1f} | {mean_medr(t):.1f} | {d['mean cos, non-pairs']:.2f} | "
+            f"{t['mean cos, non-pairs']:.2f} | {r.tuning_steps} | {r.tuning_seconds:.1f} |"
+        )
+    return "\n".join(lines)
