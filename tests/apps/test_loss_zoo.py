@@ -105,7 +105,7 @@ def test_a_grid_value_equal_to_the_default_is_skipped_and_the_budget_still_fille
 
 
 def _trial(setting: Setting, score: float, tmp: Path = Path("/nonexistent")) -> Trial:
-    return Trial(setting, score, (0.0, 0.0), 10, 1.0, tmp, "built")
+    return Trial(setting, score, 10, 1.0, tmp, "built")
 
 
 def test_select_takes_the_best_val_score_the_earliest_on_a_tie_and_never_nan() -> None:

@@ -94,8 +94,9 @@ class Trial:
     """One setting trained on train and scored on val (never on test)."""
 
     setting: Setting
-    val_score: float  # the trainer's validation score: mean mAP of both directions
-    val_r1: tuple[float, float]  # R@1 video→music, music→video on val (for reading)
+    # The trainer's validation score of the saved model (model.pt is best.pt, the best
+    # validation): the mean mAP of both directions on the val split.
+    val_score: float
     steps: int
     train_seconds: float  # the training loop's own time, from the run's summary
     run_dir: Path
@@ -275,16 +276,14 @@ class LossZoo:
         )
         state = self.assets.timings.get(run_dir.name, ("reused", 0.0))[0]
         summary = json.loads((run_dir / "summary.json").read_text())
-        if summary.get("best_score") is None or not summary.get("best_val"):
+        if summary.get("best_score") is None:
             raise CrossmodalError(
                 f"the run of {setting.loss} ({setting.label}) has no validation score: the "
                 "loss zoo needs a corpus with a val split and a validation during training"
             )
-        val = summary["best_val"]  # the report of the validation that saved model.pt
         return Trial(
             setting=setting,
             val_score=float(summary["best_score"]),
-            val_r1=(val["video_to_music"]["R@1"], val["music_to_video"]["R@1"]),
             steps=int(summary["steps"]),
             train_seconds=float(summary["train_seconds"]),
             run_dir=run_dir,
