@@ -248,3 +248,15 @@ def test_the_markdown_table_has_a_row_per_loss_with_both_columns() -> None:
     assert cells[:3] == ["contrastive", labels[1], "0.100 → 0.600"]
     assert cells[3:9] == ["0.375", "0.375", "3.5", "3.5", "0.10", "0.60"]
     assert cells[9:] == ["40", "4.0"]
+
+
+def test_a_changed_default_names_a_new_run_so_a_cached_one_is_not_reused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    zoo = LossZoo(assets=None, base=None)  # type: ignore[arg-type]
+    before = zoo.run_prefix(Setting("contrastive"))
+    assert before.startswith("loss-zoo-contrastive-")
+    assert zoo.run_prefix(Setting("contrastive", (("neg_margin", 1.6),))) == before
+    moved = {**LOSSES.options("contrastive"), "neg_margin": 1.6}
+    monkeypatch.setattr(loss_zoo, "_options", lambda name: moved)
+    assert zoo.run_prefix(Setting("contrastive")) != before

@@ -21,6 +21,7 @@ The protocol, for each loss of :func:`crossmodal.losses.list_losses`:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -268,12 +269,17 @@ class LossZoo:
         term = LossTerm(setting.loss, params=dict(setting.params))
         return dataclasses.replace(self.base, losses=[term], **self.protocol)
 
+    def run_prefix(self, setting: Setting) -> str:
+        """``<prefix>-<loss>-<hash of the loss's constructor defaults>``: the cache key of
+        a run covers its config, where a default setting is just the loss's name, so the
+        defaults' hash keeps a run from being reused after a default changes."""
+        defaults = repr(sorted(_options(setting.loss).items()))
+        return f"{self.prefix}-{setting.loss}-{hashlib.sha256(defaults.encode()).hexdigest()[:8]}"
+
     def trial(self, setting: Setting) -> Trial:
         """Train ``setting`` on the train split (or reuse its cached run) and read the
         trainer's validation score of the saved model."""
-        run_dir = self.assets.trained_run(
-            self.config(setting), prefix=f"{self.prefix}-{setting.loss}"
-        )
+        run_dir = self.assets.trained_run(self.config(setting), prefix=self.run_prefix(setting))
         state = self.assets.timings.get(run_dir.name, ("reused", 0.0))[0]
         summary = json.loads((run_dir / "summary.json").read_text())
         if summary.get("best_score") is None:
