@@ -120,7 +120,7 @@ def render(
         "|---:|---|---:|---:|---:|---:|---:|",
     ]
     for batch in sorted({r["batch"] for r in rows}):
-        for objective in OBJECTIVES:
+        for objective in dict.fromkeys(r["objective"] for r in rows):
             runs = [r for r in rows if r["batch"] == batch and r["objective"] == objective]
             if not runs:
                 continue
@@ -161,7 +161,12 @@ def main() -> int:
     parser.add_argument("--batches", type=int, nargs="+", default=[16, 64, 256])
     parser.add_argument("--epochs", type=int, default=40, help="passes over the train split")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--objectives", nargs="+", choices=OBJECTIVES, default=list(OBJECTIVES[:2]))
+    parser.add_argument(
+        "--objectives",
+        nargs="+",
+        default=list(OBJECTIVES[:2]),
+        help="siglip_prior or any pairwise loss name (default: info_nce siglip)",
+    )
     parser.add_argument(
         "--rows-from",
         type=Path,

@@ -18,7 +18,8 @@ class ProxyLoss(nn.Module):
     per class, Xavier-normal initialised, or normal with std ``proxy_init_std`` where a
     subclass sets it (see :class:`~crossmodal.losses.LargeMarginSoftmaxLoss`). Subclasses write ``logits(embeddings, labels)`` →
     (N, num_classes); the loss is the softmax cross-entropy of those logits, averaged over
-    the N embeddings.
+    the N embeddings (:meth:`objective`, which a loss that is not a softmax overrides
+    instead, e.g. :class:`~crossmodal.losses.ProxyAnchorLoss`).
 
     Call: ``loss(embeddings, labels, ref_emb=None, ref_labels=None)`` — the signature of
     the pairwise losses, so the two families are interchangeable. The proxies are the
