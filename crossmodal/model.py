@@ -248,9 +248,11 @@ class CrossModalModel(nn.Module):
                 f"got {tuple(prototypes.shape)}"
             )
         self.config = dataclasses.replace(self.config, moods=list(names))
-        self.mood_prototypes = F.normalize(prototypes.detach().float(), dim=-1).to(
-            self.mood_prototypes.device
-        )
+        centres = F.normalize(prototypes.detach().float(), dim=-1)
+        if self.mood_prototypes.shape == centres.shape:
+            self.mood_prototypes.copy_(centres)  # in place: wrappers (DDP) keep the buffer
+        else:
+            self.mood_prototypes = centres.to(self.mood_prototypes.device)
 
     def predict_mood(self, emb: torch.Tensor) -> list[str] | None:
         """The nearest mood of each (B, D) embedding, or None when the model has no moods."""

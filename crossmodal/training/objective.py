@@ -107,7 +107,7 @@ def build_objective(
         if dropped:
             log.warning(
                 "some training clips have no label: training the instance level only "
-                "(mood terms %s left out)",
+                "(mood terms %s left out, no vibe part)",
                 ", ".join(dropped),
             )
     for term in requested:

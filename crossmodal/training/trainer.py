@@ -42,7 +42,7 @@ from crossmodal.fileio import atomic_write_text
 from crossmodal.losses import learned_logit_scale
 from crossmodal.training import builders
 from crossmodal.training.budget import Budget
-from crossmodal.training.config import TrainConfig, config_for_resume
+from crossmodal.training.config import TrainConfig, _default_losses, config_for_resume
 from crossmodal.training.metrics_log import MetricsLog, plot_curves
 from crossmodal.training.objective import build_objective, keys_of, mood_prototypes
 from crossmodal.training.progress import EpochProgress
@@ -134,8 +134,10 @@ class Trainer:
         )
         labelled = bool((self.train_set.label_indices >= 0).all())
         if not labelled and cfg.model.vibe_dim:
-            # Nothing would train the vibe part: build the model without one.
-            log.warning("some training clips have no label: the model gets no vibe part")
+            # Nothing would train the vibe part: build the model without one. (With the
+            # default objective, build_objective says so in its one line.)
+            if cfg.losses != _default_losses():
+                log.warning("some training clips have no label: the model gets no vibe part")
             cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, vibe_dim=0))
             self.cfg = cfg
             seed_torch(cfg.seed)
@@ -148,6 +150,7 @@ class Trainer:
             self.model.layout,
             labelled,
         ).to(self.device)
+        self._sync_moods()  # before a restore: the stored model has its mood centres
         self.batch_keys = (
             builders.sampler_keys(cfg, self.train_set)
             if cfg.data.sampler == "pk"
@@ -223,8 +226,18 @@ class Trainer:
         return features
 
     # -- checkpoints -----------------------------------------------------------------------
+    def _sync_moods(self) -> None:
+        """Keep a vibe model's mood centres equal to the vibe term's class proxies (when
+        that term is a proxy loss), so that every checkpoint's model predicts moods."""
+        if not self.model.layout.has_vibe:
+            return
+        prototypes = mood_prototypes(self.objective, len(self.train_set.labels))
+        if prototypes is not None:
+            self.model.set_moods(list(self.train_set.labels), prototypes)
+
     def _payload(self) -> dict[str, Any]:
         # A model checkpoint (CrossModalModel.load reads it) plus the training state.
+        self._sync_moods()
         return {
             **self.model.checkpoint(),
             "objective": self.objective.state_dict(),
@@ -697,25 +710,13 @@ class Trainer:
             dist.destroy_process_group()
             self._owns_group = False
 
-    def _attach_moods(self, model: Any, source: Path) -> None:
-        """Give a model with a vibe part its mood names and centres: the class proxies of
-        the vibe term in the checkpoint ``source`` (when that term is a proxy loss)."""
-        if not model.layout.has_vibe:
-            return
-        self.objective.load_state_dict(load_checkpoint(source, what="checkpoint")["objective"])
-        prototypes = mood_prototypes(self.objective, len(self.train_set.labels))
-        if prototypes is not None:
-            model.set_moods(list(self.train_set.labels), prototypes)
-
     def _finish(self, stop_reason: str | None) -> TrainResult:
         if self.is_main:
             best = self.run_dir / "best.pt"
             source = best if best.is_file() else self.run_dir / "last.pt"
             from crossmodal.inference import load_trained_model
 
-            model = load_trained_model(source)
-            self._attach_moods(model, source)
-            model.save(self.run_dir / "model.pt")
+            load_trained_model(source).save(self.run_dir / "model.pt")
             plot_curves(self.run_dir / "metrics.jsonl", self.run_dir / "curves.png")
             summary = {
                 "epochs_done": self.epoch,

@@ -96,7 +96,10 @@ def test_unlabelled_corpora_train_the_instance_level_with_one_log_line(
     assert list(objective.terms) == ["info_nce", "npair"]
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 1
-    assert "no label: training the instance level only (mood terms normface left out)" in lines[0]
+    assert (
+        "no label: training the instance level only (mood terms normface left out, no vibe part)"
+        in lines[0]
+    )
     # A mood term the user listed is an error, not silently dropped.
     cfg = TrainConfig(losses=[LossTerm("info_nce"), LossTerm("normface", key="label")])
     with pytest.raises(CrossmodalError, match="some training clips have no label"):
