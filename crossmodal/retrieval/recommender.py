@@ -45,7 +45,8 @@ MIN_QUERY_SECONDS = 0.5
 
 @dataclass
 class Match:
-    """One retrieved item: its rank (1-based), file, score (cosine) and best window."""
+    """One retrieved item: its rank (1-based), file, score (cosine; for a model with a
+    vibe part, the blended score ``(1−α)·sync + α·vibe``) and best window."""
 
     rank: int
     path: str
@@ -198,10 +199,13 @@ class Recommender:
         query = np.ascontiguousarray(
             self.layout.weight_query(torch.from_numpy(query), self.blend).numpy()
         )
+        # The store scores the normalised query: its norm turns cosines back into the
+        # blended score (1 at the default blend).
+        norm = float(np.linalg.norm(query))
         if tag is None:
-            return QueryResult(self._search(query, other, k), note, mood)
+            return QueryResult(self._search(query, other, k, norm=norm), note, mood)
         candidates = min(max(20 * k, 200), self.store.info().items.get("music", 0))
-        matches = self._search(query, "music", max(candidates, k), tag=tag)
+        matches = self._search(query, "music", max(candidates, k), tag=tag, norm=norm)
         ranked = sorted(matches, key=lambda m: -(m.score + tag_weight * (m.tags or {})[tag]))
         return QueryResult([replace(m, rank=i + 1) for i, m in enumerate(ranked[:k])], note, mood)
 
@@ -222,7 +226,12 @@ class Recommender:
         return self.query(audio, "music", k).matches
 
     def _search(
-        self, query: np.ndarray, modality: str, k: int, tag: str | None = None
+        self,
+        query: np.ndarray,
+        modality: str,
+        k: int,
+        tag: str | None = None,
+        norm: float = 1.0,
     ) -> list[Match]:
         if k < 1:
             raise CrossmodalError(f"k must be >= 1, got {k}")
@@ -237,7 +246,7 @@ class Recommender:
             Match(
                 rank=i + 1,
                 path=hit.item.path,
-                score=float(hit.score),
+                score=float(hit.score) * norm,
                 start=float(hit.start),
                 end=float(hit.end),
                 label=hit.item.label,
