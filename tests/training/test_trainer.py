@@ -391,7 +391,7 @@ def test_label_keyed_proxy_term_gets_one_proxy_per_label(
     terms = [r for r in read_metrics(tmp_path / "metrics.jsonl") if r["kind"] == "train"]
     assert all({"info_nce", "arcface_label"} <= set(r) for r in terms)
     # the InfoNCE term owns the learnable temperature; the log shows the scale it used
-    scale = trainer.objective.terms["info_nce"].loss.logit_scale.detach()
+    scale = trainer.objective.terms["info_nce"].loss.loss.logit_scale.detach()  # OnPart → Symmetric
     assert terms[-1]["logit_scale"] == pytest.approx(float(scale), rel=1e-6)
 
 
