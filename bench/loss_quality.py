@@ -64,6 +64,7 @@ def _pml_counterparts(num_classes: int) -> dict[str, Callable[[], nn.Module]]:
         "cosface": lambda: pml.CosFaceLoss(**proxy),
         "arcface": lambda: pml.ArcFaceLoss(**proxy),
         "proxy_anchor": lambda: pml.ProxyAnchorLoss(**proxy),
+        "supcon": pml.SupConLoss,
     }
 
 

@@ -62,9 +62,12 @@ PAIRWISE = [
     "multi_similarity",
     "circle",
     "lifted_structure",
+    "supcon",
 ]
-PROXY = ["arcface", "cosface", "sphereface", "large_margin_softmax", "normface"]
+PROXY = ["arcface", "cosface", "sphereface", "large_margin_softmax", "normface", "proxy_anchor"]
 OURS_ONLY = ["l2_softmax", "am_softmax", "proxy_circle"]
+# Pairwise losses PML lacks (it has Smooth-AP, but only unimodal: no ref_emb).
+OURS_ONLY_PAIRWISE = ["siglip", "hard_negative_nce", "smooth_ap"]
 
 # Hyper-parameters shared by ours and PML (PML's defaults where the two agree).
 OURS_KWARGS: dict[str, dict] = {
@@ -80,6 +83,7 @@ OURS_KWARGS: dict[str, dict] = {
     "sphereface": {"margin": 4},
     "large_margin_softmax": {"margin": 4},
     "normface": {"scale": 20.0},
+    "proxy_anchor": {"alpha": 32.0, "delta": 0.1},
 }
 PML_CLASSES = {
     "info_nce": ("NTXentLoss", {"temperature": 0.07}),
@@ -94,6 +98,8 @@ PML_CLASSES = {
     "sphereface": ("SphereFaceLoss", {"margin": 4, "scale": 1}),
     "large_margin_softmax": ("LargeMarginSoftmaxLoss", {"margin": 4, "scale": 1}),
     "normface": ("NormalizedSoftmaxLoss", {"temperature": 0.05}),
+    "supcon": ("SupConLoss", {"temperature": 0.1}),
+    "proxy_anchor": ("ProxyAnchorLoss", {"alpha": 32, "margin": 0.1}),
 }
 
 
@@ -390,7 +396,8 @@ def fmt_mem(record: dict | None) -> str:
 
 
 def table(results: dict, opts: Options) -> str:
-    names = [n for n in PAIRWISE + PROXY + OURS_ONLY if any(k[2] == n for k in results)]
+    everything = PAIRWISE + OURS_ONLY_PAIRWISE + PROXY + OURS_ONLY
+    names = [n for n in everything if any(k[2] == n for k in results)]
     base = opts.baseline is not None
     lines = [
         "| loss | B | floor | ours | ours / floor | "
@@ -514,7 +521,7 @@ def main() -> int:
     )
     if opts.clock == "cpu" and opts.threads != 1:
         parser.error("--clock cpu measures the calling thread: use it with --threads 1")
-    groups = [("ours", PAIRWISE + PROXY + OURS_ONLY)]
+    groups = [("ours", PAIRWISE + OURS_ONLY_PAIRWISE + PROXY + OURS_ONLY)]
     if not args.no_pml:
         groups.append(("pml", PAIRWISE + PROXY))
     started = time.monotonic()

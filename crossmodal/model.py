@@ -23,6 +23,7 @@ from torch.nn import functional as F
 
 from crossmodal.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from crossmodal.data.specs import AudioSpec, VideoSpec
+from crossmodal.embedding_layout import EmbeddingLayout
 from crossmodal.encoders import MODALITIES, Encoder, Modality, build_head, create_encoder
 from crossmodal.errors import CrossmodalError
 
@@ -58,6 +59,15 @@ class ModelConfig:
     ``"mlp"`` (Linear → LayerNorm → GELU → Dropout → Linear, hidden ``head_hidden_dim``,
     default max(F, D)) or ``"linear"``. ``freeze_*_backbone``: freeze that backbone after
     building. Configs and files that use the former ``audio_*`` names still load.
+
+    ``vibe_dim`` > 0 adds a second head per tower on the same backbone features, the
+    "vibe" part (trained on moods; ``embed_dim`` is then the "sync" part's width), and the
+    model emits ``[√(1−blend)·sync, √blend·vibe]`` (see
+    :mod:`crossmodal.embedding_layout`): ``blend`` is the default weight of the vibe score.
+    ``moods``: the mood names the model predicts (set after training from the vibe term's
+    class proxies, empty when it has none). ``vibe_dim`` defaults to 0 here (files written
+    before the vibe part load as they were); ``crossmodal train``'s default model has one
+    (:class:`crossmodal.training.config.TrainConfig`).
     """
 
     RENAMED_KEYS: ClassVar[dict[str, str]] = {
@@ -84,6 +94,25 @@ class ModelConfig:
     head_dropout: float = 0.0
     freeze_video_backbone: bool = False
     freeze_music_backbone: bool = False
+    vibe_dim: int = 0
+    blend: float = 0.5
+    moods: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        # Checked here so that a bad value fails with the field's name before any build.
+        from crossmodal.config import ConfigError
+
+        if self.vibe_dim < 0:
+            raise ConfigError(f"model.vibe_dim must be >= 0, got {self.vibe_dim}")
+        if self.vibe_dim and not 0.0 < self.blend < 1.0:
+            raise ConfigError(f"model.blend must be in (0, 1), got {self.blend}")
+        if self.moods and not self.vibe_dim:
+            raise ConfigError("model.moods needs a vibe part (model.vibe_dim > 0)")
+
+    @property
+    def layout(self) -> EmbeddingLayout:
+        """Where the sync and vibe parts lie in the emitted vector."""
+        return EmbeddingLayout(self.embed_dim, self.vibe_dim, self.blend if self.vibe_dim else 0.0)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -142,6 +171,13 @@ class CrossModalModel(nn.Module):
                 for m in MODALITIES
             }
         )
+        self.layout = config.layout
+        if config.vibe_dim:
+            self.vibe_heads = nn.ModuleDict(
+                {m: nn.Linear(encoders[m].output_dim, config.vibe_dim) for m in MODALITIES}
+            )
+            # Unit-norm mood centres in the vibe part (set by set_moods after training).
+            self.register_buffer("mood_prototypes", torch.zeros(len(config.moods), config.vibe_dim))
         self._frozen = dict.fromkeys(MODALITIES, False)
         self.freeze_backbones(m for m in MODALITIES if getattr(config, f"freeze_{m}_backbone"))
 
@@ -184,7 +220,8 @@ class CrossModalModel(nn.Module):
 
     @property
     def embed_dim(self) -> int:
-        return self.config.embed_dim
+        """Width of the emitted vector (sync part plus vibe part)."""
+        return self.layout.dim
 
     # towers ----------------------------------------------------------------------------
     def backbone(self, modality: Modality, x: torch.Tensor) -> torch.Tensor:
@@ -193,8 +230,37 @@ class CrossModalModel(nn.Module):
             return self.encoders[modality](x)
 
     def project(self, modality: Modality, features: torch.Tensor) -> torch.Tensor:
-        """(B, F) backbone features → (B, D) unit-norm embeddings (the one normalisation)."""
-        return F.normalize(self.heads[modality](features), dim=-1)
+        """(B, F) backbone features → (B, D) unit-norm embeddings (the one normalisation;
+        with a vibe part, each part is normalised and the two are weighted by the
+        default blend, see :mod:`crossmodal.embedding_layout`)."""
+        sync = F.normalize(self.heads[modality](features), dim=-1)
+        if not self.layout.has_vibe:
+            return sync
+        vibe = F.normalize(self.vibe_heads[modality](features), dim=-1)
+        return self.layout.combine(sync, vibe)
+
+    def set_moods(self, names: list[str], prototypes: torch.Tensor) -> None:
+        """Give the model mood names and their (len(names), vibe_dim) centres in the vibe
+        part, so that :meth:`predict_mood` works (stored with the model)."""
+        if not self.layout.has_vibe or prototypes.shape != (len(names), self.layout.vibe_dim):
+            raise ValueError(
+                f"need (moods, vibe_dim) = ({len(names)}, {self.layout.vibe_dim}) prototypes, "
+                f"got {tuple(prototypes.shape)}"
+            )
+        self.config = dataclasses.replace(self.config, moods=list(names))
+        centres = F.normalize(prototypes.detach().float(), dim=-1)
+        if self.mood_prototypes.shape == centres.shape:
+            self.mood_prototypes.copy_(centres)  # in place: wrappers (DDP) keep the buffer
+        else:
+            self.mood_prototypes = centres.to(self.mood_prototypes.device)
+
+    def predict_mood(self, emb: torch.Tensor) -> list[str] | None:
+        """The nearest mood of each (B, D) embedding, or None when the model has no moods."""
+        if not self.config.moods:
+            return None
+        _, vibe = self.layout.split(emb)
+        best = (vibe.float() @ self.mood_prototypes.T.to(vibe.device)).argmax(-1)
+        return [self.config.moods[i] for i in best.tolist()]
 
     def encode(self, modality: Modality, x: torch.Tensor) -> torch.Tensor:
         """A batch of ``modality``'s input → (B, D) embeddings, unit L2 norm."""

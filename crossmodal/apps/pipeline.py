@@ -245,7 +245,7 @@ class Pipeline:
 
     def train_config(self) -> TrainConfig:
         """The training configuration of the pipeline's model."""
-        from crossmodal.training.config import DataConfig, OptimConfig, TrainConfig
+        from crossmodal.training.config import DataConfig, LossTerm, OptimConfig, TrainConfig
 
         cfg = self.config
         optim = OptimConfig() if cfg.lr is None else OptimConfig(lr=cfg.lr)
@@ -254,6 +254,9 @@ class Pipeline:
             extra["max_minutes"] = cfg.train_minutes
         return TrainConfig(
             model=cfg.model_config(),
+            # The demo's one-part model keeps the instance-level objective it was
+            # measured with (the default adds a mood term for a model's vibe part).
+            losses=[LossTerm("info_nce"), LossTerm("npair")],
             data=DataConfig(
                 manifest=str(self.folder / "corpus" / "manifest.jsonl"),
                 cache_dir=str(self.features_dir),

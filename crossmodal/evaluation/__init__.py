@@ -8,6 +8,7 @@ from crossmodal.evaluation.metrics import (
     chance_recall,
     instance_metrics,
     kmeans_nmi,
+    new_video_mood_share,
     normalized_mutual_information,
 )
 from crossmodal.evaluation.ranking import QueryRanks, rank_queries
@@ -19,6 +20,7 @@ __all__ = [
     "chance_recall",
     "instance_metrics",
     "kmeans_nmi",
+    "new_video_mood_share",
     "normalized_mutual_information",
     "rank_queries",
 ]

@@ -16,6 +16,7 @@ from crossmodal.evaluation.metrics import (
     chance_recall,
     instance_metrics,
     kmeans_nmi,
+    new_video_mood_share,
 )
 
 INSTANCE_KEYS = ("R@1", "R@5", "R@10", "MedR", "MeanR", "mAP")
@@ -34,7 +35,9 @@ def evaluate_embeddings(
     ``{"video_to_music": {R@1, R@5, R@10, MedR, MeanR, mAP}, "music_to_video": {…},
     "gallery_size": N, "chance": {"R@1", "R@10"}}`` plus, when ``labels`` has at least two
     distinct non-negative values, ``"category": {"video_to_music": {P@1, MAP@R},
-    "music_to_video": {…}, "NMI": …, "chance_P@1": …}``.
+    "music_to_video": {…}, "NMI": …, "chance_P@1": …, "new_video_top10": …}``
+    (``new_video_top10``: :func:`~crossmodal.evaluation.metrics.new_video_mood_share`,
+    music for a video whose own track is not in the gallery).
     """
     if video_emb.shape != music_emb.shape:
         raise ValueError(
@@ -65,6 +68,9 @@ def evaluate_embeddings(
             ):
                 category[name] = category_metrics(queries, gallery, lab, lab, chunk_size)
             category["chance_P@1"] = round(chance_recall(lab, lab, 1), 6)
+            category["new_video_top10"] = new_video_mood_share(
+                video_emb[keep], music_emb[keep], tracks[keep], lab, 10, chunk_size
+            )
             if with_nmi:
                 category["NMI"] = kmeans_nmi(
                     torch.cat([video_emb[keep], music_emb[keep]]), torch.cat([lab, lab])
@@ -93,13 +99,16 @@ def format_report(
         cat = report["category"]
         lines.append(
             "category: P@1 v→m {:.3f}  m→v {:.3f}   MAP@R v→m {:.3f}  m→v {:.3f}   "
-            "chance P@1 {:.3f}{}".format(
+            "chance P@1 {:.3f}{}{}".format(
                 cat["video_to_music"]["P@1"],
                 cat["music_to_video"]["P@1"],
                 cat["video_to_music"]["MAP@R"],
                 cat["music_to_video"]["MAP@R"],
                 cat["chance_P@1"],
                 f"   NMI {cat['NMI']:.3f}" if "NMI" in cat else "",
+                f"\nnew video (own track left out): top-10 same mood {cat['new_video_top10']:.3f}"
+                if "new_video_top10" in cat
+                else "",
             )
         )
     return "\n".join(lines)

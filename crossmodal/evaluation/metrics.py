@@ -76,6 +76,34 @@ def category_metrics(
     }
 
 
+def new_video_mood_share(
+    video_emb: torch.Tensor,
+    music_emb: torch.Tensor,
+    tracks: torch.Tensor,
+    labels: torch.Tensor,
+    k: int = 10,
+    chunk_size: int = 256,
+) -> float:
+    """ "Music for a new video": each video queries the music gallery with its own track
+    (every gallery item of that track) removed; the mean share of its top-``k`` tracks
+    whose label is the video's. Chance is about the share of the video's label."""
+    if video_emb.shape[0] != tracks.shape[0] or music_emb.shape[0] != tracks.shape[0]:
+        raise ValueError("video, music, tracks and labels must have one row per clip")
+    shares = []
+    for start in range(0, video_emb.shape[0], chunk_size):
+        stop = start + chunk_size
+        sims = video_emb[start:stop].float() @ music_emb.float().T
+        own = tracks[start:stop, None] == tracks[None, :]
+        sims = sims.masked_fill(own, float("-inf"))
+        top = sims.topk(min(k, sims.shape[1]), dim=1).indices
+        kept = (~own).sum(1).clamp(max=k)
+        same = labels[top] == labels[start:stop, None]
+        # A gallery with fewer than k other tracks: only the real ones count.
+        valid = torch.arange(top.shape[1])[None, :] < kept[:, None]
+        shares.append((same & valid).sum(1).double() / kept.clamp(min=1).double())
+    return float(torch.cat(shares).mean())
+
+
 def normalized_mutual_information(labels: np.ndarray, clusters: np.ndarray) -> float:
     """NMI = 2·I(Y; C) / (H(Y) + H(C)) (arithmetic normalisation), in nats.
 

@@ -18,7 +18,8 @@ class ProxyLoss(nn.Module):
     per class, Xavier-normal initialised, or normal with std ``proxy_init_std`` where a
     subclass sets it (see :class:`~crossmodal.losses.LargeMarginSoftmaxLoss`). Subclasses write ``logits(embeddings, labels)`` →
     (N, num_classes); the loss is the softmax cross-entropy of those logits, averaged over
-    the N embeddings.
+    the N embeddings (:meth:`objective`, which a loss that is not a softmax overrides
+    instead, e.g. :class:`~crossmodal.losses.ProxyAnchorLoss`).
 
     Call: ``loss(embeddings, labels, ref_emb=None, ref_labels=None)`` — the signature of
     the pairwise losses, so the two families are interchangeable. The proxies are the
@@ -76,7 +77,11 @@ class ProxyLoss(nn.Module):
                 f"label {bad} is outside [0, {self.num_classes}) for {type(self).__name__} "
                 f"with num_classes={self.num_classes}"
             )
-        labels = labels.long()
+        return self.objective(embeddings, labels.long())
+
+    def objective(self, embeddings: Tensor, labels: Tensor) -> Tensor:
+        """The loss of checked inputs: the cross-entropy of :meth:`logits` (a proxy loss
+        that is not a softmax, such as Proxy-Anchor, overrides this instead)."""
         return F.cross_entropy(self.logits(embeddings, labels), labels)
 
     def proxies(self, dtype: torch.dtype) -> Tensor:

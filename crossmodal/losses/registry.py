@@ -20,6 +20,7 @@ from crossmodal.losses.binomial_deviance import BinomialDevianceLoss
 from crossmodal.losses.circle import CircleLoss
 from crossmodal.losses.contrastive import ContrastiveLoss
 from crossmodal.losses.cosface import CosFaceLoss
+from crossmodal.losses.hard_negative_nce import HardNegativeNCELoss
 from crossmodal.losses.info_nce import InfoNCELoss
 from crossmodal.losses.l2_softmax import L2SoftmaxLoss
 from crossmodal.losses.large_margin_softmax import LargeMarginSoftmaxLoss
@@ -27,8 +28,12 @@ from crossmodal.losses.lifted_structure import LiftedStructureLoss
 from crossmodal.losses.multi_similarity import MultiSimilarityLoss
 from crossmodal.losses.normface import NormFaceLoss
 from crossmodal.losses.npair import NPairLoss
+from crossmodal.losses.proxy_anchor import ProxyAnchorLoss
 from crossmodal.losses.proxy_circle import ProxyCircleLoss
+from crossmodal.losses.siglip import SigLIPLoss
+from crossmodal.losses.smooth_ap import SmoothAPLoss
 from crossmodal.losses.sphereface import SphereFaceLoss
+from crossmodal.losses.supcon import SupConLoss
 from crossmodal.losses.symmetric import SymmetricLoss
 from crossmodal.losses.triplet_margin import TripletMarginLoss
 from crossmodal.registry import BadArgumentsError, Registry
@@ -47,6 +52,10 @@ for _name, _factory in {
     "circle": CircleLoss,
     "info_nce": InfoNCELoss,
     "binomial_deviance": BinomialDevianceLoss,
+    "siglip": SigLIPLoss,
+    "supcon": SupConLoss,
+    "hard_negative_nce": HardNegativeNCELoss,
+    "smooth_ap": SmoothAPLoss,
 }.items():
     LOSSES.register(_name, _factory, kind="pairwise")
 for _name, _factory in {
@@ -58,6 +67,7 @@ for _name, _factory in {
     "cosface": CosFaceLoss,
     "arcface": ArcFaceLoss,
     "proxy_circle": ProxyCircleLoss,
+    "proxy_anchor": ProxyAnchorLoss,
 }.items():
     LOSSES.register(_name, _factory, kind="proxy")
 

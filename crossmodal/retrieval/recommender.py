@@ -7,14 +7,21 @@ Example::
         print(match.rank, match.path, match.score, match.start, match.end)
     rec.find_videos("song.wav", k=5)
     rec.recommend_music("holiday.mp4", k=5, tag="happy")  # boost happy tracks
+    Recommender.load("library_index", blend=1.0)  # rank by mood ("vibe") only
 
 An index built with a tagger (``crossmodal index``'s default) knows each track's tags:
 every music match carries its top tags, and ``tag=`` re-ranks the candidates by
 ``cosine + tag_weight × p(tag)``.
+
+A model with a vibe part (``model.vibe_dim`` > 0) scores ``(1−α)·sync + α·vibe``: ``blend``
+(α) moves from the exact pair (0) to the same mood (1); unset, the model's default (stored
+in the index, inside its model file). The stored vectors serve every α (see
+:mod:`crossmodal.embedding_layout`): only the query is weighted.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -30,13 +37,16 @@ from crossmodal.retrieval.indexer import EmbeddedFile, Indexer, model_path_in_st
 from crossmodal.retrieval.milvus_store import open_store
 from crossmodal.retrieval.store import IndexStore
 
+log = logging.getLogger(__name__)
+
 # The shortest query file answered: shorter than one window, it is padded to one.
 MIN_QUERY_SECONDS = 0.5
 
 
 @dataclass
 class Match:
-    """One retrieved item: its rank (1-based), file, score (cosine) and best window."""
+    """One retrieved item: its rank (1-based), file, score (cosine; for a model with a
+    vibe part, the blended score ``(1−α)·sync + α·vibe``) and best window."""
 
     rank: int
     path: str
@@ -55,10 +65,12 @@ class Match:
 @dataclass
 class QueryResult:
     """The matches of one query file; ``padding``: what was done to a file shorter than
-    one window (None when it was long enough)."""
+    one window (None when it was long enough); ``mood``: the query's predicted mood
+    (None when the model predicts none)."""
 
     matches: list[Match]
     padding: str | None = None
+    mood: str | None = None
 
 
 class Recommender:
@@ -67,20 +79,49 @@ class Recommender:
     A query file is cut into the model's windows; their embeddings are averaged into
     one query vector (the whole file's content), and the index returns the best items,
     each with its best-matching window.
+
+    ``blend`` (α in [0, 1]): score ``(1−α)·sync + α·vibe`` for a model with a vibe part;
+    None: the model's default. A model without one ignores it (one log line).
     """
 
     def __init__(
-        self, store: IndexStore, model: torch.nn.Module, device: torch.device | str = "cpu"
+        self,
+        store: IndexStore,
+        model: torch.nn.Module,
+        device: torch.device | str = "cpu",
+        *,
+        blend: float | None = None,
     ) -> None:
+        if blend is not None and not 0.0 <= blend <= 1.0:
+            raise CrossmodalError(f"blend must be between 0 and 1, got {blend}")
         self.store = store
         self.model = model.eval().to(device)
         self.embedder = Indexer(model, store.root, device=device)
+        self.layout = model.layout
+        if blend is not None and not self.layout.has_vibe:
+            log.warning(
+                "note: this index's model has no vibe (mood) part: blend %g ignored, "
+                "ranking by sync",
+                blend,
+            )
+            blend = None
+        self.blend = blend
+
+    @property
+    def default_blend(self) -> float | None:
+        """The model's stored default α (None without a vibe part)."""
+        return self.layout.blend if self.layout.has_vibe else None
 
     @classmethod
     def load(
-        cls, index_dir: str | os.PathLike[str], device: torch.device | str = "cpu"
+        cls,
+        index_dir: str | os.PathLike[str],
+        device: torch.device | str = "cpu",
+        *,
+        blend: float | None = None,
     ) -> Recommender:
-        """Open ``index_dir`` and the copy of the model kept inside it.
+        """Open ``index_dir`` and the copy of the model kept inside it (``blend``: see
+        the class).
 
         Searches go to Milvus when the index was published there
         (``crossmodal index --store milvus:URI``), else to the local faiss files.
@@ -100,7 +141,7 @@ class Recommender:
         if fingerprint not in (model.fingerprint(), model.legacy_fingerprint):
             raise CrossmodalError(f"the model file in {index_dir} does not match its index")
         store.close()
-        return cls(open_store(index_dir, fingerprint=fingerprint), model, device)
+        return cls(open_store(index_dir, fingerprint=fingerprint), model, device, blend=blend)
 
     def _embed(self, path: str | os.PathLike[str], modality: str) -> EmbeddedFile:
         from crossmodal.data.errors import MediaError, MissingMediaError
@@ -153,12 +194,20 @@ class Recommender:
                 f"{self.embedder.window:g} s window: padded with {fill}"
             )
         query = self._mean(embedded.vectors)
+        moods = self.model.predict_mood(torch.from_numpy(query)[None, :])
+        mood = moods[0] if moods else None
+        query = np.ascontiguousarray(
+            self.layout.weight_query(torch.from_numpy(query), self.blend).numpy()
+        )
+        # The store scores the normalised query: its norm turns cosines back into the
+        # blended score (1 at the default blend).
+        norm = float(np.linalg.norm(query))
         if tag is None:
-            return QueryResult(self._search(query, other, k), note)
+            return QueryResult(self._search(query, other, k, norm=norm), note, mood)
         candidates = min(max(20 * k, 200), self.store.info().items.get("music", 0))
-        matches = self._search(query, "music", max(candidates, k), tag=tag)
+        matches = self._search(query, "music", max(candidates, k), tag=tag, norm=norm)
         ranked = sorted(matches, key=lambda m: -(m.score + tag_weight * (m.tags or {})[tag]))
-        return QueryResult([replace(m, rank=i + 1) for i, m in enumerate(ranked[:k])], note)
+        return QueryResult([replace(m, rank=i + 1) for i, m in enumerate(ranked[:k])], note, mood)
 
     def recommend_music(
         self,
@@ -177,7 +226,12 @@ class Recommender:
         return self.query(audio, "music", k).matches
 
     def _search(
-        self, query: np.ndarray, modality: str, k: int, tag: str | None = None
+        self,
+        query: np.ndarray,
+        modality: str,
+        k: int,
+        tag: str | None = None,
+        norm: float = 1.0,
     ) -> list[Match]:
         if k < 1:
             raise CrossmodalError(f"k must be >= 1, got {k}")
@@ -192,7 +246,7 @@ class Recommender:
             Match(
                 rank=i + 1,
                 path=hit.item.path,
-                score=float(hit.score),
+                score=float(hit.score) * norm,
                 start=float(hit.start),
                 end=float(hit.end),
                 label=hit.item.label,

@@ -45,7 +45,20 @@ class LossTerm:
 
 
 def _default_losses() -> list[LossTerm]:
-    return [LossTerm("info_nce", 1.0), LossTerm("npair", 1.0)]
+    # Sync (instance) terms, then the mood term that trains the model's vibe part; the
+    # mood term is left out, with a log line, when the training clips have no labels.
+    return [
+        LossTerm("info_nce", 1.0),
+        LossTerm("npair", 1.0),
+        LossTerm("normface", 1.0, key="label"),
+    ]
+
+
+def _default_model() -> ModelConfig:
+    # Two parts: the sync embedding and a vibe part trained on moods (labels). The
+    # default blend is the largest that kept instance R@1 >= 0.95 both ways on the
+    # tuning corpus (docs/training.md, "Two levels: sync and vibe").
+    return ModelConfig(vibe_dim=32, blend=0.15)
 
 
 @dataclass
@@ -177,7 +190,7 @@ class TrainConfig:
     ``threads``: torch CPU threads (default: torch's choice).
     """
 
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: ModelConfig = field(default_factory=_default_model)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     losses: list[LossTerm] = field(default_factory=_default_losses)

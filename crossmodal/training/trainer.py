@@ -19,6 +19,7 @@ and the micro-batches of an unfinished accumulation are redone.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import math
@@ -41,9 +42,9 @@ from crossmodal.fileio import atomic_write_text
 from crossmodal.losses import learned_logit_scale
 from crossmodal.training import builders
 from crossmodal.training.budget import Budget
-from crossmodal.training.config import TrainConfig, config_for_resume
+from crossmodal.training.config import TrainConfig, _default_losses, config_for_resume
 from crossmodal.training.metrics_log import MetricsLog, plot_curves
-from crossmodal.training.objective import build_objective, keys_of
+from crossmodal.training.objective import build_objective, keys_of, mood_prototypes
 from crossmodal.training.progress import EpochProgress
 from crossmodal.training.runtime import resolve_device, setup_distributed
 from crossmodal.training.seeding import SeededItems, derive_seed, seed_torch
@@ -132,12 +133,24 @@ class Trainer:
             cfg, self.model.video_spec, self.model.audio_spec, self.run_dir, write=self.is_main
         )
         labelled = bool((self.train_set.label_indices >= 0).all())
+        if not labelled and cfg.model.vibe_dim:
+            # Nothing would train the vibe part: build the model without one. (With the
+            # default objective, build_objective says so in its one line.)
+            if cfg.losses != _default_losses():
+                log.warning("some training clips have no label: the model gets no vibe part")
+            cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, vibe_dim=0))
+            self.cfg = cfg
+            seed_torch(cfg.seed)
+            self.model = CrossModalModel.from_config(cfg.model).to(self.device)
+            if cfg.frozen_backbones:
+                self.model.freeze_backbones()
         self.objective = build_objective(
             cfg,
             {"track": len(self.train_set.track_ids), "label": len(self.train_set.labels)},
-            self.model.embed_dim,
+            self.model.layout,
             labelled,
         ).to(self.device)
+        self._sync_moods()  # before a restore: the stored model has its mood centres
         self.batch_keys = (
             builders.sampler_keys(cfg, self.train_set)
             if cfg.data.sampler == "pk"
@@ -213,8 +226,18 @@ class Trainer:
         return features
 
     # -- checkpoints -----------------------------------------------------------------------
+    def _sync_moods(self) -> None:
+        """Keep a vibe model's mood centres equal to the vibe term's class proxies (when
+        that term is a proxy loss), so that every checkpoint's model predicts moods."""
+        if not self.model.layout.has_vibe:
+            return
+        prototypes = mood_prototypes(self.objective, len(self.train_set.labels))
+        if prototypes is not None:
+            self.model.set_moods(list(self.train_set.labels), prototypes)
+
     def _payload(self) -> dict[str, Any]:
         # A model checkpoint (CrossModalModel.load reads it) plus the training state.
+        self._sync_moods()
         return {
             **self.model.checkpoint(),
             "objective": self.objective.state_dict(),
@@ -619,7 +642,8 @@ class Trainer:
     @torch.no_grad()
     def _validation_score(self, metrics: MetricsLog | None) -> float:
         """Embed the val split with the model and score it (mean mAP of both
-        directions); a better score saves best.pt."""
+        directions; when the objective has mood terms, the mean of that and the mood
+        MAP@R of both directions); a better score saves best.pt."""
         from crossmodal.evaluation.crossmodal_eval import evaluate_embeddings
         from crossmodal.inference import embed_dataset
 
@@ -634,6 +658,11 @@ class Trainer:
             embedded.video, embedded.music, embedded.tracks, embedded.labels, with_nmi=False
         )
         score = 0.5 * (report["video_to_music"]["mAP"] + report["music_to_video"]["mAP"])
+        category = report.get("category")
+        if category is not None and "label" in (self.objective.keys or {}).values():
+            # A mood-trained model is kept for both levels: instance mAP and mood MAP@R.
+            mood = 0.5 * (category["video_to_music"]["MAP@R"] + category["music_to_video"]["MAP@R"])
+            score = 0.5 * (score + mood)
         flat = {
             f"{prefix}_{k}": v
             for prefix, name in (("v2m", "video_to_music"), ("m2v", "music_to_video"))

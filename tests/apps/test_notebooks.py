@@ -25,22 +25,11 @@ EXPECTED = ["01_data_tour", "02_embedding_space", "03_loss_zoo", "04_recommend"]
 # Each notebook is meant to run within 2 minutes here; the hard limit leaves room for a
 # busy machine and for building the shared assets in whichever notebook runs first.
 NOTEBOOK_TIMEOUT_S = 300
-LOSSES = [
-    "contrastive",
-    "triplet_margin",
-    "lifted_structure",
-    "npair",
-    "multi_similarity",
-    "circle",
-    "info_nce",
-    "arcface",
-    "cosface",
-    "am_softmax",
-    "normface",
-    "large_margin_softmax",
-    "sphereface",
-    "l2_softmax",
-]
+# Notebook 03 under test: the documented protocol (4 settings per loss, 30 epochs per run:
+# about 5 minutes for 64 runs here) cut to 2 settings of 6 epochs, to fit the notebook
+# budget as the registry grows.
+LOSS_ZOO_TEST_EPOCHS = 6
+LOSS_ZOO_TEST_BUDGET = 2
 PROBE = "import json, sys\nprint('KERNEL ' + json.dumps([sys.executable, sys.prefix]))"
 
 
@@ -63,9 +52,11 @@ def notebook_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return Path(explicit) if explicit else tmp_path_factory.mktemp("notebook-cache")
 
 
-def execute(name: str, cache: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, float]:
+def execute(
+    name: str, cache: Path, monkeypatch: pytest.MonkeyPatch, env: dict[str, str] | None = None
+) -> tuple[Any, float]:
     """Run the notebook in a fresh kernel (with a first cell that reports the kernel's
-    interpreter); the executed notebook and its wall time."""
+    interpreter, and ``env`` in its environment); the executed notebook and its wall time."""
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     pytest.importorskip("ipykernel")
@@ -76,6 +67,10 @@ def execute(name: str, cache: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[An
     monkeypatch.setenv("CROSSMODAL_NOTEBOOK_CACHE", str(cache))
     monkeypatch.delenv("MPLBACKEND", raising=False)
     monkeypatch.delenv("CROSSMODAL_LOSS_ZOO_FULL", raising=False)
+    monkeypatch.delenv("CROSSMODAL_LOSS_ZOO_EPOCHS", raising=False)
+    monkeypatch.delenv("CROSSMODAL_LOSS_ZOO_BUDGET", raising=False)
+    for key, value in (env or {}).items():
+        monkeypatch.setenv(key, value)
     client = nbclient.NotebookClient(
         nb,
         timeout=NOTEBOOK_TIMEOUT_S,
@@ -192,28 +187,44 @@ def test_02_embedding_space(notebook_cache: Path, monkeypatch: pytest.MonkeyPatc
 @pytest.mark.notebook
 @pytest.mark.timeout(NOTEBOOK_TIMEOUT_S + 60)
 def test_03_loss_zoo(notebook_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    nb, seconds = execute("03_loss_zoo", notebook_cache, monkeypatch)
+    from crossmodal.losses import list_losses
+
+    env = {
+        "CROSSMODAL_LOSS_ZOO_EPOCHS": str(LOSS_ZOO_TEST_EPOCHS),
+        "CROSSMODAL_LOSS_ZOO_BUDGET": str(LOSS_ZOO_TEST_BUDGET),
+    }
+    nb, seconds = execute("03_loss_zoo", notebook_cache, monkeypatch, env)
     summary = check_common("03_loss_zoo", nb, seconds)
     assert summary["full_run"] is False
     assert summary["protocol"]["frozen_backbones"] is True
+    assert summary["protocol"]["epochs"] == LOSS_ZOO_TEST_EPOCHS
+    assert summary["splits"] == {"train": 200, "val": 20, "test": 80}
     losses = summary["losses"]
-    assert list(losses) == LOSSES
+    assert list(losses) == list_losses(), "every registered loss, in registry order"
+    budget = summary["budget"]
+    assert budget == LOSS_ZOO_TEST_BUDGET
+    steps = {s for row in losses.values() for s in row["steps"]}
+    assert steps == {LOSS_ZOO_TEST_EPOCHS * (200 // 32)}, "the same steps for every run"
     for name, row in losses.items():
-        numbers = {k: v for k, v in row.items() if k not in ("paradigm", "run")}
-        assert all(math.isfinite(v) for v in numbers.values()), name
-        assert 0 <= row["v→m R@1"] <= 1, name
-        assert 1 <= row["v→m MedR"] <= 80, name
-    steps = {row["steps"] for row in losses.values()}
-    assert len(steps) == 1, "every loss gets the same budget"
-    assert steps.pop() > 0
-    assert set(summary["curve_lengths"].values()) == {losses["info_nce"]["steps"]}
+        assert len(row["settings"]) == len(row["val"]) == budget, name
+        assert row["settings"][0] == "defaults", name
+        # the choice is the best val score, the earliest on a tie
+        assert row["chosen"] == row["settings"][row["val"].index(max(row["val"]))], name
+        for test in (row["test_default"], row["test_tuned"]):
+            assert all(math.isfinite(v) for v in test.values()), name
+            assert 0 <= test["v→m R@1"] <= 1, name
+            assert 1 <= test["m→v MedR"] <= 80, name
+        if row["chosen"] == "defaults":
+            assert row["test_tuned"] == row["test_default"], name
     chance = summary["chance"]
-    best = max(row["v→m R@1"] + row["m→v R@1"] for row in losses.values())
-    assert best / 2 >= 10 * chance["R@1"]
+    best = max(
+        (row["test_tuned"]["v→m R@1"] + row["test_tuned"]["m→v R@1"]) / 2 for row in losses.values()
+    )
+    assert best >= 4 * chance["R@1"]
     assert summary["untrained"]["v→m MedR"] > 20
     assert count_images(nb) >= 2  # the bar chart and the loss curves
     html = html_of(nb)
-    assert all(f"<td>{name}</td>" in html for name in LOSSES)
+    assert all(f"<td>{name}</td>" in html for name in losses)
 
 
 @pytest.mark.slow

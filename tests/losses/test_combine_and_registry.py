@@ -44,6 +44,11 @@ ISSUE_NAMES = {
     "cosface": "CosFaceLoss",
     "arcface": "ArcFaceLoss",
     "proxy_circle": "ProxyCircleLoss",
+    "siglip": "SigLIPLoss",
+    "proxy_anchor": "ProxyAnchorLoss",
+    "supcon": "SupConLoss",
+    "hard_negative_nce": "HardNegativeNCELoss",
+    "smooth_ap": "SmoothAPLoss",
 }
 
 

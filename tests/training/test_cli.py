@@ -245,7 +245,8 @@ def test_embed_npz_round_trip(
     out = tmp_path / "emb.npz"
     argv = ["-q", "embed", "--checkpoint", str(run_dir), "--data", str(corpus), "--out", str(out)]
     assert main([*argv, "--cache-dir", str(cache_dir)]) == 0
-    assert "wrote 32 clips × 2 modalities × 16 dims" in capsys.readouterr().out
+    # 16 sync + 32 vibe dims: the default model's two parts, stored side by side
+    assert "wrote 32 clips × 2 modalities × 48 dims" in capsys.readouterr().out
     with np.load(out, allow_pickle=False) as npz:
         data = {name: npz[name] for name in npz.files}
     assert set(data) == {"id", "track_id", "label", "video", "music"}
@@ -255,7 +256,7 @@ def test_embed_npz_round_trip(
     assert data["label"].tolist() == [r.label for r in records]
     for name in ("video", "music"):
         assert data[name].dtype == np.float32
-        assert data[name].shape == (32, 16)
+        assert data[name].shape == (32, 48)
         np.testing.assert_allclose(np.linalg.norm(data[name], axis=1), 1.0, atol=1e-6)
     model = CrossModalModel.load(run_dir / "model.pt")
     dataset = PairedClipDataset(records, model.video_spec, model.audio_spec)

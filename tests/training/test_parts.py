@@ -49,6 +49,7 @@ def test_default_objective_and_yaml_round_trip(tmp_path: Path) -> None:
     assert [(t.name, t.weight, t.key, t.symmetric) for t in cfg.losses] == [
         ("info_nce", 1.0, "track", True),
         ("npair", 1.0, "track", True),
+        ("normface", 1.0, "label", True),
     ]
     assert from_dict(TrainConfig, json.loads(json.dumps(to_dict(cfg)))) == cfg
 
@@ -140,15 +141,15 @@ def _old_default_objective(video, music, tracks):
 
 @pytest.mark.parametrize(
     "losses",
-    [None, [LossTerm("default")], [LossTerm("info_nce"), LossTerm("npair")]],
-    ids=["config default", "default preset", "listed"],
+    [[LossTerm("default")], [LossTerm("info_nce"), LossTerm("npair")]],
+    ids=["default preset", "listed"],
 )
 def test_default_objective_computes_what_it_did(losses) -> None:
     gen = torch.Generator().manual_seed(3)
     video = F.normalize(torch.randn(12, 8, generator=gen, dtype=torch.float64), dim=1)
     music = F.normalize(torch.randn(12, 8, generator=gen, dtype=torch.float64), dim=1)
     tracks = torch.arange(12) // 2
-    cfg = TrainConfig() if losses is None else TrainConfig(losses=losses)
+    cfg = TrainConfig(losses=losses)
     objective = build_objective(cfg, {"track": 6, "label": 3}, 8, labelled=True).double()
     # Each term once, never SymmetricLoss(WeightedSum(Symmetric, Symmetric)).
     assert list(objective.terms) == ["info_nce", "npair"]

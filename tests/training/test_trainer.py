@@ -85,7 +85,8 @@ def test_run_writes_every_file_and_learns(
         r["score"] for r in read_metrics(tmp_path / "metrics.jsonl") if r["kind"] == "val"
     )
     # the temperature is the objective's alone (one owner), saved with the objective
-    assert "terms.info_nce.loss.log_scale" in best["objective"]
+    # (the default sync term sits on the sync part: OnPart → SymmetricLoss → InfoNCE)
+    assert "terms.info_nce.loss.loss.log_scale" in best["objective"]
     assert not any("logit" in name for name in model.state_dict())
 
     # an overfit case: the loss of the last two epochs is well below that of the first two
@@ -115,6 +116,8 @@ def _as_format_1(payload: dict) -> dict:
     legacy_config |= {"logit_scale_init": 1 / 0.07, "logit_scale_max": 100.0}
     prefixes = {"encoders.video.": "video_encoder.", "encoders.music.": "audio_encoder."}
     prefixes |= {"heads.video.": "video_head.", "heads.music.": "audio_head."}
+    # What format 1 never had (the vibe part) passes through under today's names.
+    prefixes |= {"vibe_heads.": "vibe_heads.", "mood_prototypes": "mood_prototypes"}
     state = {"log_logit_scale": torch.tensor(2.5)}
     for key, value in payload.pop("state_dict").items():
         new = next(p for p in prefixes if key.startswith(p))
@@ -294,7 +297,9 @@ def test_frozen_backbones_train_heads_only_and_cache_features(
     )
     trained = {id(p) for p in trainer.params}
     head_params = {
-        id(p) for m in (model.heads["video"], model.heads["music"]) for p in m.parameters()
+        id(p)
+        for m in (model.heads["video"], model.heads["music"], *model.vibe_heads.values())
+        for p in m.parameters()
     }
     objective_params = {id(p) for p in trainer.objective.parameters()}
     assert trained == head_params | objective_params
@@ -378,14 +383,15 @@ def test_label_keyed_proxy_term_gets_one_proxy_per_label(
     )
     trainer = Trainer(cfg, tmp_path)
     assert trainer.objective.keys == {"info_nce": "track", "arcface_label": "label"}
-    assert trainer.objective.terms["arcface_label"].loss.num_classes == 6  # the six moods
+    # the six moods (the term sits on the vibe part: OnPart → SymmetricLoss → ArcFace)
+    assert trainer.objective.terms["arcface_label"].loss.loss.num_classes == 6
     trainer.fit(stop_after_epoch=1)
     record = train_losses(tmp_path)
     assert record
     terms = [r for r in read_metrics(tmp_path / "metrics.jsonl") if r["kind"] == "train"]
     assert all({"info_nce", "arcface_label"} <= set(r) for r in terms)
     # the InfoNCE term owns the learnable temperature; the log shows the scale it used
-    scale = trainer.objective.terms["info_nce"].loss.logit_scale.detach()
+    scale = trainer.objective.terms["info_nce"].loss.loss.logit_scale.detach()  # OnPart → Symmetric
     assert terms[-1]["logit_scale"] == pytest.approx(float(scale), rel=1e-6)
 
 

@@ -6,7 +6,7 @@ import argparse
 import json
 import logging
 
-from crossmodal.apps.cli._args import MAX_K, int_range
+from crossmodal.apps.cli._args import MAX_K, float_range, int_range
 
 log = logging.getLogger(__name__)
 
@@ -16,6 +16,17 @@ def add_query_arguments(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--index", required=True, help="index folder written by `crossmodal index`")
     parser.add_argument(
         "-k", type=int_range(1, MAX_K), default=10, help="results per query (default 10)"
+    )
+    parser.add_argument(
+        "--blend",
+        type=float_range(0, 1),
+        default=None,
+        metavar="ALPHA",
+        help=(
+            "rank by (1-ALPHA)·sync + ALPHA·vibe: 0 the exact pair (sync), 1 the same mood "
+            "(vibe); default: the model's, stored in the index. Ignored, with a note, by "
+            "models without a vibe part"
+        ),
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--device", default="auto")
@@ -31,7 +42,7 @@ def run_queries(args: argparse.Namespace, direction: str) -> int:
     from crossmodal.retrieval.recommender import Recommender
     from crossmodal.training.trainer import resolve_device
 
-    recommender = Recommender.load(args.index, device=resolve_device(args.device))
+    recommender = Recommender.load(args.index, device=resolve_device(args.device), blend=args.blend)
     modality = "video" if direction == "music" else "music"  # what the query files give
     library = recommender.store.info().items.get(direction, 0)
     if library == 0:
@@ -47,6 +58,7 @@ def run_queries(args: argparse.Namespace, direction: str) -> int:
         options = {"tag": args.tag, "tag_weight": args.tag_weight}
     results: dict[str, object] = {}
     notes: dict[str, str] = {}  # queries shorter than a window: how they were padded
+    moods: dict[str, str] = {}  # each query's predicted mood, when the model predicts one
     failures = 0
     for query in args.queries:
         try:
@@ -58,10 +70,12 @@ def run_queries(args: argparse.Namespace, direction: str) -> int:
             continue
         matches = answer.matches
         results[printable(query)] = [m.to_dict() for m in matches]
+        if answer.mood is not None:
+            moods[printable(query)] = answer.mood
         if answer.padding:
             notes[printable(query)] = answer.padding
         if not args.json:
-            print(printable(query))
+            print(printable(query) + (f"  (mood: {answer.mood})" if answer.mood else ""))
             if answer.padding:
                 print(f"  note: {answer.padding}")
             for m in matches:
@@ -73,5 +87,6 @@ def run_queries(args: argparse.Namespace, direction: str) -> int:
                 )
     recommender.close()
     if args.json:
-        print(json.dumps({"results": results, "notes": notes, "failed": failures}, indent=2))
+        report = {"results": results, "notes": notes, "moods": moods, "failed": failures}
+        print(json.dumps(report, indent=2))
     return 1 if failures else 0

@@ -37,9 +37,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="train the two-tower model on a manifest",
         description=(
             "Train the video and music towers into one embedding space (default objective:\n"
-            "symmetric InfoNCE + symmetric N-pair on tracks). Writes to --out: config.yaml,\n"
-            "last.pt (resumable), best.pt (best validation mAP), model.pt (the best model,\n"
-            "for evaluate/embed/index), metrics.jsonl, curves.png and summary.json."
+            "symmetric InfoNCE + symmetric N-pair on tracks for the sync part, symmetric\n"
+            "NormFace on mood labels for the vibe part; unlabelled corpora: the first two\n"
+            "only). Writes to --out: config.yaml, last.pt (resumable), best.pt (best\n"
+            "validation score), model.pt (the best model, for evaluate/embed/index),\n"
+            "metrics.jsonl, curves.png and summary.json."
         ),
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -1,0 +1,129 @@
+"""The query-time blend of a two-part (sync + vibe) model: one index answers every α;
+scores equal the blended score of a naive loop over the parts; models without a vibe
+part ignore the knob with a note; the query's predicted mood is reported."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from crossmodal.apps.cli import main
+from crossmodal.data import read_manifest
+from crossmodal.data.synth.corpus import SynthConfig, generate_corpus
+from crossmodal.model import CrossModalModel, ModelConfig
+from crossmodal.retrieval.indexer import Indexer, library_files
+from crossmodal.retrieval.recommender import Recommender
+
+MOODS = ["calm", "happy", "sad", "tense"]
+
+
+def _model(vibe_dim: int) -> CrossModalModel:
+    torch.manual_seed(0)
+    model = CrossModalModel.from_config(ModelConfig(embed_dim=16, vibe_dim=vibe_dim, blend=0.4))
+    if vibe_dim:
+        model.set_moods(MOODS, torch.randn(len(MOODS), vibe_dim))
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("corpus")
+    return generate_corpus(
+        out, SynthConfig(clips=8, size=48, split=(0.5, 0.0, 0.5)), progress=False
+    )
+
+
+def _index(model: CrossModalModel, corpus: Path, out: Path) -> Path:
+    Indexer(model, out).index({"music": library_files(corpus, "music")})
+    return out
+
+
+@torch.no_grad()
+def _naive_scores(model: CrossModalModel, query: Path, corpus: Path, alpha: float) -> dict:
+    """Blended score of every track from separately computed parts (one 4-s window each)."""
+    from crossmodal.data import load_audio_windows, load_video_windows
+
+    def parts(modality: str, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        features = model.backbone(modality, x)
+        sync = model.heads[modality](features)[0].double().numpy()
+        vibe = model.vibe_heads[modality](features)[0].double().numpy()
+        return sync / np.linalg.norm(sync), vibe / np.linalg.norm(vibe)
+
+    q_sync, q_vibe = parts("video", load_video_windows(query, model.video_spec, [0.0], 4.0))
+    scores = {}
+    for entry in library_files(corpus, "music"):
+        g_sync, g_vibe = parts("music", load_audio_windows(entry.path, model.audio_spec, [0.0]))
+        sync = sum(a * b for a, b in zip(q_sync, g_sync, strict=True))
+        vibe = sum(a * b for a, b in zip(q_vibe, g_vibe, strict=True))
+        scores[str(entry.path)] = (1 - alpha) * sync + alpha * vibe
+    return scores
+
+
+def test_every_blend_from_one_index_equals_the_naive_blended_score(
+    corpus: Path, tmp_path: Path
+) -> None:
+    model = _model(8)
+    index = _index(model, corpus, tmp_path / "index")
+    query = read_manifest(corpus)[0].video
+    rankings = {}
+    for alpha in (0.0, 0.4, 0.7, 1.0):
+        rec = Recommender.load(index, blend=alpha)
+        matches = rec.recommend_music(query, k=8)
+        rec.close()
+        expected = _naive_scores(model, query, corpus, alpha)
+        assert [m.path for m in matches] == sorted(expected, key=lambda p: -expected[p])
+        np.testing.assert_allclose(
+            [m.score for m in matches], [expected[m.path] for m in matches], atol=1e-4
+        )
+        rankings[alpha] = [m.path for m in matches]
+    assert rankings[0.0] != rankings[1.0]  # sync and vibe really rank differently
+    default = Recommender.load(index)  # the model's stored α₀ = 0.4
+    assert default.default_blend == pytest.approx(0.4)
+    assert [m.path for m in default.recommend_music(query, k=8)] == rankings[0.4]
+    answer = default.query(query, "video", k=3)
+    assert answer.mood in MOODS
+    emb = default.embed_query(query, "video")
+    assert answer.mood == model.predict_mood(torch.from_numpy(emb)[None])[0]
+    default.close()
+
+
+def test_a_model_without_a_vibe_part_ignores_the_blend_with_a_note(
+    corpus: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture, capsys
+) -> None:
+    index = _index(_model(0), corpus, tmp_path / "index")
+    query = read_manifest(corpus)[0].video
+    plain = Recommender.load(index)
+    expected = [(m.path, m.score) for m in plain.recommend_music(query, k=4)]
+    plain.close()
+    with caplog.at_level(logging.WARNING, logger="crossmodal"):
+        rec = Recommender.load(index, blend=1.0)
+    notes = [r.getMessage() for r in caplog.records]
+    assert notes == [
+        "note: this index's model has no vibe (mood) part: blend 1 ignored, ranking by sync"
+    ]
+    assert [(m.path, m.score) for m in rec.recommend_music(query, k=4)] == expected
+    assert rec.query(query, "video", k=1).mood is None
+    rec.close()
+
+
+def test_cli_blend_prints_moods_and_refuses_values_outside_0_1(
+    corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    index = _index(_model(8), corpus, tmp_path / "index")
+    query = str(read_manifest(corpus)[0].video)
+    assert main(["-q", "recommend", query, "--index", str(index), "-k", "3", "--blend", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(query + "  (mood: ")
+    assert lines[0].removeprefix(query + "  (mood: ").rstrip(")") in MOODS
+    assert len(lines) == 4
+    assert main(["-q", "recommend", query, "--index", str(index), "--json", "--blend", "0"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["moods"][query] in MOODS
+    with pytest.raises(SystemExit):
+        main(["recommend", query, "--index", str(index), "--blend", "1.5"])
+    assert "--blend" in capsys.readouterr().err

@@ -1,0 +1,64 @@
+"""A model with a vibe part: two heads on the same backbone features, the stored vector,
+mood prediction, and files that load with weights_only=True."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from crossmodal.config import ConfigError
+from crossmodal.model import CrossModalModel, ModelConfig
+from tests.test_model import batch, small_config
+
+
+def test_two_heads_on_the_same_features_give_the_weighted_unit_norm_vector() -> None:
+    model = CrossModalModel.from_config(small_config(vibe_dim=8, blend=0.3)).eval()
+    video, audio = batch(model)
+    with torch.no_grad():
+        video_emb, music_emb = model(video, audio)
+        assert video_emb.shape == music_emb.shape == (4, 24)
+        assert model.embed_dim == 24
+        torch.testing.assert_close(video_emb.norm(dim=1), torch.ones(4))
+        features = model.backbone("music", audio)
+        sync = F.normalize(model.heads["music"](features), dim=-1)
+        vibe = F.normalize(model.vibe_heads["music"](features), dim=-1)
+        torch.testing.assert_close(music_emb[:, :16], math.sqrt(0.7) * sync)
+        torch.testing.assert_close(music_emb[:, 16:], math.sqrt(0.3) * vibe)
+
+
+def test_moods_are_predicted_and_survive_a_weights_only_round_trip(tmp_path: Path) -> None:
+    model = CrossModalModel.from_config(small_config(vibe_dim=4)).eval()
+    assert model.predict_mood(torch.randn(2, 20)) is None  # no moods set yet
+    centres = torch.eye(4)[:3] * 2.0
+    model.set_moods(["calm", "happy", "tense"], centres)
+    emb = model.layout.combine(F.normalize(torch.randn(3, 16), dim=1), torch.eye(4)[[2, 0, 1]])
+    assert model.predict_mood(emb) == ["tense", "calm", "happy"]
+    model.save(tmp_path / "model.pt")
+    raw = torch.load(tmp_path / "model.pt", weights_only=True)  # plain tensors and primitives
+    assert raw["config"]["moods"] == ["calm", "happy", "tense"]
+    loaded = CrossModalModel.load(tmp_path / "model.pt").eval()
+    assert loaded.fingerprint() == model.fingerprint()
+    assert loaded.predict_mood(emb) == ["tense", "calm", "happy"]
+    video, audio = batch(model)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(video, audio), model(video, audio))
+    with pytest.raises(ValueError, match=r"need \(moods, vibe_dim\) = \(2, 4\)"):
+        model.set_moods(["a", "b"], torch.randn(2, 3))
+
+
+def test_one_part_models_are_as_before_and_bad_values_are_refused() -> None:
+    assert ModelConfig().vibe_dim == 0
+    model = CrossModalModel.from_config(small_config())
+    assert not hasattr(model, "vibe_heads")
+    assert not model.layout.has_vibe
+    assert model.predict_mood(torch.randn(1, 16)) is None
+    with pytest.raises(ConfigError, match=r"model.blend must be in \(0, 1\)"):
+        ModelConfig(vibe_dim=4, blend=1.0)
+    with pytest.raises(ConfigError, match=r"model\.vibe_dim must be >= 0"):
+        ModelConfig(vibe_dim=-1)
+    with pytest.raises(ConfigError, match=r"model\.moods needs a vibe part"):
+        ModelConfig(moods=["calm"])
