@@ -243,26 +243,38 @@ class Pipeline:
 
         return self._stage(name, name, build) / MANIFEST_NAME
 
-    def train_config(self) -> TrainConfig:
-        """The training configuration of the pipeline's model."""
+    def train_config(self, *, vibe: bool = False, epochs: int | None = None) -> TrainConfig:
+        """The training configuration of the pipeline's model: one part (sync) and the
+        instance-level objective. ``vibe``: instead the two-part model of ``crossmodal
+        train``'s defaults (a vibe part of the default width and blend) with the default
+        objective (the instance terms plus the mood term on the vibe part).
+        ``epochs``: instead of the config's."""
         from crossmodal.training.config import DataConfig, LossTerm, OptimConfig, TrainConfig
 
         cfg = self.config
+        if epochs is not None and epochs < 1:
+            raise CrossmodalError(f"epochs must be >= 1, got {epochs}")
         optim = OptimConfig() if cfg.lr is None else OptimConfig(lr=cfg.lr)
         extra: dict[str, Any] = {} if cfg.threads is None else {"threads": cfg.threads}
         if cfg.train_minutes is not None:
             extra["max_minutes"] = cfg.train_minutes
-        return TrainConfig(
-            model=cfg.model_config(),
+        model = cfg.model_config()
+        if vibe:
+            default = TrainConfig().model
+            model = dataclasses.replace(model, vibe_dim=default.vibe_dim, blend=default.blend)
+            extra["losses"] = TrainConfig().losses
+        else:
             # The demo's one-part model keeps the instance-level objective it was
             # measured with (the default adds a mood term for a model's vibe part).
-            losses=[LossTerm("info_nce"), LossTerm("npair")],
+            extra["losses"] = [LossTerm("info_nce"), LossTerm("npair")]
+        return TrainConfig(
+            model=model,
             data=DataConfig(
                 manifest=str(self.folder / "corpus" / "manifest.jsonl"),
                 cache_dir=str(self.features_dir),
             ),
             optim=optim,
-            epochs=cfg.epochs,
+            epochs=cfg.epochs if epochs is None else epochs,
             batch_size=cfg.batch_size,
             seed=cfg.seed,
             **extra,
@@ -296,6 +308,11 @@ class Pipeline:
         folder = folder or f"{prefix}-{_digest(to_dict(cfg))}"
         stage = "model" if folder == self.run_dir.name else folder
         return self._stage(stage, folder, build)
+
+    def vibe_model(self, epochs: int | None = None) -> Path:
+        """``model.pt`` of the two-part model (:meth:`train_config` with ``vibe``),
+        trained for ``epochs`` (None: the config's) on first use."""
+        return self.trained_run(self.train_config(vibe=True, epochs=epochs), "vibe") / "model.pt"
 
     def index(self) -> Path:
         """The index folder of the test split (and the library), built on first use."""

@@ -155,3 +155,42 @@ def test_trained_run_trains_each_config_once_and_drops_resume_state(
     assert trained == ["circle", "arcface"]
     assert sorted(p.name for p in first.iterdir()) == ["metrics.jsonl", "model.pt", "summary.json"]
     assert (other / "model.pt").read_text() == "arcface"
+
+
+def test_the_two_part_model_takes_the_training_defaults_and_its_own_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from crossmodal.training.config import TrainConfig
+
+    defaults = TrainConfig()
+    assets = NotebookAssets(root=tmp_path)
+    one = assets.train_config()
+    two = assets.train_config(vibe=True, epochs=3)
+    # the one-part model keeps its instance-level objective; the two-part one is
+    # `crossmodal train`'s: vibe part, default blend, the mood term on the vibe part
+    assert (one.model.vibe_dim, [t.name for t in one.losses]) == (0, ["info_nce", "npair"])
+    assert (two.model.vibe_dim, two.model.blend) == (
+        defaults.model.vibe_dim,
+        defaults.model.blend,
+    )
+    assert two.model.vibe_dim > 0
+    assert two.losses == defaults.losses
+    assert [t.key for t in two.losses].count("label") == 1
+    # the same towers, data and optimiser; only the epochs asked for differ
+    assert dataclasses.replace(two.model, vibe_dim=0, blend=one.model.blend) == one.model
+    assert (two.epochs, one.epochs) == (3, AssetConfig().epochs)
+    assert (two.data, two.optim, two.batch_size) == (one.data, one.optim, one.batch_size)
+    with pytest.raises(CrossmodalError, match="epochs"):
+        assets.train_config(vibe=True, epochs=0)
+
+    runs = []
+
+    def fake_run(cfg, prefix="run", *, folder=None):
+        runs.append((cfg.epochs, cfg.model.vibe_dim, prefix))
+        return tmp_path / f"{prefix}-{cfg.epochs}"
+
+    monkeypatch.setattr(assets, "trained_run", fake_run)
+    assert assets.vibe_model(4) == tmp_path / "vibe-4" / "model.pt"
+    assert assets.vibe_model() == tmp_path / f"vibe-{AssetConfig().epochs}" / "model.pt"
+    vibe = defaults.model.vibe_dim
+    assert runs == [(4, vibe, "vibe"), (AssetConfig().epochs, vibe, "vibe")]
