@@ -97,9 +97,10 @@ def test_the_generic_choice_reads_the_constructor(monkeypatch: pytest.MonkeyPatc
 
 def test_a_grid_value_equal_to_the_default_is_skipped_and_the_budget_still_filled() -> None:
     default = LOSSES.options("contrastive")["neg_margin"]
-    grids = {"contrastive": ("neg_margin", (default, 1.5, 1.5, 1.7, 1.9))}
+    a, b, c = default + 0.5, default + 0.7, default + 0.9
+    grids = {"contrastive": ("neg_margin", (default, a, a, b, c))}
     settings = tuning_settings("contrastive", budget=3, grids=grids)
-    assert [s.params for s in settings] == [(), (("neg_margin", 1.5),), (("neg_margin", 1.7),)]
+    assert [s.params for s in settings] == [(), (("neg_margin", a),), (("neg_margin", b),)]
     with pytest.raises(CrossmodalError, match="budget"):
         tuning_settings("contrastive", budget=0)
 

@@ -54,6 +54,11 @@ GRIDS: dict[str, tuple[str, tuple[float, ...]]] = {
     # Integer angular margins; 1 is the plain softmax over the proxies.
     "large_margin_softmax": ("margin", (1, 2, 3, 4)),
     "sphereface": ("margin", (1, 2, 3, 4)),
+    # Scales derived from the class count when left at None (the registry default), so
+    # the grid is absolute: around the derived value (about 6-10 for this corpus's
+    # 100-200 training tracks) and up to the papers' own choices.
+    "normface": ("scale", (5.0, 10.0, 20.0, 40.0)),
+    "l2_softmax": ("alpha", (4.0, 8.0, 16.0, 32.0)),
 }
 # A loss without a GRIDS entry tunes the first of these options that it has (with a
 # non-zero float default; a name made of words joined by "_" that contains one also
