@@ -49,6 +49,34 @@ def _default_losses() -> list[LossTerm]:
 
 
 @dataclass
+class AugmentConfig:
+    """Training-time augmentations (:class:`crossmodal.data.augment.ClipAugment`), each
+    off at 0: ``crop`` (frames cut to a side of U(1 − crop, 1) and resized back),
+    ``colour`` (brightness, contrast, saturation × U(1 ± colour)), ``gain_db``,
+    ``eq_db`` (a spectral tilt), ``noise`` (a noise floor up to that fraction of the
+    window's power); ``spec_augment`` masks log-mel bands and spans
+    (:class:`crossmodal.data.specaugment.SpecAugment`). All off by default: measured in
+    ``bench/results/augment.md``. Music transforms need a log-mel music encoder.
+    """
+
+    crop: float = 0.0
+    colour: float = 0.0
+    gain_db: float = 0.0
+    eq_db: float = 0.0
+    noise: float = 0.0
+    spec_augment: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("crop", "colour"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ConfigError(
+                    f"data.augment.{name} must be in [0, 1), got {getattr(self, name)}"
+                )
+        for name in ("gain_db", "eq_db", "noise"):
+            _at_least(f"data.augment.{name}", getattr(self, name), 0)
+
+
+@dataclass
 class DataConfig:
     """Where the clips come from and how batches are formed.
 
@@ -62,6 +90,7 @@ class DataConfig:
     undecodable clip (logged), "raise" stops. ``cache_dir``: the decoded-clip and
     frozen-feature cache (default ``~/.cache/crossmodal/features``).
     ``val_max_clips``: validate on the first N clips of the val split only.
+    ``augment``: training-time augmentations (:class:`AugmentConfig`).
     A manifest without a ``val_split`` gets one carved from ``train_split`` (from every
     clip when none has a split): whole tracks, seeded, about ``val_fraction`` of the
     clips, at most ``val_carve_max``; stored in the run folder (``carve.json``).
@@ -80,6 +109,7 @@ class DataConfig:
     val_max_clips: int | None = None
     val_fraction: float = 0.1
     val_carve_max: int = 300
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
         _at_least("data.num_workers", self.num_workers, 0)
