@@ -68,10 +68,12 @@ def main() -> None:
             if aug != "none":
                 verdicts.setdefault(aug, []).append(helps)
             values = " | ".join(f"{v:.3f}" for v in cells(val) + cells(test))
-            delta = "" if aug == "none" else f"{d1:+.3f} | {d10:+.3f} | {'yes' if helps else 'no'}"
-            lines.append(
-                f"| {corpus} | {aug} | {steps} | {values} | " + (delta if delta else " | | ") + " |"
+            delta = (
+                "– | – |"
+                if aug == "none"
+                else f"{d1:+.3f} | {d10:+.3f} | {'yes' if helps else 'no'}"
             )
+            lines.append(f"| {corpus} | {aug} | {steps} | {values} | {delta} |")
             print(lines[-1], flush=True)
     on_all = sorted(a for a, v in verdicts.items() if all(v) and len(v) == len(manifests))
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs"
