@@ -55,13 +55,12 @@ class AugmentConfig:
     ``colour`` (brightness, contrast, saturation × U(1 ± colour)), ``gain_db``,
     ``eq_db`` (a spectral tilt), ``noise`` (a noise floor up to that fraction of the
     window's power); ``spec_augment`` masks log-mel bands and spans
-    (:class:`crossmodal.data.specaugment.SpecAugment`). ``crop`` 0.2 is on by default,
-    the rest off: measured in ``bench/results/augment.md`` (only the crop helped on every
-    corpus measured before the default was chosen). Music transforms need a log-mel
-    music encoder.
+    (:class:`crossmodal.data.specaugment.SpecAugment`). All off by default: measured in
+    ``bench/results/augment.md``, none gained more than a change of seed alone does.
+    Music transforms need a log-mel music encoder.
     """
 
-    crop: float = 0.2
+    crop: float = 0.0
     colour: float = 0.0
     gain_db: float = 0.0
     eq_db: float = 0.0

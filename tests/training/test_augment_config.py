@@ -14,13 +14,8 @@ MEL = AudioSpec()
 WAVE = AudioSpec(representation="waveform")
 
 
-def test_defaults_crop_only_and_zero_turns_everything_off() -> None:
-    assert training_augmentations(TrainConfig(), MEL) == {
-        "augment": ClipAugment(crop=0.2),
-        "spec_augment": None,
-    }
-    off = load_config(TrainConfig, None, ["--data.augment.crop", "0"])
-    assert training_augmentations(off, MEL) == {"augment": None, "spec_augment": None}
+def test_all_off_by_default() -> None:
+    assert training_augmentations(TrainConfig(), MEL) == {"augment": None, "spec_augment": None}
 
 
 def test_fields_reach_the_dataset() -> None:
@@ -34,7 +29,7 @@ def test_fields_reach_the_dataset() -> None:
     assert isinstance(parts["spec_augment"], SpecAugment)
     # Frame transforms do not need log-mels; music transforms do.
     only_frames = load_config(TrainConfig, None, ["--data.augment.colour", "0.3"])
-    assert training_augmentations(only_frames, WAVE)["augment"] == ClipAugment(0.2, 0.3)
+    assert training_augmentations(only_frames, WAVE)["augment"] == ClipAugment(colour=0.3)
     with pytest.raises(CrossmodalError, match="act on log-mels"):
         training_augmentations(load_config(TrainConfig, None, ["--gain_db", "3"]), WAVE)
 
