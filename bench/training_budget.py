@@ -30,9 +30,11 @@ from crossmodal.inference import embed_dataset, load_trained_model, manifest_dat
 DIRECTIONS = (("video_to_music", "v→m"), ("music_to_video", "m→v"))
 
 
-def test_report(run_dir: Path, manifest: Path, cache: Path | None) -> tuple[dict, Any]:
+def split_report(run_dir: Path, manifest: Path, cache: Path | None, split: str) -> tuple[dict, Any]:
+    """The retrieval report of ``run_dir``'s ``model.pt`` on ``split`` (a carved val split
+    is read from the run folder), and the dataset it embedded."""
     model = load_trained_model(run_dir / "model.pt")
-    dataset = manifest_dataset(model, manifest, "test", cache=cache, run_dir=run_dir)
+    dataset = manifest_dataset(model, manifest, split, cache=cache, run_dir=run_dir)
     embedded = embed_dataset(model, dataset, batch_size=64)
     report = evaluate_embeddings(embedded.video, embedded.music, embedded.tracks, with_nmi=False)
     return report, dataset
@@ -80,10 +82,10 @@ def main() -> None:
     )
     lines = [header]
     for name, manifest, default_dir, long_dir in args.row:
-        default, dataset = test_report(Path(default_dir), Path(manifest), args.cache)
+        default, dataset = split_report(Path(default_dir), Path(manifest), args.cache, "test")
         long = None
         if long_dir != "-":
-            long, _ = test_report(Path(long_dir), Path(manifest), args.cache)
+            long, _ = split_report(Path(long_dir), Path(manifest), args.cache, "test")
         baseline = sync_baseline(dataset.records)
         verdict = accept(default, long, baseline)
         lines.append(

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
         represent,
         stream_audio,
     )
+    from crossmodal.data.augment import ClipAugment
     from crossmodal.data.cache import FeatureCache, module_fingerprint
     from crossmodal.data.check import Problem, check_clip, check_manifest
     from crossmodal.data.dataset import PairedClipDataset
@@ -65,6 +66,7 @@ if TYPE_CHECKING:
 # imports such as ``crossmodal.data.specs`` do not pull in torch, decord and PyAV.
 _EXPORTS = {
     "AudioSpec": "crossmodal.data.specs",
+    "ClipAugment": "crossmodal.data.augment",
     "ClipRecord": "crossmodal.data.manifest",
     "CorruptMediaError": "crossmodal.data.errors",
     "DecoderCrashError": "crossmodal.data.errors",
@@ -118,6 +120,7 @@ _EXPORTS = {
 __all__ = [
     "AudioSpec",
     "AudioStream",
+    "ClipAugment",
     "ClipRecord",
     "CorruptMediaError",
     "DecoderCrashError",

@@ -18,6 +18,7 @@ from crossmodal.data.audio import (
     load_audio,
     represent,
 )
+from crossmodal.data.augment import ClipAugment
 from crossmodal.data.cache import FeatureCache
 from crossmodal.data.errors import ManifestError, MediaError, NoStreamError
 from crossmodal.data.formats import shortfall_tolerance
@@ -49,7 +50,8 @@ class PairedClipDataset(Dataset):
 
     ``train=True``: a uniformly random window inside [start, end] per access; the music
     window moves by U(-jitter, +jitter) seconds from the video's (kept inside the clip);
-    ``spec_augment`` (log-mel only) is applied. ``train=False``: fixed windows,
+    ``spec_augment`` and ``augment``'s music transforms (log-mel only) and its frame
+    transforms (:class:`~crossmodal.data.augment.ClipAugment`) are applied. ``train=False``: fixed windows,
     ``eval_windows="centre"`` (default) or ``"start"`` (one item per clip), or an int n
     (n evenly spaced windows, n items per clip, clip-major order).
 
@@ -91,6 +93,7 @@ class PairedClipDataset(Dataset):
         jitter: float = 0.0,
         eval_windows: Literal["centre", "start"] | int = "centre",
         spec_augment: SpecAugment | None = None,
+        augment: ClipAugment | None = None,
         cache: FeatureCache | str | os.PathLike[str] | None = None,
         on_error: OnError = "raise",
         labels: Sequence[str] | None = None,
@@ -127,6 +130,7 @@ class PairedClipDataset(Dataset):
         self.jitter = float(jitter)
         self.eval_windows = eval_windows
         self.spec_augment = spec_augment
+        self.augment = augment if augment is not None and augment.active else None
         self.cache = FeatureCache(cache) if isinstance(cache, str | os.PathLike) else cache
         self.on_error = on_error
         self.decode_threads = decode_threads
@@ -289,6 +293,10 @@ class PairedClipDataset(Dataset):
         else:
             frames = self._frames(clip, video_start)
             audio = represent(self._music(clip, music_start), self.audio_spec)[0]
+        if self.train and self.augment is not None:
+            frames = self.augment.frames(np.asarray(frames))
+            if self.audio_spec.representation == "logmel":
+                audio = self.augment.logmel(audio)
         if (
             self.train
             and self.spec_augment is not None

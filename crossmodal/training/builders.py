@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from crossmodal.data.augment import ClipAugment
+from crossmodal.data.specaugment import SpecAugment
 from crossmodal.data.splits import check_media_exist
 from crossmodal.errors import CrossmodalError
 from crossmodal.fileio import user_cache_dir
@@ -72,6 +74,7 @@ def build_datasets(
         audio_spec,
         train=True,
         jitter=cfg.data.jitter,
+        **training_augmentations(cfg, audio_spec),
         labels=sorted({r.label for r in records if r.label is not None}),
         **common,
     )
@@ -81,6 +84,21 @@ def build_datasets(
             val_records, video_spec, audio_spec, train=False, labels=train.labels, **common
         )
     return train, val
+
+
+def training_augmentations(cfg: TrainConfig, audio_spec) -> dict:
+    """The train dataset's ``augment`` and ``spec_augment`` from ``data.augment``."""
+    aug = cfg.data.augment
+    clip = ClipAugment(aug.crop, aug.colour, aug.gain_db, aug.eq_db, aug.noise)
+    if (clip.music_active or aug.spec_augment) and audio_spec.representation != "logmel":
+        raise CrossmodalError(
+            "data.augment's music transforms act on log-mels, but the music encoder takes "
+            f"{audio_spec.representation}s; set gain_db, eq_db, noise to 0 and spec_augment off"
+        )
+    return {
+        "augment": clip if clip.active else None,
+        "spec_augment": SpecAugment() if aug.spec_augment else None,
+    }
 
 
 def sampler_keys(cfg: TrainConfig, train_set) -> np.ndarray:

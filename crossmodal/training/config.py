@@ -65,6 +65,35 @@ def _default_model() -> ModelConfig:
 
 
 @dataclass
+class AugmentConfig:
+    """Training-time augmentations (:class:`crossmodal.data.augment.ClipAugment`), each
+    off at 0: ``crop`` (frames cut to a side of U(1 − crop, 1) and resized back),
+    ``colour`` (brightness, contrast, saturation × U(1 ± colour)), ``gain_db``,
+    ``eq_db`` (a spectral tilt), ``noise`` (a noise floor up to that fraction of the
+    window's power); ``spec_augment`` masks log-mel bands and spans
+    (:class:`crossmodal.data.specaugment.SpecAugment`). All off by default: measured in
+    ``bench/results/augment.md``, none gained more than a change of seed alone does.
+    Music transforms need a log-mel music encoder.
+    """
+
+    crop: float = 0.0
+    colour: float = 0.0
+    gain_db: float = 0.0
+    eq_db: float = 0.0
+    noise: float = 0.0
+    spec_augment: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("crop", "colour"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ConfigError(
+                    f"data.augment.{name} must be in [0, 1), got {getattr(self, name)}"
+                )
+        for name in ("gain_db", "eq_db", "noise"):
+            _at_least(f"data.augment.{name}", getattr(self, name), 0)
+
+
+@dataclass
 class DataConfig:
     """Where the clips come from and how batches are formed.
 
@@ -78,6 +107,7 @@ class DataConfig:
     undecodable clip (logged), "raise" stops. ``cache_dir``: the decoded-clip and
     frozen-feature cache (default ``~/.cache/crossmodal/features``).
     ``val_max_clips``: validate on the first N clips of the val split only.
+    ``augment``: training-time augmentations (:class:`AugmentConfig`).
     A manifest without a ``val_split`` gets one carved from ``train_split`` (from every
     clip when none has a split): whole tracks, seeded, about ``val_fraction`` of the
     clips, at most ``val_carve_max``; stored in the run folder (``carve.json``).
@@ -96,6 +126,7 @@ class DataConfig:
     val_max_clips: int | None = None
     val_fraction: float = 0.1
     val_carve_max: int = 300
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
         _at_least("data.num_workers", self.num_workers, 0)
@@ -144,7 +175,9 @@ class BudgetConfig:
     steps; after ``patience_steps`` without a gain of ``min_delta`` in the validation
     score (mean mAP of both directions), never before ``min_steps``, cool down (cosine
     decay over ``cooldown_fraction`` of the steps done) and stop; cool down anyway so as to
-    end by ``max_steps``.
+    end by ``max_steps``, or by ``max_minutes`` of training (the default 9 keeps a whole
+    ``crossmodal train``, final validation and baseline included, near 10 minutes; the
+    run-level ``max_minutes`` replaces it, and ``null`` lifts it).
     """
 
     min_steps: int = 150
@@ -153,9 +186,12 @@ class BudgetConfig:
     patience_steps: int = 75
     min_delta: float = 0.005
     cooldown_fraction: float = 0.2
+    max_minutes: float | None = 9.0
 
     def __post_init__(self) -> None:
         _at_least("budget.min_steps", self.min_steps, 1)
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise ConfigError(f"budget.max_minutes must be > 0, got {self.max_minutes}")
         _at_least("budget.eval_every_steps", self.eval_every_steps, 1)
         _at_least("budget.patience_steps", self.patience_steps, 1)
         _at_least("budget.min_delta", self.min_delta, 0)
@@ -213,6 +249,15 @@ class TrainConfig:
     max_bad_steps: int = 5
     threads: int | None = None
 
+    @property
+    def time_limit(self) -> float | None:
+        """Minutes this run may train: ``max_minutes`` when set, else ``budget.max_minutes``
+        for a convergence run (``epochs`` unset); a fixed ``epochs`` run has no default
+        limit."""
+        if self.max_minutes is not None:
+            return self.max_minutes
+        return self.budget.max_minutes if self.epochs is None else None
+
     def __post_init__(self) -> None:
         if not self.losses:
             raise ConfigError("losses: the objective needs at least one loss term")
@@ -239,6 +284,7 @@ RESUMABLE_FIELDS: tuple[tuple[str, ...], ...] = (
     ("max_minutes",),
     ("budget", "min_steps"),
     ("budget", "max_steps"),
+    ("budget", "max_minutes"),
     ("device",),
     ("threads",),
     ("eval_every",),

@@ -369,9 +369,9 @@ class Trainer:
             atomic_write_text(self.run_dir / "config.yaml", to_yaml(cfg))
             metrics = MetricsLog(self.run_dir, resume_step=self.step if self.step else None)
         started = time.monotonic() - self.train_seconds
-        deadline = time.monotonic() + cfg.max_minutes * 60 if cfg.max_minutes else None
-        if cfg.max_minutes and self.budget.converging:
-            self._soft_deadline = time.monotonic() + self.budget.soft_deadline(cfg.max_minutes)
+        deadline = time.monotonic() + cfg.time_limit * 60 if cfg.time_limit else None
+        if cfg.time_limit and self.budget.converging:
+            self._soft_deadline = time.monotonic() + self.budget.soft_deadline(cfg.time_limit)
         stop_reason: str | None = None
         log.info(
             "training on %s: %d clips, %d steps/epoch, %s, batch %d%s%s",
@@ -416,7 +416,7 @@ class Trainer:
                 metrics.close()
         if stop_reason == "epochs":
             stop_reason = None
-        log.info("stopped: %s", self.budget.stop_message(stop_reason, cfg.max_minutes))
+        log.info("stopped: %s", self.budget.stop_message(stop_reason, cfg.time_limit))
         result = self._finish(stop_reason)
         self._teardown()
         return result
@@ -529,7 +529,7 @@ class Trainer:
                 self._rewind_to_best()
         soft = self._soft_deadline
         if soft is not None and not self.budget.cooling and self._all_past(soft):
-            log.info("cooling down to end within max_minutes (%g)", self.cfg.max_minutes)
+            log.info("cooling down to end within max_minutes (%g)", self.cfg.time_limit)
             self.budget.start_cooldown(self.step, "time")
         return self.budget.after_step(self.step)
 
@@ -724,7 +724,7 @@ class Trainer:
                 "train_seconds": round(self.train_seconds, 2),
                 "best_score": self.best_score,
                 "stop_reason": stop_reason,
-                "stop_message": self.budget.stop_message(stop_reason, self.cfg.max_minutes),
+                "stop_message": self.budget.stop_message(stop_reason, self.cfg.time_limit),
                 "model_from": source.name,
                 "val": self.last_val,
                 "best_val": self.best_val,
@@ -739,7 +739,7 @@ class Trainer:
             self.last_val,
             stop_reason is not None,
             stop_reason,
-            self.budget.stop_message(stop_reason, self.cfg.max_minutes),
+            self.budget.stop_message(stop_reason, self.cfg.time_limit),
             self.best_val,
         )
 

@@ -12,6 +12,7 @@ from torch.utils.data import default_collate
 import crossmodal.data.dataset as dataset_module
 from crossmodal.data import (
     AudioSpec,
+    ClipAugment,
     FeatureCache,
     MediaError,
     PairedClipDataset,
@@ -146,6 +147,29 @@ def test_spec_augment_only_when_training(aligned: Path) -> None:
     masked_rows = (item["audio"] == item["audio"][:, :1]).all(dim=1)
     assert masked_rows.any() or (item["audio"] == item["audio"][:1]).all(dim=0).any()
     assert torch.isfinite(mean)
+
+
+def test_clip_augment_only_when_training_and_seeded(aligned: Path) -> None:
+    colour = ClipAugment(colour=0.5)
+    plain = PairedClipDataset(aligned, VIDEO, MEL, eval_windows="start")[0]
+    evaluated = PairedClipDataset(aligned, VIDEO, MEL, eval_windows="start", augment=colour)[0]
+    assert torch.equal(evaluated["video"], plain["video"])
+    assert torch.equal(evaluated["audio"], plain["audio"])
+
+    def item(augment: ClipAugment | None, seed: int) -> dict:
+        torch.manual_seed(seed)
+        return PairedClipDataset(aligned, VIDEO, MEL, train=True, augment=augment)[0]
+
+    bare, coloured, again = item(None, 3), item(colour, 3), item(colour, 3)
+    # The window is drawn before the augmentation: the same seed, the same window.
+    assert coloured["start"] == bare["start"]
+    assert torch.equal(coloured["audio"], bare["audio"])  # a frame transform only
+    assert not torch.equal(coloured["video"], bare["video"])
+    assert torch.equal(coloured["video"], again["video"])
+    louder = item(ClipAugment(gain_db=6.0), 3)
+    assert torch.equal(louder["video"], bare["video"])
+    shift = louder["audio"] - bare["audio"]
+    torch.testing.assert_close(shift, shift.flatten()[0].expand_as(shift))
 
 
 @pytest.fixture

@@ -18,7 +18,8 @@ Print every field with its value: crossmodal train --print-config [--config cfg.
 
 Length: by default training stops on convergence (validation every
 --budget.eval_every_steps, patience --budget.patience_steps, within --budget.min_steps
-and --budget.max_steps and --max_minutes, ending with a learning-rate cool-down);
+and --budget.max_steps and --budget.max_minutes (9; --max_minutes replaces it), ending
+with a learning-rate cool-down);
 --epochs N trains exactly N epochs instead. A manifest without a 'val' split gets one
 carved from 'train' (by track, stored in RUN_DIR/carve.json).
 
