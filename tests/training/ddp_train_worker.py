@@ -22,4 +22,7 @@ if __name__ == "__main__":
         code = main(argv)
         if code:
             sys.exit(code)
+        # Rank 0 still writes the run's model and report after training; leaving the
+        # group before it is done aborts gloo (seen under load as "terminate called").
+        dist.barrier()
     dist.destroy_process_group()
