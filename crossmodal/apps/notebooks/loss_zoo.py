@@ -44,12 +44,15 @@ if TYPE_CHECKING:
 # between unit vectors), so the thresholds that assume same-modality starts get values
 # around that point.
 GRIDS: dict[str, tuple[str, tuple[float, ...]]] = {
-    # Negatives start at distance ~1.46, beyond the default margin of 1: they give no
-    # gradient while the positives pull everything together (measured: mean non-pair
-    # cosine 0.88 with the defaults, 0.08 at 1.6, in the notebook's 180-step protocol).
+    # Negatives start at distance ~1.46: a margin below it gives them no gradient while
+    # the positives pull everything together, and the loss is steep just above it
+    # (measured in the notebook's 180-step protocol, mean non-pair cosine: 0.88 at the
+    # old default 1, 0.66 at the default 1.5, 0.08 at 1.6).
     "contrastive": ("neg_margin", (1.6, 2.0, 1.4, 1.8)),
-    # Negative weights exp(beta (s - base)) vanish at beta = 50 when the negatives start
-    # ~0.57 below base = 0.5; a smaller beta keeps them (lowering base alone did not).
+    # Negative weights exp(beta (s - base)): at base 0.5 they vanish at beta = 50 for
+    # negatives starting ~0.57 below it, and beta = 2 fixed that. At the default base 0
+    # the loss neither collapses nor learns in that protocol and no beta here helps (nor
+    # does base or alpha alone, in single runs): the grid stays, as the notebook shows.
     "multi_similarity": ("beta", (2.0, 10.0, 25.0, 5.0)),
     # Integer angular margins; 1 is the plain softmax over the proxies.
     "large_margin_softmax": ("margin", (1, 2, 3, 4)),
