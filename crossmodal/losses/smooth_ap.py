@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor, nn
 
@@ -53,8 +51,10 @@ class SmoothAPLoss(BlockwiseLoss):
             index, used = block.positive_slots()  # (n, P): each row's positive columns
             ranked = block.sim.gather(1, index)
             # above[i, s, j] = G(s_ij − s_ip) for the positive p in slot s and negative j;
-            # the other columns hold −inf, whose G is exactly 0 (no mask pass on n×P×N_r).
-            negatives = torch.where(block.neg, block.sim, -math.inf)
+            # the other columns sit far below every similarity, where G is exactly 0 (no
+            # mask pass on n×P×N_r).
+            negatives = (block.neg_f - 1.0).mul_(torch.finfo(block.sim.dtype).max / 4)
+            negatives.add_(block.sim)
             above = (negatives[:, None, :] - ranked[:, :, None]).div_(tau).sigmoid_()
             rank_neg = above.sum(2)
             # The other positives are the other used slots: a (n, P, P) tensor.
