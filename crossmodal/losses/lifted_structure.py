@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
@@ -9,7 +11,6 @@ from crossmodal.losses.blockwise import (
     BlockwiseLoss,
     distance_chain,
     log_total,
-    masked_exp,
     safe_div,
 )
 from crossmodal.losses.pairs import PairBatch
@@ -53,24 +54,35 @@ class LiftedStructureLoss(BlockwiseLoss):
 
     def evaluate(self, pairs: PairBatch, with_grad: bool) -> tuple[Tensor, tuple]:
         blocks = self.blocks(pairs)
-        # N(j) spans every query row: a first pass builds the column log-sum-exps.
+        grad_sim, grad_query, grad_ref = self.grad_buffers(pairs) if with_grad else (None,) * 3
+        # N(j) spans every query row: a first pass builds the column log-sum-exps, and
+        # from the same masked exponent each row's; the row exponentials wait in the
+        # gradient buffer (where they end up, scaled) until the column sums are known.
+        # (Float-mask arithmetic: faster than torch.where on a bool mask on CPU.)
         big = torch.finfo(pairs.sim.dtype).max / 4
-        col = pairs.sim.new_full((1, pairs.sim.shape[1]), float("-inf"))
-        for _, block in blocks:
+        col = pairs.sim.new_full((1, pairs.sim.shape[1]), -math.inf)
+        row_sums = []
+        for rows, block in blocks:
             masked = (block.neg_f - 1.0).mul_(big).add_(self._exponent(block))
             shift = masked.amax(dim=0, keepdim=True)
-            part = masked.sub_(shift).exp_().sum(dim=0, keepdim=True).log_().add_(shift)
-            col = torch.logaddexp(col, part.masked_fill_(shift < -big / 2, float("-inf")))
+            part = (masked - shift).exp_().sum(dim=0, keepdim=True).log_().add_(shift)
+            col = torch.logaddexp(col, part.masked_fill_(shift < -big / 2, -math.inf))
+            has = block.neg_count > 0
+            shift = torch.where(has, masked.amax(dim=1, keepdim=True), 0.0)
+            exps = (
+                masked.sub_(shift)
+                if grad_sim is None
+                else torch.sub(masked, shift, out=grad_sim[rows])
+            )
+            norm = exps.exp_().sum(dim=1, keepdim=True)
+            row_sums.append((norm, log_total(norm, shift)))
         # Empty sides are -inf; a very negative stand-in keeps logaddexp finite.
         floor = torch.finfo(col.dtype).min / 4
         col_has = torch.isfinite(col)
         col_f = torch.where(col_has, col, floor)
-        grad_sim, grad_query, grad_ref = self.grad_buffers(pairs) if with_grad else (None,) * 3
         grad_col = torch.zeros_like(col)
         total, count = pairs.sim.new_zeros(()), pairs.sim.new_zeros(())
-        for rows, block in blocks:
-            exps, norm, shift = masked_exp(self._exponent(block), block.neg_f, block.neg_count)
-            row = log_total(norm, shift)
+        for (rows, block), (norm, row) in zip(blocks, row_sums, strict=True):
             row_has = torch.isfinite(row)
             row_f = torch.where(row_has, row, floor)
             # J only matters at the positives: evaluate it on each row's positive slots.
@@ -83,24 +95,28 @@ class LiftedStructureLoss(BlockwiseLoss):
             count += valid.sum()
             if with_grad:
                 # J = logaddexp(R_i, C_j) + D_ij: the row part now, the column part once
-                # dL/dC_j has been summed over all rows.
+                # dL/dC_j has been summed over all rows. The rows hold −dL/dD (the sign
+                # distance_chain(negated=True) takes), which spares two negations.
                 to_row = torch.sigmoid(row_f - slot_col)
                 grad_col[0].scatter_add_(0, index.flatten(), (slope * (1.0 - to_row)).flatten())
                 grad_row = (slope * to_row).sum(1, keepdim=True)
-                grad_dist = safe_div(exps, norm).mul_(grad_row).neg_()
-                grad_sim[rows] = grad_dist.scatter_add_(1, index, slope)
+                grad_sim[rows].mul_(safe_div(grad_row, norm))
+                grad_sim[rows].scatter_add_(1, index, slope.neg_())
         # No term: total and gradients are 0, divided by 1.
         count = count.clamp_min(1.0)
         value = total / count
         if not with_grad:
             return value, ()
-        col_shift = torch.where(col_has, col, 0.0)
+        # exp(α − D − C_j) on the negatives: the column softmax.
+        col_exponent = self.neg_margin - torch.where(col_has, col, 0.0)
         for rows, block in blocks:
             # Zero the exponent off the negatives first: there α − D − C_j is unbounded.
-            exponent = self._exponent(block).sub_(col_shift).mul_(block.neg_f)
+            exponent = torch.sub(col_exponent, block.distance()).mul_(block.neg_f)
             col_softmax = exponent.exp_().mul_(block.neg_f)
-            grad_dist = grad_sim[rows] - col_softmax.mul_(grad_col)
-            grad_query[rows], ref_part = distance_chain(block, grad_dist, False, grad_sim[rows])
+            grad_dist = grad_sim[rows].addcmul_(col_softmax, grad_col)
+            grad_query[rows], ref_part = distance_chain(
+                block, grad_dist, False, grad_dist, negated=True
+            )
             grad_ref += ref_part
         for grad in (grad_sim, grad_query, grad_ref):
             grad.div_(count)
