@@ -24,7 +24,8 @@ class MultiSimilarityLoss(BlockwiseLoss):
     (e^−28 each: the space collapses); at β = 2 it spreads evenly over all of them with a
     total near 1 (``tests/losses/test_defaults.py``). In notebook 03's cross-modal task
     β = 50 learns at neither λ 0.5 nor 0 (test R@1 0.006 and 0.037, chance 0.0125) and
-    β = 2, λ = 0.5 does (0.163); on digits it is level with PML's paper defaults
+    β = 2, λ = 0.5 does (0.163); β = 5 does not, although its starting weights are nearly
+    as even, so the spread is not the whole cause. On digits it is level with PML's paper defaults
     (``bench/results/loss_quality.md``). The paper mines pairs first
     (:class:`~crossmodal.sampling.miners.MultiSimilarityMiner`); without a miner every pair is
     used. Reduction: mean of ``ℓ_i`` over anchors with at least one positive or negative
