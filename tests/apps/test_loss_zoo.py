@@ -257,7 +257,7 @@ def test_a_changed_default_names_a_new_run_so_a_cached_one_is_not_reused(
     zoo = LossZoo(assets=None, base=None)  # type: ignore[arg-type]
     before = zoo.run_prefix(Setting("contrastive"))
     assert before.startswith("loss-zoo-contrastive-")
-    assert zoo.run_prefix(Setting("contrastive", (("neg_margin", 1.6),))) == before
-    moved = {**LOSSES.options("contrastive"), "neg_margin": 1.6}
+    assert zoo.run_prefix(Setting("contrastive", (("neg_margin", 1.7),))) == before
+    moved = {**LOSSES.options("contrastive"), "neg_margin": 1.7}
     monkeypatch.setattr(loss_zoo, "_options", lambda name: moved)
     assert zoo.run_prefix(Setting("contrastive")) != before

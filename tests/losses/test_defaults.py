@@ -76,24 +76,46 @@ def test_multiplicative_margin_proxies_start_standard_normal(cls) -> None:
     assert NormFaceLoss(200, 256).weight.std().item() == pytest.approx(math.sqrt(2 / 456), rel=0.02)
 
 
-def cross_modal_start(n: int = 64, dim: int = 256) -> tuple[torch.Tensor, ...]:
-    """Two independent towers' unit embeddings (cosines near 0, as at the start of
-    cross-modal training) and labels with 4 items per class."""
+def cross_modal_start(
+    n: int = 64, dim: int = 256, cosine: float = -0.07
+) -> tuple[torch.Tensor, ...]:
+    """Two towers' unit embeddings as at the start of cross-modal training: every
+    video/music cosine near ``cosine`` (a shared direction, +u for video and −u for music,
+    weighted √−cosine, plus independent parts: std ≈ 0.93/√dim ≈ 0.06), and labels with 4
+    items per class."""
     gen = torch.Generator().manual_seed(3)
-    video = F.normalize(torch.randn(n, dim, generator=gen, dtype=torch.float64), dim=1)
-    music = F.normalize(torch.randn(n, dim, generator=gen, dtype=torch.float64), dim=1)
+    u = F.normalize(torch.randn(dim, generator=gen, dtype=torch.float64), dim=0)
+
+    def independent() -> torch.Tensor:
+        x = torch.randn(n, dim, generator=gen, dtype=torch.float64)
+        return F.normalize(x - (x @ u)[:, None] * u, dim=1)
+
+    a = math.sqrt(-cosine)
+    video = a * u + math.sqrt(1 - a * a) * independent()
+    music = -a * u + math.sqrt(1 - a * a) * independent()
     return video.requires_grad_(True), music, torch.arange(n) // 4
 
 
-def test_contrastive_default_margin_makes_every_negative_count_at_a_cross_modal_start() -> None:
+def test_the_cross_modal_start_is_what_the_defaults_assume() -> None:
+    video, music, _ = cross_modal_start()
+    cosines = video.detach() @ music.T
+    assert cosines.mean().item() == pytest.approx(-0.07, abs=0.01)
+    assert torch.cdist(video.detach(), music).mean().item() == pytest.approx(1.46, abs=0.01)
+
+
+def test_contrastive_default_margin_sits_clearly_beyond_the_cross_modal_start() -> None:
     video, music, labels = cross_modal_start()
     negatives = labels[:, None] != labels[None, :]
-    distances = torch.cdist(video.detach(), music)
-    # Cosines of independent 256-D unit vectors spread with std 1/16: about 98 % of the
-    # negatives are above cosine −0.125, within the default margin; none is within 1.
-    within = (distances[negatives] < ContrastiveLoss().neg_margin).double().mean()
-    assert within > 0.95
-    assert (distances[negatives] > 1.0).all()
+    distances = torch.cdist(video.detach(), music)[negatives]
+    margin = ContrastiveLoss().neg_margin
+    assert margin == 1.6
+    # All but a 4σ tail (2 of 3,840) are inside 1.6 (cosine −0.28); 1.5 (cosine −0.125)
+    # leaves about a sixth of them out and a mean hinge a third as long; 1 reaches none.
+    assert (distances < margin).double().mean() > 0.999
+    assert 0.1 < (distances >= 1.5).double().mean() < 0.25
+    hinge = (margin - distances).clamp_min(0).mean() / (1.5 - distances).clamp_min(0).mean()
+    assert hinge > 3
+    assert (distances > 1.0).all()
 
     def negatives_only(neg_margin: float) -> tuple[float, float]:
         v = video.detach().clone().requires_grad_(True)
@@ -102,21 +124,46 @@ def test_contrastive_default_margin_makes_every_negative_count_at_a_cross_modal_
         value.backward()
         return value.item(), v.grad.norm().item()
 
-    assert min(negatives_only(ContrastiveLoss().neg_margin)) > 1e-4
+    at_default, at_1_5 = negatives_only(margin), negatives_only(1.5)
+    assert min(at_default) > 1e-3
+    assert at_default[0] > 4 * at_1_5[0]  # the mean squared hinge
     assert negatives_only(1.0) == (0.0, 0.0)  # the customary margin: no negative fires
 
 
-def test_multi_similarity_default_base_weighs_negatives_at_a_cross_modal_start() -> None:
-    """With λ = 0.5 (the paper's) a negative at cosine ≈ 0 weighs about e^−25; with the
-    default λ = 0 the negatives push."""
-    video, music, labels = cross_modal_start()
-    ref_labels = labels + labels.max() + 1  # no positives: the negative term alone
+def multi_similarity_negative_weights(beta: float, base: float) -> torch.Tensor:
+    """dℓ/dS_n of one video anchor against 64 music negatives at the cross-modal start,
+    read from the loss's own gradient: for unit references ‖dℓ/dm_n‖ = w_n √(1 − S_n²)."""
+    video, music, _ = cross_modal_start()
+    anchor = video.detach()[:1]
+    m = music.clone().requires_grad_(True)
+    # No positive: reference labels differ from the anchor's.
+    loss = MultiSimilarityLoss(beta=beta, base=base)
+    loss(anchor, torch.tensor([0]), m, torch.arange(1, 65)).backward()
+    cosines = (anchor @ music.T)[0]
+    weights = m.grad.norm(dim=1) / (1 - cosines**2).sqrt()
+    # The formula's weights, exp(β (S − λ)) / (1 + Σ exp(β (S − λ))): the gradient is theirs.
+    e = torch.exp(beta * (cosines - base))
+    assert weights == pytest.approx((e / (1 + e.sum())).tolist(), abs=1e-12)
+    return weights
 
-    def negative_grad(base: float) -> float:
-        v = video.detach().clone().requires_grad_(True)
-        MultiSimilarityLoss(base=base)(v, labels, music, ref_labels).backward()
-        return v.grad.norm().item()
 
-    assert MultiSimilarityLoss().base == 0.0
-    assert negative_grad(0.0) > 1e-2
-    assert negative_grad(0.5) < 1e-6
+def effective_count(weights: torch.Tensor) -> float:
+    """(Σw)² / Σw²: how many negatives share the push (all of them when equal)."""
+    return (weights.sum() ** 2 / (weights**2).sum()).item()
+
+
+def test_multi_similarity_defaults_spread_the_negatives_weight_at_a_cross_modal_start() -> None:
+    """The paper's pair α 2, λ 0.5 with β 2: the whole batch's negatives push, with a total
+    weight near 1. β 50 concentrates it on a handful of the 64 (with λ 0.5 it also
+    vanishes: e^−28 each, the collapse that λ 0 once fixed)."""
+    loss = MultiSimilarityLoss()
+    assert (loss.alpha, loss.beta, loss.base) == (2.0, 2.0, 0.5)
+    spread = multi_similarity_negative_weights(2.0, 0.5)
+    assert effective_count(spread) > 60
+    assert spread.sum().item() > 0.9
+    assert (spread.max() / spread.sum()).item() < 0.03
+    peaked = multi_similarity_negative_weights(50.0, 0.0)
+    assert effective_count(peaked) < 8
+    assert (peaked.topk(3).values.sum() / peaked.sum()).item() > 0.5
+    # λ only scales the total against the 1 in log(1 + Σ); the shares are β's.
+    assert multi_similarity_negative_weights(50.0, 0.5).sum().item() < 1e-8

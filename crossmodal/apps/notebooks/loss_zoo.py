@@ -47,12 +47,11 @@ GRIDS: dict[str, tuple[str, tuple[float, ...]]] = {
     # Negatives start at distance ~1.46: a margin below it gives them no gradient while
     # the positives pull everything together, and the loss is steep just above it
     # (measured in the notebook's 180-step protocol, mean non-pair cosine: 0.88 at the
-    # old default 1, 0.66 at the default 1.5, 0.08 at 1.6).
+    # old default 1, 0.66 at 1.5, 0.08 at 1.6, today's default).
     "contrastive": ("neg_margin", (1.6, 2.0, 1.4, 1.8)),
-    # Negative weights exp(beta (s - base)): at base 0.5 they vanish at beta = 50 for
-    # negatives starting ~0.57 below it, and beta = 2 fixed that. At the default base 0
-    # the loss neither collapses nor learns in that protocol and no beta here helps (nor
-    # does base or alpha alone, in single runs): the grid stays, as the notebook shows.
+    # Negative weights exp(beta (s - base)), a softmax at temperature 1/beta: at beta = 50
+    # they sit on a few negatives (and vanish at base 0.5); the default beta = 2 spreads
+    # them over the batch. The grid checks whether a sharper weighting does better.
     "multi_similarity": ("beta", (2.0, 10.0, 25.0, 5.0)),
     # Integer angular margins; 1 is the plain softmax over the proxies.
     "large_margin_softmax": ("margin", (1, 2, 3, 4)),
