@@ -61,13 +61,15 @@ def test_default_objective_trains_sync_terms_on_sync_and_the_mood_term_on_vibe()
     sync_objective = build_objective(instance, {"track": 5, "label": 3}, 6, True).double()
     v_sync, m_sync = _naive_cut(video, 0, 6), _naive_cut(music, 0, 6)
     sync_value = sync_objective(v_sync, keys, m_sync, keys)
-    # The mood term: symmetric NormFace (scale 20) on the vibe parts, shared proxies.
+    # The mood term: symmetric NormFace on the vibe parts, shared proxies, at NormFace's
+    # bound for 3 classes (C − 1)/C · ln((C − 1)·0.99/0.01), written out here.
+    scale = 2 / 3 * math.log(2 * 0.99 / 0.01)
     proxies = mood_prototypes(objective, 3).double()
     assert proxies.shape == (3, 4)
     v_vibe, m_vibe = _naive_cut(video, 6, 10), _naive_cut(music, 6, 10)
     mood_value = 0.5 * (
-        _naive_normface(v_vibe, labels, proxies, 20.0)
-        + _naive_normface(m_vibe, labels, proxies, 20.0)
+        _naive_normface(v_vibe, labels, proxies, scale)
+        + _naive_normface(m_vibe, labels, proxies, scale)
     )
     torch.testing.assert_close(objective.last_terms["normface_label"].item(), mood_value)
     torch.testing.assert_close(value, sync_value + mood_value, rtol=1e-10, atol=1e-10)
