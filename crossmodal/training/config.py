@@ -44,7 +44,10 @@ class LossTerm:
             raise ConfigError(f"loss {self.name!r}: weight must be >= 0, got {self.weight}")
 
 
-def _default_losses() -> list[LossTerm]:
+def default_losses() -> list[LossTerm]:
+    """The default objective's terms (a fresh list each call); the trainer and
+    :func:`~crossmodal.training.objective.build_objective` compare a config's losses with
+    it to tell the default, which adapts to an unlabelled corpus, from a user's choice."""
     # Sync (instance) terms, then the mood term that trains the model's vibe part; the
     # mood term is left out, with a log line, when the training clips have no labels.
     return [
@@ -232,7 +235,7 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=_default_model)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
-    losses: list[LossTerm] = field(default_factory=_default_losses)
+    losses: list[LossTerm] = field(default_factory=default_losses)
     epochs: int | None = None
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     batch_size: int = 64

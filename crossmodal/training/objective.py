@@ -18,7 +18,7 @@ from crossmodal.losses import (
     loss_kind,
 )
 from crossmodal.registry import UnknownNameError
-from crossmodal.training.config import LossTerm, TrainConfig, _default_losses
+from crossmodal.training.config import LossTerm, TrainConfig, default_losses
 
 __all__ = ["OnPart", "build_objective", "expand_presets", "keys_of", "mood_prototypes"]
 
@@ -101,7 +101,7 @@ def build_objective(
     weights: dict[str, float] = {}
     keys: dict[str, str] = {}
     requested = expand_presets(cfg.losses)
-    if not labelled and cfg.losses == _default_losses():
+    if not labelled and cfg.losses == default_losses():
         dropped = [t.name for t in requested if t.key == "label"]
         requested = [t for t in requested if t.key != "label"]
         if dropped:

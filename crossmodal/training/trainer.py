@@ -42,7 +42,7 @@ from crossmodal.fileio import atomic_write_text
 from crossmodal.losses import learned_logit_scale
 from crossmodal.training import builders
 from crossmodal.training.budget import Budget
-from crossmodal.training.config import TrainConfig, _default_losses, config_for_resume
+from crossmodal.training.config import TrainConfig, config_for_resume, default_losses
 from crossmodal.training.metrics_log import MetricsLog, plot_curves
 from crossmodal.training.objective import build_objective, keys_of, mood_prototypes
 from crossmodal.training.progress import EpochProgress
@@ -136,7 +136,7 @@ class Trainer:
         if not labelled and cfg.model.vibe_dim:
             # Nothing would train the vibe part: build the model without one. (With the
             # default objective, build_objective says so in its one line.)
-            if cfg.losses != _default_losses():
+            if cfg.losses != default_losses():
                 log.warning("some training clips have no label: the model gets no vibe part")
             cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, vibe_dim=0))
             self.cfg = cfg
