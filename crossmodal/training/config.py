@@ -28,7 +28,10 @@ class LossTerm:
     Proxy losses get one class proxy per distinct key. ``symmetric`` adds the
     music→video direction (the two directions averaged); ``miner`` names a miner from
     :func:`crossmodal.sampling.miners.list_miners` for pairwise losses (``miner_params`` go to
-    it); ``params`` go to the loss.
+    it); ``params`` go to the loss. ``part``: which part of a two-part (sync + vibe) model
+    the term trains: ``auto`` (``key: track`` → sync, ``key: label`` → vibe), ``sync``,
+    ``vibe``, or ``whole`` (the emitted vector, both parts at the default blend); a model
+    with one part ignores it.
     """
 
     name: str = "info_nce"
@@ -38,10 +41,15 @@ class LossTerm:
     miner: str | None = None
     miner_params: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
+    part: Literal["auto", "sync", "vibe", "whole"] = "auto"
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.weight) or self.weight < 0:
             raise ConfigError(f"loss {self.name!r}: weight must be >= 0, got {self.weight}")
+        if self.part not in ("auto", "sync", "vibe", "whole"):
+            raise ConfigError(
+                f"loss {self.name!r}: part must be auto, sync, vibe or whole, got {self.part!r}"
+            )
 
 
 def default_losses() -> list[LossTerm]:

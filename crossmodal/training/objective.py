@@ -74,7 +74,9 @@ def expand_presets(terms: list[LossTerm]) -> list[LossTerm]:
                 f"list the terms: --losses '[{listed}]'"
             )
         expanded += [
-            LossTerm(name, weight=term.weight, key=term.key, symmetric=term.symmetric)
+            LossTerm(
+                name, weight=term.weight, key=term.key, symmetric=term.symmetric, part=term.part
+            )
             for name in DEFAULT_PRESET
         ]
     return expanded
@@ -93,7 +95,7 @@ def build_objective(
     objective's label terms are dropped, with a log line, when clips have none).
     ``embed_dim``: the embedding width, or the model's :class:`EmbeddingLayout`: with a
     vibe part, ``key: track`` terms train the sync part and ``key: label`` terms the vibe
-    part (each through :class:`OnPart`). Term names (the metrics log's keys) are the loss
+    part (each through :class:`OnPart`), unless the term names its ``part``. Term names (the metrics log's keys) are the loss
     name, ``_label`` appended for ``key: label`` and a number for repeats: ``info_nce``,
     ``info_nce_label``, ``info_nce_2``."""
     layout = embed_dim if isinstance(embed_dim, EmbeddingLayout) else EmbeddingLayout(embed_dim)
@@ -125,7 +127,9 @@ def build_objective(
         miner = None if term.miner is None else {"name": term.miner, **term.miner_params}
         # A cross-batch memory adds reference rows, which only pairwise terms have.
         pairwise = loss_kind(term.name) == "pairwise"
-        part = ("vibe" if term.key == "label" else "sync") if layout.has_vibe else None
+        part = None
+        if layout.has_vibe and term.part != "whole":
+            part = term.part if term.part != "auto" else "vibe" if term.key == "label" else "sync"
         if not pairwise:
             params.setdefault("num_classes", num_keys[term.key])
         try:

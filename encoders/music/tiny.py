@@ -27,6 +27,18 @@ class MusicTiny(MusicEncoder):
     :class:`~crossmodal.encoders.temporal.TemporalConvNet` and ``pool`` as in
     ``video_tiny``. Output width: ``out_channels × num_bins`` for ``bins``, else
     ``out_channels``.
+
+    ``summary_lags`` > 0 adds a clip-level summary beside the pooled steps, for what a
+    piece *is* rather than when its events fall (mood, genre): each normalised mel bin's
+    mean and standard deviation over the clip (register, timbre, loudness, dynamics) and
+    the autocorrelation of the onset envelope (the mean positive change over mel bins)
+    at lags 1 … ``summary_lags`` frames (its periodicity: tempo and metre, read
+    at every octave at once). Parameter-free up to the input BatchNorm; then BatchNorm →
+    Linear → ReLU to ``summary_dim`` values appended to the output (width
+    ``+ summary_dim``). The convolutional path alone sees about a second at a time and
+    pools by position, so it learns these clip-wide statistics poorly (on the synthetic
+    corpus's 840 training clips a linear classifier on the summary names the mood of
+    0.75 of test clips, the trained convolutional tower 0.63; bench/results/mood_ceiling.md).
     """
 
     def __init__(
@@ -44,6 +56,8 @@ class MusicTiny(MusicEncoder):
         out_channels: int = 32,
         pool: str = "bins",
         num_bins: int = 24,
+        summary_lags: int = 0,
+        summary_dim: int = 64,
     ) -> None:
         super().__init__()
         if len(channels) != 3:
@@ -75,15 +89,57 @@ class MusicTiny(MusicEncoder):
         )
         self.pool = build_temporal_pool(pool, out_channels, steps, num_bins=num_bins)
         self.output_dim = self.pool.output_dim
+        frames = self.audio_spec.num_mel_frames
+        if summary_lags < 0 or summary_dim < 1:
+            raise ValueError(
+                f"summary_lags must be >= 0 and summary_dim >= 1, got {summary_lags}, {summary_dim}"
+            )
+        if summary_lags >= frames - 1:
+            raise ValueError(
+                f"summary_lags={summary_lags} must be below the {frames - 1} onset frames of a clip"
+            )
+        self.summary_lags = summary_lags
+        self.summary: nn.Module | None = None
+        if summary_lags:
+            width = 2 * n_mels + summary_lags
+            self.summary = nn.Sequential(
+                nn.BatchNorm1d(width), nn.Linear(width, summary_dim), nn.ReLU(inplace=True)
+            )
+            self.output_dim += summary_dim
 
-    def step_features(self, audio: torch.Tensor) -> torch.Tensor:
-        """Input batch → (B, C·mels', steps) before the temporal convs."""
+    def _normalised_mel(self, audio: torch.Tensor) -> torch.Tensor:
         mel = self.frontend(audio) if self.frontend is not None else audio
-        maps = self.conv(self.norm(mel).unsqueeze(1))
+        return self.norm(mel)
+
+    def _maps_to_steps(self, mel: torch.Tensor) -> torch.Tensor:
+        maps = self.conv(mel.unsqueeze(1))
         b, c, f, t = maps.shape
         return maps.reshape(b, c * f, t)
 
+    def step_features(self, audio: torch.Tensor) -> torch.Tensor:
+        """Input batch → (B, C·mels', steps) before the temporal convs."""
+        return self._maps_to_steps(self._normalised_mel(audio))
+
+    def clip_statistics(self, mel: torch.Tensor) -> torch.Tensor:
+        """Normalised log-mel (B, mels, frames) → (B, 2·mels + summary_lags): per-bin mean
+        and standard deviation over time, then the onset envelope's autocorrelation at
+        lags 1 … summary_lags divided by its lag-0 value (0 for a clip without change)."""
+        mean = mel.mean(-1)
+        std = mel.std(-1)
+        onset = torch.relu(mel[..., 1:] - mel[..., :-1]).mean(1)  # (B, frames - 1)
+        onset = onset - onset.mean(-1, keepdim=True)
+        n = onset.shape[-1]
+        # Autocorrelation through the FFT, zero-padded to 2n so lags do not wrap around.
+        spectrum = torch.fft.rfft(onset.float(), n=2 * n)
+        acf = torch.fft.irfft(spectrum.real**2 + spectrum.imag**2, n=2 * n)[..., :n]
+        lags = acf[..., 1 : self.summary_lags + 1] / acf[..., :1].clamp_min(1e-6)
+        return torch.cat([mean, std, lags.to(mean.dtype)], dim=-1)
+
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         self.check_input(audio)
-        steps = self.temporal(self.step_features(audio))
-        return self.pool(steps.transpose(1, 2))
+        mel = self._normalised_mel(audio)
+        steps = self.temporal(self._maps_to_steps(mel))
+        pooled = self.pool(steps.transpose(1, 2))
+        if self.summary is None:
+            return pooled
+        return torch.cat([pooled, self.summary(self.clip_statistics(mel))], dim=-1)

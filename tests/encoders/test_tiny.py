@@ -65,3 +65,71 @@ def test_audio_tiny_on_waveforms_applies_the_shared_logmel() -> None:
     assert wave.shape == (2, on_wave.audio_spec.num_samples)
     with torch.no_grad():
         torch.testing.assert_close(on_wave(wave), on_mel(LogMel(on_mel.audio_spec)(wave)))
+
+
+def _naive_clip_statistics(mel: torch.Tensor, lags: int) -> torch.Tensor:
+    """Per-bin mean/std and the onset envelope's autocorrelation, written as loops."""
+    rows = []
+    for clip in mel.double():
+        n_mels, frames = clip.shape
+        mean = [sum(clip[m, t] for t in range(frames)) / frames for m in range(n_mels)]
+        std = [
+            (sum((clip[m, t] - mean[m]) ** 2 for t in range(frames)) / (frames - 1)) ** 0.5
+            for m in range(n_mels)
+        ]
+        onset = [
+            sum(max(0.0, float(clip[m, t + 1] - clip[m, t])) for m in range(n_mels)) / n_mels
+            for t in range(frames - 1)
+        ]
+        centre = sum(onset) / len(onset)
+        onset = [o - centre for o in onset]
+        r = [sum(onset[t] * onset[t + k] for t in range(len(onset) - k)) for k in range(lags + 1)]
+        rows.append(
+            torch.tensor([*map(float, mean), *map(float, std)] + [float(x / r[0]) for x in r[1:]])
+        )
+    return torch.stack(rows).double()
+
+
+def test_audio_tiny_clip_statistics_match_a_naive_loop() -> None:
+    encoder = create_encoder("audio_tiny", seconds=0.5, n_mels=6, summary_lags=7).eval()
+    mel = torch.randn(3, 6, encoder.audio_spec.num_mel_frames)
+    got = encoder.clip_statistics(mel)
+    torch.testing.assert_close(got.double(), _naive_clip_statistics(mel, 7), atol=1e-5, rtol=1e-4)
+
+
+def test_audio_tiny_summary_reads_the_period_of_a_click_train() -> None:
+    # Clicks every 10 frames: the onset autocorrelation peaks at lag 10 (and 20), and the
+    # summary of a train of another period differs.
+    encoder = create_encoder("audio_tiny", seconds=1.0, n_mels=8, summary_lags=24).eval()
+    frames = encoder.audio_spec.num_mel_frames
+    mel = torch.zeros(2, 8, frames)
+    mel[0, :, ::10] = 1.0
+    mel[1, :, ::7] = 1.0
+    lags = encoder.clip_statistics(mel)[:, 16:]
+    assert int(lags[0].argmax()) + 1 == 10
+    assert int(lags[1].argmax()) + 1 == 7
+    assert lags[0, 19] > 0.5
+    assert lags[0, 4] < 0
+
+
+def test_audio_tiny_summary_is_appended_and_off_by_default() -> None:
+    plain = create_encoder("audio_tiny", seconds=1.0)
+    summary = create_encoder("audio_tiny", seconds=1.0, summary_lags=20, summary_dim=16)
+    assert summary.output_dim == plain.output_dim + 16
+    # Off by default: a model file written before the option loads unchanged.
+    assert not any(k.startswith("summary") for k in plain.state_dict())
+    audio = summary.example_input(4).requires_grad_(True)
+    out = summary(audio)
+    assert out.shape == (4, summary.output_dim)
+    out[:, -16:].sum().backward()
+    assert audio.grad is not None
+    assert audio.grad.abs().sum() > 0
+    # A silent clip has no onsets: finite zeros, not NaN.
+    stats = summary.eval().clip_statistics(torch.zeros(1, 40, summary.audio_spec.num_mel_frames))
+    assert torch.isfinite(stats).all()
+    assert stats[0, 80:].abs().sum() == 0
+
+
+def test_audio_tiny_summary_lags_are_checked() -> None:
+    with pytest.raises(ValueError, match="summary_lags"):
+        create_encoder("audio_tiny", seconds=0.5, summary_lags=500)

@@ -112,3 +112,34 @@ def test_one_part_models_keep_every_term_on_the_whole_embedding() -> None:
     objective = build_objective(TrainConfig(), {"track": 5, "label": 3}, 10, True)
     assert not any(isinstance(t, OnPart) for t in objective.terms.values())
     assert mood_prototypes(objective, 3) is None  # no vibe part: no mood centres
+
+
+def test_a_term_can_name_the_part_it_trains() -> None:
+    # part: vibe puts an instance (track) term on the vibe part; part: whole on the emitted
+    # vector. Each equals the same loss on the naively cut (or uncut) embeddings.
+    video, music, tracks, labels = _batch(2)
+    keys = keys_of(tracks, labels)
+    cfg = TrainConfig(
+        losses=[LossTerm("info_nce", part="vibe"), LossTerm("info_nce", part="whole")]
+    )
+    objective = build_objective(cfg, {"track": 5, "label": 3}, LAYOUT, True).double()
+    assert list(objective.terms) == ["info_nce", "info_nce_2"]
+    assert objective.terms["info_nce"].part == "vibe"
+    assert not isinstance(objective.terms["info_nce_2"], OnPart)
+    objective(video, keys, music, keys)
+    plain = build_objective(
+        TrainConfig(losses=[LossTerm("info_nce")]), {"track": 5, "label": 3}, 4, True
+    ).double()
+    on_vibe = plain(_naive_cut(video, 6, 10), keys, _naive_cut(music, 6, 10), keys)
+    torch.testing.assert_close(objective.last_terms["info_nce"], on_vibe)
+    whole = build_objective(
+        TrainConfig(losses=[LossTerm("info_nce")]), {"track": 5, "label": 3}, 10, True
+    ).double()
+    torch.testing.assert_close(objective.last_terms["info_nce_2"], whole(video, keys, music, keys))
+
+
+def test_a_part_outside_the_choices_is_a_config_error() -> None:
+    from crossmodal.config import ConfigError
+
+    with pytest.raises(ConfigError, match="part must be auto, sync, vibe or whole"):
+        LossTerm("info_nce", part="both")
