@@ -1,10 +1,12 @@
 """Mood-aware matching on the test split: instance R@1, mood MAP@R (both directions) and
 "music for a new video" (top-10 same-mood share with the video's own track left out),
 for trained runs, at their default blend and, for runs with a vibe part, at a sweep of
-blends α (the query weighted as :class:`~crossmodal.retrieval.recommender.Recommender`
-does it); plus the ceiling: a mood classifier's class-probability embeddings.
+blends α, scored as the model scores (``model.layout.scores``: gated by the model's sync
+gate when it has one, as :class:`~crossmodal.retrieval.recommender.Recommender` ranks;
+``--linear`` adds the same rows without the gate); plus the ceiling: a mood classifier's
+class-probability embeddings.
 
-    python bench/mood_matching.py MANIFEST --run NAME RUN_DIR [--run …]
+    python bench/mood_matching.py MANIFEST --run NAME RUN_DIR [--run …] [--linear]
         [--classifier RUN_DIR] [--alphas 0,0.1,…] [--out bench/results/mood_matching.md]
 
 Runs are made with ``crossmodal train`` as a user would (docs/training.md gives the
@@ -30,9 +32,10 @@ from crossmodal.inference import embed_dataset, load_trained_model, manifest_dat
 COLUMNS = ("v→m R@1", "m→v R@1", "mood MAP@R v→m", "mood MAP@R m→v", "new-video top-10")
 
 
-def scores(video: torch.Tensor, music: torch.Tensor, tracks, labels) -> list[float]:
-    """The table's columns for one pair of (already weighted) embedding sets."""
-    report = evaluate_embeddings(video, music, tracks, labels, with_nmi=False)
+def scores(video: torch.Tensor, music: torch.Tensor, tracks, labels, scorer=None) -> list[float]:
+    """The table's columns for one pair of embedding sets (``scorer``: how a query scores
+    the gallery; default the dot product)."""
+    report = evaluate_embeddings(video, music, tracks, labels, with_nmi=False, scorer=scorer)
     cat = report["category"]
     return [
         report["video_to_music"]["R@1"],
@@ -43,30 +46,34 @@ def scores(video: torch.Tensor, music: torch.Tensor, tracks, labels) -> list[flo
     ]
 
 
-def run_rows(name: str, run_dir: Path, manifest: Path, alphas: list[float]) -> list[list[Any]]:
+def run_rows(
+    name: str, run_dir: Path, manifest: Path, alphas: list[float], linear: bool = False
+) -> list[list[Any]]:
+    """The run at its default score and at each blend in ``alphas``, scored as the model
+    scores (:meth:`~crossmodal.embedding_layout.EmbeddingLayout.scores`: gated when it has
+    a sync gate); ``linear``: the same rows again with the gate removed."""
     model = load_trained_model(run_dir / "model.pt")
     dataset = manifest_dataset(model, manifest, "test", run_dir=run_dir)
     emb = embed_dataset(model, dataset, batch_size=64)
     summary = json.loads((run_dir / "summary.json").read_text())
     facts = f"{summary['steps']} steps, {summary['train_seconds'] / 60:.1f} min"
-    layout = model.layout
-    rows = [
-        [
-            name,
-            "default" if layout.has_vibe else "–",
-            facts,
-            *scores(emb.video, emb.music, emb.tracks, emb.labels),
-        ]
-    ]
-    if layout.has_vibe:
-        rows[0][1] = f"default {layout.blend:g}"
-        for alpha in alphas:
-            # v→m: video queries weighted; m→v: music queries weighted (same score).
-            v_q = layout.weight_query(emb.video, alpha)
-            m_q = layout.weight_query(emb.music, alpha)
-            v2m = scores(v_q, emb.music, emb.tracks, emb.labels)
-            m2v = scores(emb.video, m_q, emb.tracks, emb.labels)
-            rows.append([name, f"α {alpha:g}", "", v2m[0], m2v[1], v2m[2], m2v[3], v2m[4]])
+    layouts = [("", model.layout)]
+    if linear and model.layout.gated:
+        layouts.append((" linear", model.layout.with_gate(None)))
+    rows = []
+    for suffix, layout in layouts:
+        if not layout.has_vibe:
+            rows.append([name, "–", facts, *scores(emb.video, emb.music, emb.tracks, emb.labels)])
+            continue
+        gate = f", gate {layout.gate:.3f}" if layout.gated else ""
+        for alpha in [None, *alphas]:
+            label = f"default {layout.blend:g}{gate}" if alpha is None else f"α {alpha:g}"
+
+            def scorer(q, g, a=alpha, lay=layout):
+                return lay.scores(q, g, a)
+
+            row = scores(emb.video, emb.music, emb.tracks, emb.labels, scorer)
+            rows.append([name + suffix, label, facts if alpha is None else "", *row])
     return rows
 
 
@@ -98,12 +105,15 @@ def main() -> None:
     parser.add_argument("--alphas", default="0,0.1,0.2,0.3,0.4,0.5,0.6,0.8,1")
     parser.add_argument("--out", type=Path, default=Path("bench/results/mood_matching.md"))
     parser.add_argument("--note", default="", help="a line under the table (machine, load)")
+    parser.add_argument(
+        "--linear", action="store_true", help="also score gated runs without their gate"
+    )
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     alphas = [float(a) for a in args.alphas.split(",")]
     rows = []
     for name, run_dir in args.run:
-        rows += run_rows(name, Path(run_dir), args.manifest, alphas)
+        rows += run_rows(name, Path(run_dir), args.manifest, alphas, args.linear)
     if args.classifier is not None:
         rows.append(classifier_row(args.classifier, args.manifest))
     lines = [

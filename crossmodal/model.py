@@ -65,7 +65,9 @@ class ModelConfig:
     model emits ``[√(1−blend)·sync, √blend·vibe]`` (see
     :mod:`crossmodal.embedding_layout`): ``blend`` is the default weight of the vibe score.
     ``moods``: the mood names the model predicts (set after training from the vibe term's
-    class proxies, empty when it has none). ``vibe_dim`` defaults to 0 here (files written
+    class proxies, empty when it has none). ``sync_gate``: the sync gate τ of the score
+    (set after training from the validation clips, None: the linear score; see
+    :mod:`crossmodal.embedding_layout`). ``vibe_dim`` defaults to 0 here (files written
     before the vibe part load as they were); ``crossmodal train``'s default model has one
     (:class:`crossmodal.training.config.TrainConfig`).
     """
@@ -97,6 +99,7 @@ class ModelConfig:
     vibe_dim: int = 0
     blend: float = 0.5
     moods: list[str] = field(default_factory=list)
+    sync_gate: float | None = None
 
     def __post_init__(self) -> None:
         # Checked here so that a bad value fails with the field's name before any build.
@@ -108,11 +111,17 @@ class ModelConfig:
             raise ConfigError(f"model.blend must be in (0, 1), got {self.blend}")
         if self.moods and not self.vibe_dim:
             raise ConfigError("model.moods needs a vibe part (model.vibe_dim > 0)")
+        if self.sync_gate is not None and not (self.vibe_dim and -1.0 <= self.sync_gate < 1.0):
+            raise ConfigError(
+                f"model.sync_gate needs a vibe part and a value in [-1, 1), got {self.sync_gate}"
+            )
 
     @property
     def layout(self) -> EmbeddingLayout:
         """Where the sync and vibe parts lie in the emitted vector."""
-        return EmbeddingLayout(self.embed_dim, self.vibe_dim, self.blend if self.vibe_dim else 0.0)
+        if not self.vibe_dim:
+            return EmbeddingLayout(self.embed_dim)
+        return EmbeddingLayout(self.embed_dim, self.vibe_dim, self.blend, self.sync_gate)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -253,6 +262,15 @@ class CrossModalModel(nn.Module):
             self.mood_prototypes.copy_(centres)  # in place: wrappers (DDP) keep the buffer
         else:
             self.mood_prototypes = centres.to(self.mood_prototypes.device)
+
+    def set_sync_gate(self, gate: float | None) -> None:
+        """Set the sync gate τ of the score (see :mod:`crossmodal.embedding_layout`;
+        stored with the model; None: the linear score)."""
+        # A plain float: a numpy scalar would not load with weights_only.
+        self.config = dataclasses.replace(
+            self.config, sync_gate=None if gate is None else float(gate)
+        )
+        self.layout = self.config.layout
 
     def predict_mood(self, emb: torch.Tensor) -> list[str] | None:
         """The nearest mood of each (B, D) embedding, or None when the model has no moods."""

@@ -85,3 +85,76 @@ def test_one_part_layouts_ignore_the_blend_and_bad_values_are_refused() -> None:
     with pytest.raises(ValueError, match=r"blend must be in \[0, 1\]"):
         EmbeddingLayout(6, 4, 0.5).weight_query(torch.randn(1, 10), 1.5)
     assert math.isclose(EmbeddingLayout(6, 4, 0.5).blend, 0.5)
+
+
+def _naive_gated(q_sync, q_vibe, g_sync, g_vibe, alpha: float, tau: float) -> torch.Tensor:
+    scores = torch.empty(len(q_sync), len(g_sync), dtype=torch.float64)
+    for i in range(len(q_sync)):
+        for j in range(len(g_sync)):
+            s = sum(float(a) * float(b) for a, b in zip(q_sync[i], g_sync[j], strict=True))
+            v = sum(float(a) * float(b) for a, b in zip(q_vibe[i], g_vibe[j], strict=True))
+            scores[i, j] = (1 - alpha) * max(0.0, s - tau) / (1 - tau) + alpha * v
+    return scores
+
+
+@pytest.mark.parametrize("alpha", [None, 0.0, 0.3, 1.0])
+def test_gated_scores_match_a_naive_loop(alpha: float | None) -> None:
+    layout = EmbeddingLayout(6, 4, 0.2, gate=0.1)
+    q_sync, q_vibe = _parts(4, 6, 4, 3)
+    g_sync, g_vibe = _parts(7, 6, 4, 4)
+    got = layout.scores(layout.combine(q_sync, q_vibe), layout.combine(g_sync, g_vibe), alpha)
+    expected = _naive_gated(q_sync, q_vibe, g_sync, g_vibe, 0.2 if alpha is None else alpha, 0.1)
+    torch.testing.assert_close(got, expected)
+    # Without a gate the score is the linear blend, i.e. the weighted query's dot product.
+    plain = EmbeddingLayout(6, 4, 0.2)
+    linear = plain.scores(plain.combine(q_sync, q_vibe), plain.combine(g_sync, g_vibe), alpha)
+    a = 0.2 if alpha is None else alpha
+    torch.testing.assert_close(linear, _naive_blend(q_sync, q_vibe, g_sync, g_vibe, a))
+
+
+def test_the_gate_puts_a_sure_match_first_and_orders_the_rest_by_vibe() -> None:
+    # Gallery: 0 = the query's own piece (sync 0.9, other mood); 1..3 = no match, their
+    # sync noise (0.3, -0.2, 0.25) below the gate, vibe 0.2, 0.9, 0.5. Linear at α 0.3
+    # orders the non-matches by their noise; gated, by their vibe.
+    sync = torch.tensor([0.9, 0.3, -0.2, 0.25], dtype=torch.float64)
+    vibe = torch.tensor([-0.1, 0.2, 0.9, 0.5], dtype=torch.float64)
+    gated = EmbeddingLayout(6, 4, 0.3, gate=0.4).combine_scores(sync, vibe)
+    linear = EmbeddingLayout(6, 4, 0.3).combine_scores(sync, vibe)
+    assert gated.argsort(descending=True).tolist() == [0, 2, 3, 1]
+    # linear: 0.60, 0.27, 0.13, 0.325 — the best vibe (2) comes last
+    assert linear.argsort(descending=True).tolist() == [0, 3, 1, 2]
+
+
+def test_calibrate_gate_is_the_quantile_of_non_matching_sync_similarities() -> None:
+    import numpy as np
+
+    from crossmodal.embedding_layout import calibrate_gate
+
+    layout = EmbeddingLayout(6, 4, 0.2)
+    v_sync, v_vibe = _parts(9, 6, 4, 5)
+    m_sync, m_vibe = _parts(9, 6, 4, 6)
+    tracks = torch.tensor([0, 0, 1, 2, 3, 4, 5, 6, 7])
+    got = calibrate_gate(
+        layout.combine(v_sync, v_vibe), layout.combine(m_sync, m_vibe), tracks, layout
+    )
+    others = [
+        float(v_sync[i] @ m_sync[j]) for i in range(9) for j in range(9) if tracks[i] != tracks[j]
+    ]
+    assert len(others) == 81 - 11
+    assert got == pytest.approx(float(np.quantile(others, 0.99)), abs=1e-6)
+    assert calibrate_gate(v_sync, m_sync, tracks, EmbeddingLayout(6)) is None
+    one = torch.zeros(9, dtype=torch.long)
+    assert (
+        calibrate_gate(layout.combine(v_sync, v_vibe), layout.combine(m_sync, m_vibe), one, layout)
+        is None
+    )
+
+
+def test_gate_round_trips_and_bad_gates_are_refused() -> None:
+    layout = EmbeddingLayout(6, 4, 0.2, gate=0.35)
+    assert EmbeddingLayout.from_dict(layout.to_dict(), 10) == layout
+    assert EmbeddingLayout.from_dict({"sync_dim": 6, "vibe_dim": 4, "blend": 0.2}, 10).gate is None
+    with pytest.raises(ValueError, match="sync gate"):
+        EmbeddingLayout(6, 4, 0.2, gate=1.0)
+    with pytest.raises(ValueError, match="sync gate"):
+        EmbeddingLayout(6, 0, 0.0, gate=0.3)

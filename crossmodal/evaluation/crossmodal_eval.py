@@ -18,6 +18,7 @@ from crossmodal.evaluation.metrics import (
     kmeans_nmi,
     new_video_mood_share,
 )
+from crossmodal.evaluation.ranking import Scorer
 
 INSTANCE_KEYS = ("R@1", "R@5", "R@10", "MedR", "MeanR", "mAP")
 
@@ -29,6 +30,7 @@ def evaluate_embeddings(
     labels: torch.Tensor | None = None,
     chunk_size: int = 256,
     with_nmi: bool = True,
+    scorer: Scorer | None = None,
 ) -> dict[str, Any]:
     """The evaluation report as a JSON-ready dict.
 
@@ -37,7 +39,9 @@ def evaluate_embeddings(
     distinct non-negative values, ``"category": {"video_to_music": {P@1, MAP@R},
     "music_to_video": {…}, "NMI": …, "chance_P@1": …, "new_video_top10": …}``
     (``new_video_top10``: :func:`~crossmodal.evaluation.metrics.new_video_mood_share`,
-    music for a video whose own track is not in the gallery).
+    music for a video whose own track is not in the gallery). ``scorer``: how a query
+    scores the gallery (default: the dot product; a two-part model's
+    ``model.layout.scores``, as ``evaluate`` and training validation use).
     """
     if video_emb.shape != music_emb.shape:
         raise ValueError(
@@ -50,7 +54,7 @@ def evaluate_embeddings(
         ("video_to_music", video_emb, music_emb),
         ("music_to_video", music_emb, video_emb),
     ):
-        m = instance_metrics(queries, gallery, tracks, tracks, DEFAULT_KS, chunk_size)
+        m = instance_metrics(queries, gallery, tracks, tracks, DEFAULT_KS, chunk_size, scorer)
         report[name] = {k: m[k] for k in INSTANCE_KEYS}
     report["gallery_size"] = int(music_emb.shape[0])
     report["chance"] = {
@@ -66,10 +70,10 @@ def evaluate_embeddings(
                 ("video_to_music", video_emb[keep], music_emb[keep]),
                 ("music_to_video", music_emb[keep], video_emb[keep]),
             ):
-                category[name] = category_metrics(queries, gallery, lab, lab, chunk_size)
+                category[name] = category_metrics(queries, gallery, lab, lab, chunk_size, scorer)
             category["chance_P@1"] = round(chance_recall(lab, lab, 1), 6)
             category["new_video_top10"] = new_video_mood_share(
-                video_emb[keep], music_emb[keep], tracks[keep], lab, 10, chunk_size
+                video_emb[keep], music_emb[keep], tracks[keep], lab, 10, chunk_size, scorer
             )
             if with_nmi:
                 category["NMI"] = kmeans_nmi(
@@ -110,6 +114,12 @@ def format_report(
                 if "new_video_top10" in cat
                 else "",
             )
+        )
+    if "blend" in report:
+        gate = report.get("sync_gate")
+        lines.append(
+            f"score: (1−α)·sync + α·vibe at α {report['blend']:g}"
+            + (f", sync gated at {gate:.3f}" if gate is not None else "")
         )
     return "\n".join(lines)
 

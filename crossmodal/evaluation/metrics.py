@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from crossmodal.evaluation.ranking import rank_queries
+from crossmodal.evaluation.ranking import Scorer, rank_queries
 
 DEFAULT_KS = (1, 5, 10)
 
@@ -32,9 +32,13 @@ def instance_metrics(
     gallery_keys: torch.Tensor,
     ks: Sequence[int] = DEFAULT_KS,
     chunk_size: int = 256,
+    scorer: Scorer | None = None,
 ) -> dict[str, float]:
-    """R@K for each K in ``ks``, MedR, MeanR and mAP of ``queries`` against ``gallery``."""
-    ranks = rank_queries(queries, gallery, query_keys, gallery_keys, chunk_size=chunk_size)
+    """R@K for each K in ``ks``, MedR, MeanR and mAP of ``queries`` against ``gallery``
+    (``scorer``: see :func:`~crossmodal.evaluation.ranking.rank_queries`)."""
+    ranks = rank_queries(
+        queries, gallery, query_keys, gallery_keys, chunk_size=chunk_size, scorer=scorer
+    )
     return metrics_from_ranks(ranks.first_rank, ranks.average_precision, ks)
 
 
@@ -64,9 +68,12 @@ def category_metrics(
     query_labels: torch.Tensor,
     gallery_labels: torch.Tensor,
     chunk_size: int = 256,
+    scorer: Scorer | None = None,
 ) -> dict[str, float]:
     """P@1 and MAP@R with category labels as the relevance key."""
-    ranks = rank_queries(queries, gallery, query_labels, gallery_labels, chunk_size=chunk_size)
+    ranks = rank_queries(
+        queries, gallery, query_labels, gallery_labels, chunk_size=chunk_size, scorer=scorer
+    )
     valid = ranks.num_relevant > 0
     if not valid.any():
         raise ValueError("no query label occurs in the gallery: nothing to evaluate")
@@ -83,6 +90,7 @@ def new_video_mood_share(
     labels: torch.Tensor,
     k: int = 10,
     chunk_size: int = 256,
+    scorer: Scorer | None = None,
 ) -> float:
     """ "Music for a new video": each video queries the music gallery with its own track
     (every gallery item of that track) removed; the mean share of its top-``k`` tracks
@@ -92,7 +100,8 @@ def new_video_mood_share(
     shares = []
     for start in range(0, video_emb.shape[0], chunk_size):
         stop = start + chunk_size
-        sims = video_emb[start:stop].float() @ music_emb.float().T
+        queries = video_emb[start:stop].float()
+        sims = (scorer or _dot)(queries, music_emb.float())
         own = tracks[start:stop, None] == tracks[None, :]
         sims = sims.masked_fill(own, float("-inf"))
         top = sims.topk(min(k, sims.shape[1]), dim=1).indices
@@ -102,6 +111,10 @@ def new_video_mood_share(
         valid = torch.arange(top.shape[1])[None, :] < kept[:, None]
         shares.append((same & valid).sum(1).double() / kept.clamp(min=1).double())
     return float(torch.cat(shares).mean())
+
+
+def _dot(queries: torch.Tensor, gallery: torch.Tensor) -> torch.Tensor:
+    return queries @ gallery.T
 
 
 def normalized_mutual_information(labels: np.ndarray, clusters: np.ndarray) -> float:

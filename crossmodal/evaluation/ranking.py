@@ -10,7 +10,7 @@ the default chunk of 256 queries needs ~100 MB, never an n×n matrix.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -32,6 +32,11 @@ class QueryRanks:
     average_precision: torch.Tensor
     map_at_r: torch.Tensor
     num_relevant: torch.Tensor
+
+
+Scorer = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+"""(queries (c, D), gallery (N, D)) → (c, N) similarities; the default is the dot product.
+A two-part model's :meth:`~crossmodal.embedding_layout.EmbeddingLayout.scores` is one."""
 
 
 def _scores(queries: torch.Tensor, gallery: torch.Tensor) -> torch.Tensor:
@@ -91,13 +96,16 @@ def rank_queries(
     query_keys: torch.Tensor,
     gallery_keys: torch.Tensor,
     chunk_size: int = 256,
+    scorer: Scorer | None = None,
 ) -> QueryRanks:
     """Rank every gallery item for every query; a gallery item is relevant to a query when
-    their keys are equal (e.g. the same ``track_id``)."""
+    their keys are equal (e.g. the same ``track_id``). ``scorer``: how a query scores the
+    gallery (default: the dot product)."""
     _check_inputs(queries, gallery, query_keys, gallery_keys)
+    score = scorer or _scores
     parts = []
     for start, stop in iter_query_chunks(queries, chunk_size):
-        scores = _scores(queries[start:stop], gallery)
+        scores = score(queries[start:stop], gallery)
         relevant = query_keys[start:stop, None] == gallery_keys[None, :]
         parts.append(rank_chunk(scores, relevant))
     return QueryRanks(

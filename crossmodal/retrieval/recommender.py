@@ -16,7 +16,10 @@ every music match carries its top tags, and ``tag=`` re-ranks the candidates by
 A model with a vibe part (``model.vibe_dim`` > 0) scores ``(1−α)·sync + α·vibe``: ``blend``
 (α) moves from the exact pair (0) to the same mood (1); unset, the model's default (stored
 in the index, inside its model file). The stored vectors serve every α (see
-:mod:`crossmodal.embedding_layout`): only the query is weighted.
+:mod:`crossmodal.embedding_layout`): only the query is weighted. A model with a sync gate
+(trained since the gate existed) scores ``(1−α)·max(0, sync − τ)/(1 − τ) + α·vibe``
+instead: the clips that surely match come first, the rest in order of vibe; the index
+answers it with two searches, one per part.
 """
 
 from __future__ import annotations
@@ -196,18 +199,76 @@ class Recommender:
         query = self._mean(embedded.vectors)
         moods = self.model.predict_mood(torch.from_numpy(query)[None, :])
         mood = moods[0] if moods else None
-        query = np.ascontiguousarray(
-            self.layout.weight_query(torch.from_numpy(query), self.blend).numpy()
-        )
-        # The store scores the normalised query: its norm turns cosines back into the
-        # blended score (1 at the default blend).
-        norm = float(np.linalg.norm(query))
         if tag is None:
-            return QueryResult(self._search(query, other, k, norm=norm), note, mood)
+            return QueryResult(self._scored(query, other, k), note, mood)
         candidates = min(max(20 * k, 200), self.store.info().items.get("music", 0))
-        matches = self._search(query, "music", max(candidates, k), tag=tag, norm=norm)
+        matches = self._scored(query, "music", max(candidates, k), tag=tag)
         ranked = sorted(matches, key=lambda m: -(m.score + tag_weight * (m.tags or {})[tag]))
         return QueryResult([replace(m, rank=i + 1) for i, m in enumerate(ranked[:k])], note, mood)
+
+    def _part_query(self, query: np.ndarray, blend: float | None) -> tuple[np.ndarray, float]:
+        """The query weighted for ``blend`` and its norm: the store scores the normalised
+        query, and the norm turns its cosines back into the blended score."""
+        weighted = self.layout.weight_query(torch.from_numpy(query), blend).numpy()
+        weighted = np.ascontiguousarray(weighted, dtype=np.float32)
+        return weighted, float(np.linalg.norm(weighted))
+
+    def _scored(
+        self, query: np.ndarray, modality: str, k: int, tag: str | None = None
+    ) -> list[Match]:
+        """The ``k`` best items for a stored-layout ``query`` at this recommender's blend."""
+        alpha = self.layout.blend if self.blend is None else self.blend
+        if not self.layout.gated or alpha >= 1.0:
+            weighted, norm = self._part_query(query, self.blend)
+            return self._search(weighted, modality, k, tag=tag, norm=norm)
+        return self._gated_search(query, modality, k, alpha, tag)
+
+    def _gated_search(
+        self, query: np.ndarray, modality: str, k: int, alpha: float, tag: str | None
+    ) -> list[Match]:
+        """Top ``k`` by the gated score ``(1−α)·max(0, sync − τ)/(1 − τ) + α·vibe`` (see
+        :mod:`crossmodal.embedding_layout`), from two searches of the same index.
+
+        Exact up to each part taking an item's best window for that part: every item
+        above the gate is fetched by the sync search (it widens until its last item is
+        below τ), so any item it misses scores ``α·vibe`` and is in the top ``k`` only if
+        the vibe search holds it; the vibe search widens until it has scored every item
+        above the gate.
+        """
+        if k < 1:
+            raise CrossmodalError(f"k must be >= 1, got {k}")
+        total = self.store.info().items.get(modality, 0)
+        gate = float(self.layout.gate)
+        sync_query, sync_norm = self._part_query(query, 0.0)
+        fetch = min(k, total)
+        while True:
+            sync_hits = self._search(sync_query, modality, max(fetch, 1), tag=tag, norm=sync_norm)
+            if fetch >= total or not sync_hits or sync_hits[-1].score < gate:
+                break
+            fetch = min(4 * fetch, total)
+        above = {m.path: m for m in sync_hits if m.score > gate}
+        vibe_query, vibe_norm = self._part_query(query, 1.0)
+        fetch = min(k, total)
+        while True:
+            vibe_hits = self._search(vibe_query, modality, max(fetch, 1), tag=tag, norm=vibe_norm)
+            seen = {m.path for m in vibe_hits}
+            if fetch >= total or all(path in seen for path in above):
+                break
+            fetch = min(4 * fetch, total)
+        scored = []
+        for match in vibe_hits:
+            sync_match = above.get(match.path)
+            sync = (
+                0.0
+                if sync_match is None
+                else self.layout.gate_sync(torch.tensor(sync_match.score)).item()
+            )
+            score = (1.0 - alpha) * sync + alpha * match.score
+            # A sure match is shown at its matching window; the rest at their vibe window.
+            window = match if sync_match is None else sync_match
+            scored.append(replace(window, score=score))
+        ranked = sorted(scored, key=lambda m: -m.score)[:k]
+        return [replace(m, rank=i + 1) for i, m in enumerate(ranked)]
 
     def recommend_music(
         self,

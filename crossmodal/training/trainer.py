@@ -644,6 +644,7 @@ class Trainer:
         """Embed the val split with the model and score it (mean mAP of both
         directions; when the objective has mood terms, the mean of that and the mood
         MAP@R of both directions); a better score saves best.pt."""
+        from crossmodal.embedding_layout import calibrate_gate
         from crossmodal.evaluation.crossmodal_eval import evaluate_embeddings
         from crossmodal.inference import embed_dataset
 
@@ -654,8 +655,20 @@ class Trainer:
             device=self.device,
             desc="validating",
         )
+        layout = self.model.layout
+        if layout.has_vibe:
+            # The sync gate of this model, from its own validation pairs (stored with it).
+            self.model.set_sync_gate(
+                calibrate_gate(embedded.video, embedded.music, embedded.tracks, layout)
+            )
+            layout = self.model.layout
         report = evaluate_embeddings(
-            embedded.video, embedded.music, embedded.tracks, embedded.labels, with_nmi=False
+            embedded.video,
+            embedded.music,
+            embedded.tracks,
+            embedded.labels,
+            with_nmi=False,
+            scorer=layout.scores,
         )
         score = 0.5 * (report["video_to_music"]["mAP"] + report["music_to_video"]["mAP"])
         category = report.get("category")
@@ -687,6 +700,14 @@ class Trainer:
             flat["m2v_R@10"],
             flat["m2v_MedR"],
         )
+        if category is not None and layout.has_vibe:
+            log.info(
+                "validation moods: MAP@R v→m %.3f m→v %.3f, new video top-10 same mood %.3f%s",
+                category["video_to_music"]["MAP@R"],
+                category["music_to_video"]["MAP@R"],
+                category["new_video_top10"],
+                f" (sync gate {layout.gate:.3f})" if layout.gate is not None else "",
+            )
         if metrics is not None:
             metrics.write("val", self.step, self._epoch_progress(batches), score=score, **flat)
         self.last_val = report

@@ -182,3 +182,31 @@ def test_bad_inputs_raise_clear_errors() -> None:
         instance_metrics(q, g, torch.zeros(2), torch.zeros(5))
     with pytest.raises(ValueError, match="empty"):
         instance_metrics(q, torch.zeros(0, 4), torch.zeros(3), torch.zeros(0))
+
+
+def test_a_scorer_replaces_the_dot_product_everywhere() -> None:
+    # Scoring by negative squared distance ranks like a naive loop over that score.
+    from crossmodal.evaluation.crossmodal_eval import evaluate_embeddings
+
+    gen = torch.Generator().manual_seed(7)
+    video = torch.randn(12, 5, generator=gen)
+    music = torch.randn(12, 5, generator=gen)
+    tracks = torch.arange(12) // 2
+    labels = torch.arange(12) % 3
+
+    def scorer(q: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        return -torch.cdist(q.double(), g.double()) ** 2
+
+    report = evaluate_embeddings(video, music, tracks, labels, with_nmi=False, scorer=scorer)
+    # Naive R@1 (pessimistic ties cannot occur with continuous scores) and new-video share.
+    hits, shares = 0, []
+    for i in range(12):
+        d = [float(((video[i] - music[j]) ** 2).sum()) for j in range(12)]
+        best = min(range(12), key=lambda j: d[j])
+        hits += int(tracks[best] == tracks[i])
+        others = sorted((j for j in range(12) if tracks[j] != tracks[i]), key=lambda j: d[j])[:10]
+        shares.append(sum(int(labels[j] == labels[i]) for j in others) / 10)
+    assert report["video_to_music"]["R@1"] == pytest.approx(hits / 12)
+    assert report["category"]["new_video_top10"] == pytest.approx(sum(shares) / 12)
+    plain = evaluate_embeddings(video, music, tracks, labels, with_nmi=False)
+    assert plain["video_to_music"]["mAP"] != report["video_to_music"]["mAP"]

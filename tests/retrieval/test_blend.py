@@ -44,8 +44,11 @@ def _index(model: CrossModalModel, corpus: Path, out: Path) -> Path:
 
 
 @torch.no_grad()
-def _naive_scores(model: CrossModalModel, query: Path, corpus: Path, alpha: float) -> dict:
-    """Blended score of every track from separately computed parts (one 4-s window each)."""
+def _naive_scores(
+    model: CrossModalModel, query: Path, corpus: Path, alpha: float, gate: float | None = None
+) -> dict:
+    """Blended score of every track from separately computed parts (one 4-s window each);
+    with ``gate`` τ the sync part counts as max(0, sync − τ)/(1 − τ)."""
     from crossmodal.data import load_audio_windows, load_video_windows
 
     def parts(modality: str, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -60,6 +63,8 @@ def _naive_scores(model: CrossModalModel, query: Path, corpus: Path, alpha: floa
         g_sync, g_vibe = parts("music", load_audio_windows(entry.path, model.audio_spec, [0.0]))
         sync = sum(a * b for a, b in zip(q_sync, g_sync, strict=True))
         vibe = sum(a * b for a, b in zip(q_vibe, g_vibe, strict=True))
+        if gate is not None:
+            sync = max(0.0, sync - gate) / (1 - gate)
         scores[str(entry.path)] = (1 - alpha) * sync + alpha * vibe
     return scores
 
@@ -129,3 +134,34 @@ def test_cli_blend_prints_moods_and_refuses_values_outside_0_1(
     with pytest.raises(SystemExit):
         main(["recommend", query, "--index", str(index), "--blend", "1.5"])
     assert "--blend" in capsys.readouterr().err
+
+
+def test_a_gated_model_ranks_sure_matches_first_then_by_vibe_like_a_naive_loop(
+    corpus: Path, tmp_path: Path
+) -> None:
+    model = _model(8)
+    query = read_manifest(corpus)[0].video
+    # A gate between the query's sync scores: some tracks above it, some below.
+    sync = sorted(_naive_scores(model, query, corpus, 0.0).values())
+    gate = 0.5 * (sync[-3] + sync[-4])
+    model.set_sync_gate(gate)
+    assert model.layout.gated
+    index = _index(model, corpus, tmp_path / "index")
+    for alpha in (None, 0.0, 0.3, 0.7):
+        a = 0.4 if alpha is None else alpha
+        expected = _naive_scores(model, query, corpus, a, gate)
+        order = sorted(expected, key=lambda p: -expected[p])
+        rec = Recommender.load(index, blend=alpha)
+        for k in (8, 2):  # the whole library, and a top-2 that must widen its searches
+            matches = rec.recommend_music(query, k=k)
+            assert [m.rank for m in matches] == list(range(1, k + 1))
+            np.testing.assert_allclose(
+                [m.score for m in matches], [expected[p] for p in order[:k]], atol=1e-4
+            )
+            if alpha != 0.0:  # at α 0 the tracks below the gate all tie at 0
+                assert [m.path for m in matches] == order[:k]
+        rec.close()
+    # The gate is stored with the model inside the index.
+    rec = Recommender.load(index)
+    assert rec.layout.gate == pytest.approx(gate)
+    rec.close()

@@ -228,7 +228,10 @@ def test_evaluate_json_equals_the_metrics_of_the_model_embeddings(
         eval_windows=segments if segments > 1 else "centre",
     )
     video, music, tracks, labels, _ = embed_one_by_one(model, dataset)
-    expected = evaluate_embeddings(video, music, tracks, labels)
+    # The model's own score: gated by the sync gate it was calibrated with in training.
+    assert model.layout.gated
+    assert (report["blend"], report["sync_gate"]) == (model.layout.blend, model.layout.gate)
+    expected = evaluate_embeddings(video, music, tracks, labels, scorer=model.layout.scores)
     for direction in ("video_to_music", "music_to_video"):
         for key in keys:
             assert report[direction][key] == pytest.approx(expected[direction][key], abs=1e-9)

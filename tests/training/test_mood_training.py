@@ -36,6 +36,15 @@ def test_default_run_has_a_vibe_part_that_predicts_the_moods(
     centres = weight / weight.norm(dim=1, keepdim=True)
     assert (model.mood_prototypes - centres).abs().max() < 1e-6
     assert "category" in summary_val(tmp_path)
+    # The sync gate is calibrated on the best model's own validation pairs and stored.
+    from crossmodal.embedding_layout import calibrate_gate
+    from crossmodal.inference import embed_dataset
+
+    val = embed_dataset(model, trainer.val_set, batch_size=8)
+    assert model.config.sync_gate is not None
+    assert model.layout.gate == model.config.sync_gate
+    expected = calibrate_gate(val.video, val.music, val.tracks, model.layout)
+    assert abs(model.config.sync_gate - expected) < 1e-5
 
 
 def summary_val(run_dir: Path) -> dict:

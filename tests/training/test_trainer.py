@@ -271,8 +271,11 @@ def test_time_budget_stops_mid_epoch_and_says_where_validation_belongs(
         result = Trainer(make_config(max_minutes=1e-6), tmp_path).fit()
     assert (result.steps, result.stop_reason, result.stopped_early) == (1, "time", True)
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("validation")]
-    assert lines == [lines[0]]
+    assert len(lines) == 2
     assert lines[0].startswith("validation in epoch 1/2 at batch 1/3 (step 1):")
+    # The default model has a vibe part: the mood level and the sync gate are logged too.
+    assert lines[1].startswith("validation moods: MAP@R v→m ")
+    assert "(sync gate " in lines[1]
     val = [r for r in read_metrics(tmp_path / "metrics.jsonl") if r["kind"] == "val"]
     assert [(r["step"], r["epoch"]) for r in val] == [(1, round(1 / 3, 4))]
     payload = load_checkpoint(tmp_path / "last.pt")

@@ -24,8 +24,9 @@ def add_query_arguments(parser: argparse.ArgumentParser, what: str) -> None:
         metavar="ALPHA",
         help=(
             "rank by (1-ALPHA)·sync + ALPHA·vibe: 0 the exact pair (sync), 1 the same mood "
-            "(vibe); default: the model's, stored in the index. Ignored, with a note, by "
-            "models without a vibe part"
+            "(vibe); a model with a sync gate counts sync only above it (sure matches "
+            "first, the rest by mood); default: the model's, stored in the index. Ignored, "
+            "with a note, by models without a vibe part"
         ),
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")

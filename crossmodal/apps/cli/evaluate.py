@@ -98,6 +98,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "'sync' ranks by the cross-correlation of the music's onset strength with the "
         "frames' motion energy",
     )
+    parser.add_argument(
+        "--blend",
+        type=float,
+        metavar="ALPHA",
+        help="score a model with a vibe (mood) part at this blend, 0 = sync only … 1 = vibe "
+        "only (default: the model's own; ignored, with a note, by a one-part model)",
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.set_defaults(func=run)
 
@@ -110,10 +117,25 @@ def run(args: argparse.Namespace) -> int:
 
     if args.chunk_size < 1:
         raise CrossmodalError(f"--chunk-size must be >= 1, got {args.chunk_size}")
-    _, dataset, embedded = embed_from_args(args)
+    if args.blend is not None and not 0.0 <= args.blend <= 1.0:
+        raise CrossmodalError(f"--blend must be between 0 and 1, got {args.blend}")
+    model, dataset, embedded = embed_from_args(args)
+    layout = model.layout
+    blend = args.blend
+    if blend is not None and not layout.has_vibe:
+        print(f"note: this model has no vibe (mood) part: --blend {blend:g} ignored")
+        blend = None
     report = evaluate_embeddings(
-        embedded.video, embedded.music, embedded.tracks, embedded.labels, chunk_size=args.chunk_size
+        embedded.video,
+        embedded.music,
+        embedded.tracks,
+        embedded.labels,
+        chunk_size=args.chunk_size,
+        scorer=lambda q, g: layout.scores(q, g, blend),
     )
+    if layout.has_vibe:
+        report["blend"] = layout.blend if blend is None else blend
+        report["sync_gate"] = layout.gate
     report["split"] = args.split
     report["segments"] = args.segments
     baselines = {}
