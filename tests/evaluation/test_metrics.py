@@ -195,7 +195,7 @@ def test_a_scorer_replaces_the_dot_product_everywhere() -> None:
     labels = torch.arange(12) % 3
 
     def scorer(q: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-        return -torch.cdist(q.double(), g.double()) ** 2
+        return -(torch.cdist(q.double(), g.double()) ** 2)
 
     report = evaluate_embeddings(video, music, tracks, labels, with_nmi=False, scorer=scorer)
     # Naive R@1 (pessimistic ties cannot occur with continuous scores) and new-video share.
