@@ -17,8 +17,8 @@ do not match) therefore scores
 
     (1−α)·max(0, sync − τ)/(1 − τ) + α·vibe
 
-(:meth:`EmbeddingLayout.scores`): a clip above the gate ranks by how surely it matches,
-every other clip by its vibe. This is not a dot product, so an index searches each part
+(:meth:`EmbeddingLayout.scores`; at α 0 the plain sync similarity): a clip above the
+gate ranks by how surely it matches, every other clip by its vibe. This is not a dot product, so an index searches each part
 on its own and combines them (:class:`~crossmodal.retrieval.recommender.Recommender`).
 """
 
@@ -114,10 +114,14 @@ class EmbeddingLayout:
     def combine_scores(
         self, sync_scores: torch.Tensor, vibe_scores: torch.Tensor, blend: float | None = None
     ) -> torch.Tensor:
-        """Per-part similarities → the score at ``blend`` (None: the default α₀)."""
+        """Per-part similarities → the score at ``blend`` (None: the default α₀). At α 0
+        the score is the sync similarity itself, gate or not: the gate decides how the
+        two parts mix, and with no vibe to mix every clip ranks by sync."""
         alpha = self.blend if blend is None else blend
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"blend must be in [0, 1], got {blend}")
+        if alpha == 0.0:
+            return sync_scores
         return (1.0 - alpha) * self.gate_sync(sync_scores) + alpha * vibe_scores
 
     def scores(

@@ -103,12 +103,17 @@ def test_gated_scores_match_a_naive_loop(alpha: float | None) -> None:
     q_sync, q_vibe = _parts(4, 6, 4, 3)
     g_sync, g_vibe = _parts(7, 6, 4, 4)
     got = layout.scores(layout.combine(q_sync, q_vibe), layout.combine(g_sync, g_vibe), alpha)
-    expected = _naive_gated(q_sync, q_vibe, g_sync, g_vibe, 0.2 if alpha is None else alpha, 0.1)
+    a = 0.2 if alpha is None else alpha
+    # α 0 is the plain sync similarity (the gate only mixes the parts).
+    expected = (
+        _naive_blend(q_sync, q_vibe, g_sync, g_vibe, 0.0)
+        if a == 0.0
+        else _naive_gated(q_sync, q_vibe, g_sync, g_vibe, a, 0.1)
+    )
     torch.testing.assert_close(got, expected)
     # Without a gate the score is the linear blend, i.e. the weighted query's dot product.
     plain = EmbeddingLayout(6, 4, 0.2)
     linear = plain.scores(plain.combine(q_sync, q_vibe), plain.combine(g_sync, g_vibe), alpha)
-    a = 0.2 if alpha is None else alpha
     torch.testing.assert_close(linear, _naive_blend(q_sync, q_vibe, g_sync, g_vibe, a))
 
 

@@ -218,7 +218,7 @@ class Recommender:
     ) -> list[Match]:
         """The ``k`` best items for a stored-layout ``query`` at this recommender's blend."""
         alpha = self.layout.blend if self.blend is None else self.blend
-        if not self.layout.gated or alpha >= 1.0:
+        if not self.layout.gated or alpha >= 1.0 or alpha <= 0.0:
             weighted, norm = self._part_query(query, self.blend)
             return self._search(weighted, modality, k, tag=tag, norm=norm)
         return self._gated_search(query, modality, k, alpha, tag)
