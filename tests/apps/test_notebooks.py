@@ -193,6 +193,10 @@ def test_02_embedding_space(notebook_cache: Path, monkeypatch: pytest.MonkeyPatc
         assert sweep[0][f"R@1 {direction}"] > sweep[-1][f"R@1 {direction}"], direction
     assert all(0 <= row["new video top-10 same mood"] <= 1 for row in sweep)
     assert two["mood_accuracy"]["video"] > 2 / 6  # six moods: chance about 1/6
+    # The model's sync gate was calibrated in training; the linear row is the same model.
+    assert two["sync_gate"] is not None
+    assert -1 <= two["sync_gate"] < 1
+    assert set(two["linear_at_blend"]) == set(sweep[0])
     # Curves, projections, heatmap, the two parts' projections, the α sweep: also after
     # training the models inside this kernel.
     assert count_images(nb) >= 5
