@@ -36,7 +36,14 @@ def split_report(run_dir: Path, manifest: Path, cache: Path | None, split: str) 
     model = load_trained_model(run_dir / "model.pt")
     dataset = manifest_dataset(model, manifest, split, cache=cache, run_dir=run_dir)
     embedded = embed_dataset(model, dataset, batch_size=64)
-    report = evaluate_embeddings(embedded.video, embedded.music, embedded.tracks, with_nmi=False)
+    # Scored as the model scores (gated by its sync gate when it has one).
+    report = evaluate_embeddings(
+        embedded.video,
+        embedded.music,
+        embedded.tracks,
+        with_nmi=False,
+        scorer=model.layout.scores,
+    )
     return report, dataset
 
 

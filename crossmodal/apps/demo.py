@@ -86,7 +86,11 @@ def run_demo(cfg: DemoConfig) -> Path:
             model, pipeline.dataset("test", model), batch_size=64, desc=f"test ({name})"
         )
         reports[name] = evaluate_embeddings(
-            embedded.video, embedded.music, embedded.tracks, embedded.labels
+            embedded.video,
+            embedded.music,
+            embedded.tracks,
+            embedded.labels,
+            scorer=model.layout.scores,
         )
     atomic_write_text(out / "evaluation.json", json.dumps(reports, indent=2) + "\n")
     _step("evaluate", timings, t)
