@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -36,6 +37,8 @@ __all__ = ["EmbeddingLayout", "calibrate_gate"]
 
 # The share of non-matching validation pairs whose sync similarity stays below the gate.
 GATE_QUANTILE = 0.99
+# At most this many validation clips calibrate the gate (a seeded subset beyond it).
+MAX_GATE_CLIPS = 2048
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,23 @@ class EmbeddingLayout:
             return sync_scores
         return (sync_scores - self.gate).clamp_min(0.0) / (1.0 - self.gate)
 
+    def gate_for_windows(self, windows: int) -> float:
+        """The gate for an item scored by its best of ``windows`` windows (an index item
+        of a long file). The best of W non-matching windows passes the one-window gate τ
+        far more often than 1 % (1 − 0.99^W), so the gate rises to the same 0.99 for the
+        maximum: with non-matching sync similarities taken as centred at 0 and normal (as
+        InfoNCE leaves them; their spread estimated as τ / z(0.99)),
+        ``τ_W = τ · z(0.99^(1/W)) / z(0.99)``, capped at 0.99. τ itself for one window, or
+        for a gate at or below 0."""
+        if not self.gated:
+            raise ValueError("this layout has no sync gate")
+        tau = float(self.gate)
+        if windows <= 1 or tau <= 0.0:
+            return tau
+        normal = NormalDist()
+        ratio = normal.inv_cdf(GATE_QUANTILE ** (1.0 / windows)) / normal.inv_cdf(GATE_QUANTILE)
+        return min(tau * ratio, 0.99)
+
     def combine_scores(
         self, sync_scores: torch.Tensor, vibe_scores: torch.Tensor, blend: float | None = None
     ) -> torch.Tensor:
@@ -176,12 +196,22 @@ def calibrate_gate(
     vectors, one row per clip): the ``quantile`` of the sync similarity over every
     video–music pair of *different* tracks. None when the layout has no vibe part or
     there are fewer than two tracks. Clamped to [-1, 0.99] so that a match above it
-    keeps some room."""
+    keeps some room. Beyond :data:`MAX_GATE_CLIPS` clips a seeded subset is used; the
+    pairs are scored in row blocks."""
     if not layout.has_vibe or len(torch.unique(tracks)) < 2:
         return None
+    if len(tracks) > MAX_GATE_CLIPS:
+        # A seeded subset keeps memory bounded (≈ 4 M pairs), never an n×n matrix of a
+        # large validation split.
+        keep = torch.randperm(len(tracks), generator=torch.Generator().manual_seed(0))
+        keep = keep[:MAX_GATE_CLIPS].sort().values
+        video, music, tracks = video[keep], music[keep], tracks[keep]
     v_sync, _ = layout.split(video.float())
     m_sync, _ = layout.split(music.float())
-    sims = v_sync @ m_sync.T
-    other = tracks[:, None] != tracks[None, :]
-    value = float(np.quantile(sims[other].double().numpy(), quantile))
+    values = []
+    for start in range(0, len(tracks), 256):
+        sims = v_sync[start : start + 256] @ m_sync.T
+        other = tracks[start : start + 256, None] != tracks[None, :]
+        values.append(sims[other].numpy())
+    value = float(np.quantile(np.concatenate(values).astype(np.float64), quantile))
     return min(max(value, -1.0), 0.99)

@@ -37,6 +37,8 @@ _RUNTIME_FIELDS = (
     "video_pretrained",
     "music_pretrained",
 )
+# Fields that change how embeddings are scored, not the embeddings themselves.
+_SCORING_FIELDS = ("sync_gate",)
 # State-dict prefixes of files written before the towers were keyed by modality.
 _LEGACY_PREFIXES = {
     "video_encoder.": "encoders.video.",
@@ -398,8 +400,13 @@ class CrossModalModel(nn.Module):
     def fingerprint(self) -> str:
         """SHA-256 (hex) of the architecture config and every weight (names, dtypes,
         shapes, bytes). Equal fingerprints ⇒ equal embeddings; a retrieval index stores it
-        to refuse queries from a different model."""
-        return _digest(_architecture(self.config.to_dict(), _RUNTIME_FIELDS), self.state_dict())
+        to refuse queries from a different model. The sync gate scores embeddings and does
+        not make them, so it is left out: a model file written before the gate existed
+        keeps its fingerprint, and the indexes built with it keep working."""
+        return _digest(
+            _architecture(self.config.to_dict(), _RUNTIME_FIELDS + _SCORING_FIELDS),
+            self.state_dict(),
+        )
 
 
 # The runtime fields under their names before the towers were keyed by modality.

@@ -103,3 +103,25 @@ def test_parse_overrides_forms() -> None:
         ("flag", "true"),
         ("c_d", "x"),
     ]
+
+
+def test_naming_another_music_encoder_drops_the_default_towers_options() -> None:
+    # The default model's music options (the clip summary) belong to audio_tiny: a run
+    # that only names another encoder must build it, not fail on an unknown option.
+    from crossmodal.config import load_config
+    from crossmodal.model import CrossModalModel
+    from crossmodal.training.config import DEFAULT_MUSIC_OVERRIDES, TrainConfig
+
+    assert TrainConfig().model.music_overrides == DEFAULT_MUSIC_OVERRIDES
+    cfg = load_config(TrainConfig, overrides=["--model.music_encoder", "logmel_cnn"])
+    assert cfg.model.music_overrides == {}
+    model = CrossModalModel.from_config(cfg.model)
+    assert model.encoders["music"].output_dim > 0
+    # Options the user gives with it are kept (and checked by the encoder).
+    cfg = load_config(
+        TrainConfig,
+        overrides=["--model.music_encoder", "logmel_cnn", "--model.music_overrides", "{}"],
+    )
+    assert cfg.model.music_overrides == {}
+    tiny = load_config(TrainConfig, overrides=["--model.music_overrides", "{summary_lags: 50}"])
+    assert tiny.model.music_overrides == {"summary_lags": 50}

@@ -163,3 +163,43 @@ def test_gate_round_trips_and_bad_gates_are_refused() -> None:
         EmbeddingLayout(6, 4, 0.2, gate=1.0)
     with pytest.raises(ValueError, match="sync gate"):
         EmbeddingLayout(6, 0, 0.0, gate=0.3)
+
+
+def test_calibrate_gate_subsamples_large_validation_splits(monkeypatch) -> None:
+    import crossmodal.embedding_layout as el
+
+    layout = EmbeddingLayout(6, 4, 0.2)
+    v_sync, v_vibe = _parts(40, 6, 4, 8)
+    m_sync, m_vibe = _parts(40, 6, 4, 9)
+    video, music = layout.combine(v_sync, v_vibe), layout.combine(m_sync, m_vibe)
+    tracks = torch.arange(40)
+    full = el.calibrate_gate(video, music, tracks, layout)
+    monkeypatch.setattr(el, "MAX_GATE_CLIPS", 16)
+    sub = el.calibrate_gate(video, music, tracks, layout)
+    keep = torch.randperm(40, generator=torch.Generator().manual_seed(0))[:16].sort().values
+    expected = el.calibrate_gate(video[keep], music[keep], tracks[keep], layout)
+    assert sub == expected
+    assert sub != full
+
+
+def test_the_gate_for_many_windows_keeps_chance_passes_at_one_percent() -> None:
+    # Non-matching window similarities ~ N(0, σ) with τ their 0.99 quantile: the best of
+    # W of them passes τ_W about 1 % of the time (Monte Carlo), where it would pass τ
+    # 1 − 0.99^W of the time.
+    from statistics import NormalDist
+
+    sigma = 0.25
+    tau = sigma * NormalDist().inv_cdf(0.99)
+    layout = EmbeddingLayout(6, 4, 0.2, gate=tau)
+    assert layout.gate_for_windows(1) == tau
+    gates = [layout.gate_for_windows(w) for w in (1, 2, 8, 45)]
+    assert gates == sorted(gates)
+    gen = torch.Generator().manual_seed(0)
+    for windows in (8, 45):
+        best = (sigma * torch.randn(20000, windows, generator=gen, dtype=torch.float64)).amax(1)
+        passed = float((best > layout.gate_for_windows(windows)).double().mean())
+        assert 0.007 < passed < 0.013, (windows, passed)
+        assert float((best > tau).double().mean()) > 0.07  # the fixed gate: 1 − 0.99^8 ≥ 7.7 %
+    # A gate at or below 0 is not raised; a high one is capped below 1.
+    assert EmbeddingLayout(6, 4, 0.2, gate=-0.1).gate_for_windows(30) == -0.1
+    assert EmbeddingLayout(6, 4, 0.2, gate=0.9).gate_for_windows(1000) == 0.99

@@ -273,3 +273,27 @@ def test_yaml_and_overrides_with_the_former_audio_names_still_configure_the_musi
     assert cfg.model.music_overrides == {"seconds": 1.0}
     assert cfg.model.freeze_music_backbone
     assert load_config(TrainConfig).model.music_encoder == "audio_tiny"
+
+
+def test_the_sync_gate_leaves_the_fingerprint_as_files_before_it_had_it() -> None:
+    # An index stores its model's fingerprint: a file written before the gate existed (its
+    # config has no sync_gate key) must keep the fingerprint it was indexed under.
+    import hashlib
+    import json
+
+    torch.manual_seed(0)
+    model = CrossModalModel.from_config(small_config(vibe_dim=4, blend=0.3))
+    old_config = {
+        k: v
+        for k, v in model.config.to_dict().items()
+        if k not in ("sync_gate", "freeze_video_backbone", "freeze_music_backbone")
+        and not k.endswith("_pretrained")
+    }
+    digest = hashlib.sha256(json.dumps(old_config, sort_keys=True, default=str).encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    assert model.fingerprint() == digest.hexdigest()
+    model.set_sync_gate(0.4)  # scoring, not embedding: same fingerprint
+    assert model.fingerprint() == digest.hexdigest()

@@ -11,7 +11,7 @@ Example::
 
 An index built with a tagger (``crossmodal index``'s default) knows each track's tags:
 every music match carries its top tags, and ``tag=`` re-ranks the candidates by
-``cosine + tag_weight × p(tag)``.
+``score + tag_weight × p(tag)``.
 
 A model with a vibe part (``model.vibe_dim`` > 0) scores ``(1−α)·sync + α·vibe``: ``blend``
 (α) moves from the exact pair (0) to the same mood (1); unset, the model's default (stored
@@ -49,7 +49,8 @@ MIN_QUERY_SECONDS = 0.5
 @dataclass
 class Match:
     """One retrieved item: its rank (1-based), file, score (cosine; for a model with a
-    vibe part, the blended score ``(1−α)·sync + α·vibe``) and best window."""
+    vibe part, the blended score ``(1−α)·sync + α·vibe``, gated when the model has a sync
+    gate; see :class:`Recommender`) and best window."""
 
     rank: int
     path: str
@@ -83,8 +84,10 @@ class Recommender:
     one query vector (the whole file's content), and the index returns the best items,
     each with its best-matching window.
 
-    ``blend`` (α in [0, 1]): score ``(1−α)·sync + α·vibe`` for a model with a vibe part;
-    None: the model's default. A model without one ignores it (one log line).
+    ``blend`` (α in [0, 1]): score ``(1−α)·sync + α·vibe`` for a model with a vibe part,
+    or ``(1−α)·max(0, sync − τ)/(1 − τ) + α·vibe`` for one with a sync gate τ (raised for
+    items of many windows, see :meth:`_item_gate`); None: the model's default. A model
+    without a vibe part ignores it (one log line).
     """
 
     def __init__(
@@ -182,7 +185,7 @@ class Recommender:
         was padded.
 
         ``tag`` (e.g. ``"happy"``; music results only): among the ``max(20 k, 200)``
-        best-fitting tracks, rank by ``cosine + tag_weight × p(tag)``; needs an index
+        best-fitting tracks, rank by ``score + tag_weight × p(tag)``; needs an index
         built with a tagger.
         """
         other = "music" if modality == "video" else "video"
@@ -206,70 +209,6 @@ class Recommender:
         ranked = sorted(matches, key=lambda m: -(m.score + tag_weight * (m.tags or {})[tag]))
         return QueryResult([replace(m, rank=i + 1) for i, m in enumerate(ranked[:k])], note, mood)
 
-    def _part_query(self, query: np.ndarray, blend: float | None) -> tuple[np.ndarray, float]:
-        """The query weighted for ``blend`` and its norm: the store scores the normalised
-        query, and the norm turns its cosines back into the blended score."""
-        weighted = self.layout.weight_query(torch.from_numpy(query), blend).numpy()
-        weighted = np.ascontiguousarray(weighted, dtype=np.float32)
-        return weighted, float(np.linalg.norm(weighted))
-
-    def _scored(
-        self, query: np.ndarray, modality: str, k: int, tag: str | None = None
-    ) -> list[Match]:
-        """The ``k`` best items for a stored-layout ``query`` at this recommender's blend."""
-        alpha = self.layout.blend if self.blend is None else self.blend
-        if not self.layout.gated or alpha >= 1.0 or alpha <= 0.0:
-            weighted, norm = self._part_query(query, self.blend)
-            return self._search(weighted, modality, k, tag=tag, norm=norm)
-        return self._gated_search(query, modality, k, alpha, tag)
-
-    def _gated_search(
-        self, query: np.ndarray, modality: str, k: int, alpha: float, tag: str | None
-    ) -> list[Match]:
-        """Top ``k`` by the gated score ``(1−α)·max(0, sync − τ)/(1 − τ) + α·vibe`` (see
-        :mod:`crossmodal.embedding_layout`), from two searches of the same index.
-
-        Exact up to each part taking an item's best window for that part: every item
-        above the gate is fetched by the sync search (it widens until its last item is
-        below τ), so any item it misses scores ``α·vibe`` and is in the top ``k`` only if
-        the vibe search holds it; the vibe search widens until it has scored every item
-        above the gate.
-        """
-        if k < 1:
-            raise CrossmodalError(f"k must be >= 1, got {k}")
-        total = self.store.info().items.get(modality, 0)
-        gate = float(self.layout.gate)
-        sync_query, sync_norm = self._part_query(query, 0.0)
-        fetch = min(k, total)
-        while True:
-            sync_hits = self._search(sync_query, modality, max(fetch, 1), tag=tag, norm=sync_norm)
-            if fetch >= total or not sync_hits or sync_hits[-1].score < gate:
-                break
-            fetch = min(4 * fetch, total)
-        above = {m.path: m for m in sync_hits if m.score > gate}
-        vibe_query, vibe_norm = self._part_query(query, 1.0)
-        fetch = min(k, total)
-        while True:
-            vibe_hits = self._search(vibe_query, modality, max(fetch, 1), tag=tag, norm=vibe_norm)
-            seen = {m.path for m in vibe_hits}
-            if fetch >= total or all(path in seen for path in above):
-                break
-            fetch = min(4 * fetch, total)
-        scored = []
-        for match in vibe_hits:
-            sync_match = above.get(match.path)
-            sync = (
-                0.0
-                if sync_match is None
-                else self.layout.gate_sync(torch.tensor(sync_match.score)).item()
-            )
-            score = (1.0 - alpha) * sync + alpha * match.score
-            # A sure match is shown at its matching window; the rest at their vibe window.
-            window = match if sync_match is None else sync_match
-            scored.append(replace(window, score=score))
-        ranked = sorted(scored, key=lambda m: -m.score)[:k]
-        return [replace(m, rank=i + 1) for i, m in enumerate(ranked)]
-
     def recommend_music(
         self,
         video: str | os.PathLike[str],
@@ -286,6 +225,125 @@ class Recommender:
         """The ``k`` videos that best fit ``audio`` (a music file or a video's soundtrack)."""
         return self.query(audio, "music", k).matches
 
+    def _part_query(self, query: np.ndarray, blend: float | None) -> tuple[np.ndarray, float]:
+        """The query weighted for ``blend`` and its norm: the store scores the normalised
+        query, and the norm turns its cosines back into the blended score. The query (a
+        mean of window embeddings) first has each part made unit-norm again, as every
+        stored vector's parts are, so that its part scores are cosines."""
+        vector = torch.from_numpy(query)
+        if self.layout.has_vibe:
+            vector = self.layout.combine(*self.layout.split(vector))
+        weighted = self.layout.weight_query(vector, blend).numpy()
+        weighted = np.ascontiguousarray(weighted, dtype=np.float32)
+        return weighted, float(np.linalg.norm(weighted))
+
+    def _scored(
+        self, query: np.ndarray, modality: str, k: int, tag: str | None = None
+    ) -> list[Match]:
+        """The ``k`` best items for a stored-layout ``query`` at this recommender's blend."""
+        alpha = self.layout.blend if self.blend is None else self.blend
+        if not self.layout.gated or alpha >= 1.0 or alpha <= 0.0:
+            weighted, norm = self._part_query(query, self.blend)
+            return self._search(weighted, modality, k, tag=tag, norm=norm)
+        return self._gated_search(query, modality, k, alpha, tag)
+
+    def _item_gate(self, item: Any) -> float:
+        """The sync gate for an item scored by its best of W windows
+        (:meth:`~crossmodal.embedding_layout.EmbeddingLayout.gate_for_windows`), W its
+        duration over the window length (non-overlapping windows; at least 1)."""
+        window = float(self.embedder.window)
+        duration = item.duration or window
+        return self.layout.gate_for_windows(max(1, int(duration // window)))
+
+    def _gated_search(
+        self, query: np.ndarray, modality: str, k: int, alpha: float, tag: str | None
+    ) -> list[Match]:
+        """Top ``k`` by the gated score ``(1−α)·max(0, sync − τ)/(1 − τ) + α·vibe`` (see
+        :mod:`crossmodal.embedding_layout`), from two searches of the same index.
+
+        Each part's score of an item is its best window for that part, and an item of W
+        windows is gated at :meth:`_item_gate` (a best of many windows passes a fixed gate
+        by chance more often). The sync search widens until its last item is below the
+        lowest gate, so it holds every item above its gate; an item it misses scores
+        ``α·vibe`` and is in the top ``k`` only if the vibe search holds it. The vibe
+        search widens until it has scored every item above its gate. With an exact (flat)
+        index this is the exact top ``k``; an approximate index can miss a vibe score,
+        and such an item is scored with the lowest vibe score fetched.
+        """
+        if k < 1:
+            raise CrossmodalError(f"k must be >= 1, got {k}")
+        total = self.store.info().items.get(modality, 0)
+        if total == 0:
+            return []
+        lowest_gate = float(self.layout.gate)
+        sync_query, sync_norm = self._part_query(query, 0.0)
+        fetch = min(k, total)
+        while True:
+            sync_hits = self._hits(sync_query, modality, fetch, sync_norm)
+            if fetch >= total or not sync_hits or sync_hits[-1][1] < lowest_gate:
+                break
+            fetch = min(4 * fetch, total)
+        above = {
+            hit.item.item_id: (hit, score)
+            for hit, score in sync_hits
+            if score > self._item_gate(hit.item)
+        }
+        vibe_query, vibe_norm = self._part_query(query, 1.0)
+        fetch = min(k, total)
+        while True:
+            vibe_hits = self._hits(vibe_query, modality, fetch, vibe_norm)
+            seen = {hit.item.item_id for hit, _ in vibe_hits}
+            if fetch >= total or above.keys() <= seen:
+                break
+            fetch = min(4 * fetch, total)
+        vibe_of = {hit.item.item_id: (hit, score) for hit, score in vibe_hits}
+        floor = min((score for _, score in vibe_hits), default=0.0)
+        scored = []
+        for item_id in {**vibe_of, **above}:
+            sync_hit = above.get(item_id)
+            vibe_hit, vibe = vibe_of.get(item_id, (None, floor))
+            sync = 0.0
+            if sync_hit is not None:
+                gate = self._item_gate(sync_hit[0].item)
+                sync = max(0.0, sync_hit[1] - gate) / (1.0 - gate)
+            score = (1.0 - alpha) * sync + alpha * vibe
+            # A sure match is shown at its matching window, the rest at their vibe window.
+            hit = sync_hit[0] if sync_hit is not None else vibe_hit
+            scored.append((score, hit))
+        scored.sort(key=lambda pair: -pair[0])
+        self._require_tags([hit for _, hit in scored], tag)
+        return [self._match(i + 1, hit, score, tag) for i, (score, hit) in enumerate(scored[:k])]
+
+    def _hits(
+        self, query: np.ndarray, modality: str, k: int, norm: float
+    ) -> list[tuple[Any, float]]:
+        """(hit, score) of the ``k`` best items, scores in the weighted query's units."""
+        (hits,) = self.store.search(modality, query[None, :], k=max(1, k), per_item=True)
+        return [(hit, float(hit.score) * norm) for hit in hits]
+
+    def _match(self, rank: int, hit: Any, score: float, tag: str | None) -> Match:
+        item_tags = _item_tags(hit.item.extra, tag)
+        return Match(
+            rank=rank,
+            path=hit.item.path,
+            score=score,
+            start=float(hit.start),
+            end=float(hit.end),
+            label=hit.item.label,
+            duration=hit.item.duration,
+            clip_id=(hit.item.extra or {}).get("clip_id"),
+            tags=item_tags if item_tags is not None or tag is None else {tag: 0.0},
+        )
+
+    @staticmethod
+    def _require_tags(hits: list[Any], tag: str | None) -> None:
+        """A tag query needs an index that keeps tags."""
+        if tag is not None and hits and all(_item_tags(h.item.extra, tag) is None for h in hits):
+            raise CrossmodalError(
+                "this index keeps no music tags; rebuild it with a tagger: "
+                "`crossmodal index --rebuild --tagger msd ...`"
+            )
+
     def _search(
         self,
         query: np.ndarray,
@@ -296,27 +354,9 @@ class Recommender:
     ) -> list[Match]:
         if k < 1:
             raise CrossmodalError(f"k must be >= 1, got {k}")
-        (hits,) = self.store.search(modality, query[None, :], k=k, per_item=True)
-        tags = [_item_tags(hit.item.extra, tag) for hit in hits]
-        if tag is not None and hits and all(t is None for t in tags):
-            raise CrossmodalError(
-                "this index keeps no music tags; rebuild it with a tagger: "
-                "`crossmodal index --rebuild --tagger msd ...`"
-            )
-        return [
-            Match(
-                rank=i + 1,
-                path=hit.item.path,
-                score=float(hit.score) * norm,
-                start=float(hit.start),
-                end=float(hit.end),
-                label=hit.item.label,
-                duration=hit.item.duration,
-                clip_id=(hit.item.extra or {}).get("clip_id"),
-                tags=item_tags if item_tags is not None or tag is None else {tag: 0.0},
-            )
-            for i, (hit, item_tags) in enumerate(zip(hits, tags, strict=True))
-        ]
+        hits = self._hits(query, modality, k, norm)
+        self._require_tags([hit for hit, _ in hits], tag)
+        return [self._match(i + 1, hit, score, tag) for i, (hit, score) in enumerate(hits)]
 
     def close(self) -> None:
         self.store.close()

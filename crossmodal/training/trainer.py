@@ -124,6 +124,13 @@ class Trainer:
 
         from crossmodal.model import CrossModalModel
 
+        if cfg.model.sync_gate is not None:
+            log.warning(
+                "model.sync_gate %g ignored: training calibrates the gate at each validation",
+                cfg.model.sync_gate,
+            )
+            cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, sync_gate=None))
+            self.cfg = cfg
         # The same seed on every rank: identical initial weights, proxies and memories.
         seed_torch(cfg.seed)
         self.model = CrossModalModel.from_config(cfg.model).to(self.device)
@@ -259,6 +266,7 @@ class Trainer:
     def _restore(self, payload: dict[str, Any]) -> None:
         try:
             self.model.load_weights(payload["state_dict"], str(self.run_dir / "last.pt"))
+            self._restore_gate(payload)
             self.objective.load_state_dict(payload["objective"])
             self.optimizer.load_state_dict(payload["optimizer"])
             self.scheduler.load_state_dict(payload["scheduler"])
@@ -533,6 +541,11 @@ class Trainer:
             self.budget.start_cooldown(self.step, "time")
         return self.budget.after_step(self.step)
 
+    def _restore_gate(self, payload: dict[str, Any]) -> None:
+        """The sync gate that went with a checkpoint's weights (calibrated on them)."""
+        if self.model.layout.has_vibe:
+            self.model.set_sync_gate((payload.get("config") or {}).get("sync_gate"))
+
     def _rewind_to_best(self) -> None:
         """Converged: cool down from the best validated state (weights, temperature,
         optimiser moments) rather than from weights that stopped improving, which on a
@@ -545,6 +558,7 @@ class Trainer:
         if payload["step"] == self.step:
             return
         self.model.load_weights(payload["state_dict"], str(best))
+        self._restore_gate(payload)
         self.objective.load_state_dict(payload["objective"])
         self.optimizer.load_state_dict(payload["optimizer"])
         log.info(
@@ -632,9 +646,16 @@ class Trainer:
         if self.world > 1:
             import torch.distributed as dist
 
-            shared = torch.tensor([score], dtype=torch.float64, device=self.device)
+            # Rank 0 calibrated the sync gate: every rank's model scores with it.
+            gate = self.model.layout.gate if self.is_main else None
+            shared = torch.tensor(
+                [score, math.nan if gate is None else gate], dtype=torch.float64, device=self.device
+            )
             dist.broadcast(shared, src=0)
-            score = float(shared.item())
+            score = float(shared[0].item())
+            if self.model.layout.has_vibe:
+                value = float(shared[1].item())
+                self.model.set_sync_gate(None if math.isnan(value) else value)
         self._validated_at = self.step
         if self.budget.converging:
             self.budget.observe(self.step, score)

@@ -94,7 +94,7 @@ class MusicTiny(MusicEncoder):
             raise ValueError(
                 f"summary_lags must be >= 0 and summary_dim >= 1, got {summary_lags}, {summary_dim}"
             )
-        if summary_lags >= frames - 1:
+        if summary_lags and summary_lags >= frames - 1:
             raise ValueError(
                 f"summary_lags={summary_lags} must be below the {frames - 1} onset frames of a clip"
             )

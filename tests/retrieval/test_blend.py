@@ -20,6 +20,7 @@ from crossmodal.retrieval.indexer import Indexer, library_files
 from crossmodal.retrieval.recommender import Recommender
 
 MOODS = ["calm", "happy", "sad", "tense"]
+SYNC_OFFSET = 0.15
 
 
 def _model(vibe_dim: int) -> CrossModalModel:
@@ -164,4 +165,95 @@ def test_a_gated_model_ranks_sure_matches_first_then_by_vibe_like_a_naive_loop(
     # The gate is stored with the model inside the index.
     rec = Recommender.load(index)
     assert rec.layout.gate == pytest.approx(gate)
+    rec.close()
+
+
+@pytest.fixture(scope="module")
+def long_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # 9-s clips: several 4-s windows per file, on both sides.
+    out = tmp_path_factory.mktemp("long_corpus")
+    return generate_corpus(
+        out,
+        SynthConfig(clips=6, size=48, duration=9.0, split=(0.5, 0.0, 0.5)),
+        progress=False,
+    )
+
+
+def test_gated_search_over_many_window_files_matches_a_naive_loop(
+    long_corpus: Path, tmp_path: Path
+) -> None:
+    # Multi-window query and items: the query's parts renormalised, each part's best
+    # window per item, the gate raised for an item of W windows.
+    from crossmodal.embedding_layout import EmbeddingLayout
+
+    model = _model(8)
+    with torch.no_grad():
+        # A shared offset in both sync heads: positive sync similarities, as after
+        # training, so that the raised W-window gate is exercised.
+        offset = torch.nn.functional.normalize(torch.ones(16), dim=0) * SYNC_OFFSET
+        for modality in ("video", "music"):
+            model.heads[modality].proj.bias += offset
+    probe = Indexer(model, tmp_path / "probe")
+    query = read_manifest(long_corpus)[0].video
+    emb = probe.embed_file(query, "video", min_seconds=0.5)
+    mean = torch.nn.functional.normalize(torch.from_numpy(emb.vectors).mean(0), dim=0)
+    q_sync, q_vibe = model.layout.split(mean.double())
+    tracks = {}
+    for entry in library_files(long_corpus, "music"):
+        embedded = probe.embed_file(entry.path, "music")
+        w_sync, w_vibe = model.layout.split(torch.from_numpy(embedded.vectors).double())
+        windows = max(1, int(embedded.duration // probe.window))
+        assert len(embedded.vectors) > 1
+        tracks[str(entry.path)] = (
+            float((w_sync @ q_sync).max()),
+            float((w_vibe @ q_vibe).max()),
+            windows,
+        )
+    # A gate whose W-window value sits between the best and 2nd best sync: one sure match.
+    (w,) = {t[2] for t in tracks.values()}
+    assert w >= 2
+    best = sorted((t[0] for t in tracks.values()), reverse=True)
+    unit = EmbeddingLayout(16, 8, 0.4, gate=0.5)
+    tau = 0.5 * (best[0] + best[1]) * 0.5 / unit.gate_for_windows(w)
+    model.set_sync_gate(tau)
+    gate_w = model.layout.gate_for_windows(w)
+    assert best[1] < gate_w < best[0]
+    assert gate_w > tau
+    index = tmp_path / "index"
+    Indexer(model, index).index({"music": library_files(long_corpus, "music")})
+    for alpha in (0.3, 0.7):
+        expected = {
+            path: (1 - alpha) * max(0.0, s - gate_w) / (1 - gate_w) + alpha * v
+            for path, (s, v, _) in tracks.items()
+        }
+        order = sorted(expected, key=lambda p: -expected[p])
+        rec = Recommender.load(index, blend=alpha)
+        for k in (len(tracks), 1):
+            matches = rec.recommend_music(query, k=k)
+            assert [m.path for m in matches] == order[:k]
+            np.testing.assert_allclose(
+                [m.score for m in matches], [expected[p] for p in order[:k]], atol=1e-4
+            )
+        rec.close()
+
+
+def test_part_queries_score_cosines_even_for_a_mean_of_windows(
+    corpus: Path, tmp_path: Path
+) -> None:
+    # A query that is a mean of windows has parts shorter than 1; the part queries are
+    # built from its renormalised parts, so a part score is a cosine.
+    model = _model(8)
+    index = _index(model, corpus, tmp_path / "index")
+    rec = Recommender.load(index)
+    layout = rec.layout
+    gen = torch.Generator().manual_seed(3)
+    sync = torch.nn.functional.normalize(torch.randn(2, 16, generator=gen), dim=1)
+    vibe = torch.nn.functional.normalize(torch.randn(2, 8, generator=gen), dim=1)
+    stored = layout.combine(sync, vibe)
+    query = torch.nn.functional.normalize(layout.combine(sync[:1] * 0.5, vibe[:1]), dim=1)[0]
+    for blend, expected in ((0.0, sync[0] @ sync[1]), (1.0, vibe[0] @ vibe[1])):
+        weighted, _ = rec._part_query(query.numpy(), blend)
+        assert float(torch.from_numpy(weighted) @ stored[1]) == pytest.approx(
+            float(expected), abs=1e-5
+        )
     rec.close()

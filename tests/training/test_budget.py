@@ -158,12 +158,20 @@ def test_a_resumed_early_stopping_run_repeats_the_uninterrupted_one(
     cfg = converging(make_config)
     first = Trainer(cfg, tmp_path).fit(stop_after_epoch=stop_after_epoch)
     assert first.stop_reason == "stop_after_epoch"
-    result = Trainer(cfg, tmp_path, resume=True).fit()
+    resumed = Trainer(cfg, tmp_path, resume=True)
+    # The gate calibrated on the saved weights comes back with them, before any validation.
+    saved_gate = load_checkpoint(tmp_path / "last.pt")["config"]["sync_gate"]
+    assert saved_gate is not None
+    assert resumed.model.config.sync_gate == saved_gate
+    result = resumed.fit()
     assert (result.steps, result.stop_reason) == (9, "converged")
     for name in ("last.pt", "best.pt"):
         ours, theirs = load_checkpoint(tmp_path / name), load_checkpoint(reference / name)
         assert state_digest(ours["state_dict"]) == state_digest(theirs["state_dict"]), name
         assert ours["budget"] == theirs["budget"], name
+        # The sync gate goes with the weights it was calibrated on.
+        assert ours["config"]["sync_gate"] is not None, name
+        assert ours["config"]["sync_gate"] == theirs["config"]["sync_gate"], name
     assert [
         (r["kind"], r["step"], r.get("loss"), r.get("score"))
         for r in read_metrics(tmp_path / "metrics.jsonl")

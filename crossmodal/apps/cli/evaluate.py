@@ -135,7 +135,8 @@ def run(args: argparse.Namespace) -> int:
     )
     if layout.has_vibe:
         report["blend"] = layout.blend if blend is None else blend
-        report["sync_gate"] = layout.gate
+        # At α 0 the score is the plain sync similarity: no gate applies.
+        report["sync_gate"] = layout.gate if report["blend"] > 0 else None
     report["split"] = args.split
     report["segments"] = args.segments
     baselines = {}
