@@ -176,8 +176,18 @@ def test_the_two_part_model_takes_the_training_defaults_and_its_own_run(
     assert two.model.vibe_dim > 0
     assert two.losses == defaults.losses
     assert [t.key for t in two.losses].count("label") == 1
-    # the same towers, data and optimiser; only the epochs asked for differ
-    assert dataclasses.replace(two.model, vibe_dim=0, blend=one.model.blend) == one.model
+    # the same towers (plus the default music tower's clip summary), data and
+    # optimiser; only the epochs asked for differ
+    assert two.model.music_overrides == defaults.model.music_overrides
+    assert (
+        dataclasses.replace(
+            two.model,
+            vibe_dim=0,
+            blend=one.model.blend,
+            music_overrides=one.model.music_overrides,
+        )
+        == one.model
+    )
     assert (two.epochs, one.epochs) == (3, AssetConfig().epochs)
     assert (two.data, two.optim, two.batch_size) == (one.data, one.optim, one.batch_size)
     with pytest.raises(CrossmodalError, match="epochs"):
