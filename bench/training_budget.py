@@ -2,13 +2,14 @@
 about 4× their steps, and the non-learned sync baseline, on the test split.
 
     python bench/training_budget.py --row NAME MANIFEST DEFAULT_RUN LONG_RUN [--row …]
-        [--out bench/results/training_budget.md]
+        [--blend ALPHA] [--out bench/results/training_budget.md]
 
 Each row names a corpus (its manifest), the run folder of a default ``crossmodal train``
 and that of a run given about 4× the steps (``--epochs``); a LONG_RUN of ``-`` leaves
 those columns empty (not run). The runs themselves are made with the CLI, as a user
 would (see docs/training.md for the commands). For every row this script embeds the test
-split with each run's ``model.pt`` and scores the sync baseline on the same clips, then
+split with each run's ``model.pt`` (scored as the model scores: gated by its sync gate at
+its default blend, or at ``--blend``) and scores the sync baseline on the same clips, then
 checks the acceptance rule: the default reaches ≥ 0.95× the long run's R@10 and is within
 0.05 of its R@1 (both directions), and beats the baseline both ways (a higher mAP, and
 no lower R@1 or R@10: :func:`~crossmodal.evaluation.baseline.behind_baseline`).
@@ -30,9 +31,12 @@ from crossmodal.inference import embed_dataset, load_trained_model, manifest_dat
 DIRECTIONS = (("video_to_music", "v→m"), ("music_to_video", "m→v"))
 
 
-def split_report(run_dir: Path, manifest: Path, cache: Path | None, split: str) -> tuple[dict, Any]:
+def split_report(
+    run_dir: Path, manifest: Path, cache: Path | None, split: str, blend: float | None = None
+) -> tuple[dict, Any]:
     """The retrieval report of ``run_dir``'s ``model.pt`` on ``split`` (a carved val split
-    is read from the run folder), and the dataset it embedded."""
+    is read from the run folder) at ``blend`` (None: the model's default), and the
+    dataset it embedded."""
     model = load_trained_model(run_dir / "model.pt")
     dataset = manifest_dataset(model, manifest, split, cache=cache, run_dir=run_dir)
     embedded = embed_dataset(model, dataset, batch_size=64)
@@ -42,7 +46,7 @@ def split_report(run_dir: Path, manifest: Path, cache: Path | None, split: str) 
         embedded.music,
         embedded.tracks,
         with_nmi=False,
-        scorer=model.layout.scores,
+        scorer=lambda q, g: model.layout.scores(q, g, blend),
     )
     return report, dataset
 
@@ -81,6 +85,11 @@ def main() -> None:
         metavar=("NAME", "MANIFEST", "DEFAULT_RUN", "LONG_RUN"),
     )
     parser.add_argument("--cache", type=Path, help="decoded-clip cache shared with training")
+    parser.add_argument(
+        "--blend",
+        type=float,
+        help="score two-part models at this blend (0: sync only; default: each model's own)",
+    )
     parser.add_argument("--out", type=Path, default=Path("bench/results/training_budget.md"))
     args = parser.parse_args()
     header = (
@@ -89,10 +98,12 @@ def main() -> None:
     )
     lines = [header]
     for name, manifest, default_dir, long_dir in args.row:
-        default, dataset = split_report(Path(default_dir), Path(manifest), args.cache, "test")
+        default, dataset = split_report(
+            Path(default_dir), Path(manifest), args.cache, "test", args.blend
+        )
         long = None
         if long_dir != "-":
-            long, _ = split_report(Path(long_dir), Path(manifest), args.cache, "test")
+            long, _ = split_report(Path(long_dir), Path(manifest), args.cache, "test", args.blend)
         baseline = sync_baseline(dataset.records)
         verdict = accept(default, long, baseline)
         lines.append(
