@@ -110,11 +110,13 @@ class EmbeddingLayout:
     def gated(self) -> bool:
         return self.has_vibe and self.gate is not None
 
-    def gate_sync(self, sync_scores: torch.Tensor) -> torch.Tensor:
-        """Sync similarities → ``max(0, s − τ)/(1 − τ)`` (unchanged without a gate)."""
+    def gate_sync(self, sync_scores: torch.Tensor, gate: float | None = None) -> torch.Tensor:
+        """Sync similarities → ``max(0, s − τ)/(1 − τ)`` (unchanged without a gate);
+        ``gate``: a τ other than the layout's, e.g. :meth:`gate_for_windows`."""
         if not self.gated:
             return sync_scores
-        return (sync_scores - self.gate).clamp_min(0.0) / (1.0 - self.gate)
+        tau = self.gate if gate is None else gate
+        return (sync_scores - tau).clamp_min(0.0) / (1.0 - tau)
 
     def gate_for_windows(self, windows: int) -> float:
         """The gate for an item scored by its best of ``windows`` windows (an index item

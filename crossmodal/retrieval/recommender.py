@@ -305,7 +305,7 @@ class Recommender:
             sync = 0.0
             if sync_hit is not None:
                 gate = self._item_gate(sync_hit[0].item)
-                sync = max(0.0, sync_hit[1] - gate) / (1.0 - gate)
+                sync = float(self.layout.gate_sync(torch.tensor(sync_hit[1]), gate))
             score = (1.0 - alpha) * sync + alpha * vibe
             # A sure match is shown at its matching window, the rest at their vibe window.
             hit = sync_hit[0] if sync_hit is not None else vibe_hit
