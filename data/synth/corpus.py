@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import multiprocessing
 import os
 import time
@@ -14,7 +15,7 @@ import numpy as np
 
 from crossmodal.data.manifest import MANIFEST_NAME, ClipRecord, write_manifest
 from crossmodal.data.synth.moods import MOODS
-from crossmodal.data.synth.music import render_music
+from crossmodal.data.synth.music import ALT_OF, TIMBRE_SETS, render_music
 from crossmodal.data.synth.score import Score, sample_score
 from crossmodal.data.synth.visuals import SHAPES, render_frames
 from crossmodal.errors import CrossmodalError
@@ -28,7 +29,13 @@ SPLIT_NAMES = ("train", "val", "test")
 @dataclass(frozen=True)
 class SynthConfig:
     """What to generate. Defaults: 4 s clips of 112×112 px at 12 fps with 16 kHz mono
-    audio; 70/10/20 % train/val/test. ``crf``/``preset`` are libx264's quality/speed."""
+    audio; 70/10/20 % train/val/test. ``crf``/``preset`` are libx264's quality/speed.
+
+    Variants, all off by default (then the corpus is the same as without them):
+    ``timbres`` ``"alt"`` plays every melody on another instrument (:data:`.music.ALT_OF`);
+    ``clutter`` in [0, 1] adds a background texture and distractor shapes; ``shake`` ≥ 0
+    moves every frame by up to ``shake`` × the frame size. See :func:`.visuals.render_frames`.
+    """
 
     clips: int = 1400
     seed: int = 0
@@ -39,6 +46,9 @@ class SynthConfig:
     split: tuple[float, ...] = (0.7, 0.1, 0.2)
     crf: int = 26
     preset: str = "ultrafast"
+    timbres: str = "default"
+    clutter: float = 0.0
+    shake: float = 0.0
 
     def __post_init__(self) -> None:
         if self.clips < 1:
@@ -49,7 +59,20 @@ class SynthConfig:
             raise CrossmodalError(f"--size must be even and >= 16 (H.264), got {self.size}")
         if self.duration <= 0 or self.fps <= 0 or self.sample_rate < 8000:
             raise CrossmodalError("duration and fps must be positive, sample rate >= 8000 Hz")
+        if self.timbres not in TIMBRE_SETS:
+            raise CrossmodalError(
+                f"--timbres must be one of {', '.join(TIMBRE_SETS)}, got {self.timbres!r}"
+            )
+        if not (math.isfinite(self.clutter) and 0 <= self.clutter <= 1):
+            raise CrossmodalError(f"--clutter must be in [0, 1], got {self.clutter:g}")
+        if not (math.isfinite(self.shake) and self.shake >= 0):
+            raise CrossmodalError(f"--shake must be a finite number >= 0, got {self.shake:g}")
         split_counts(self.clips, self.split)
+
+    def variants(self) -> dict[str, object]:
+        """The variant options that are on (empty for the default corpus)."""
+        on = {"timbres": self.timbres != "default", "clutter": self.clutter, "shake": self.shake}
+        return {name: getattr(self, name) for name, active in on.items() if active}
 
 
 def parse_split(text: str) -> tuple[float, ...]:
@@ -83,6 +106,12 @@ def clip_rng(seed: int, index: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([seed, index]))
 
 
+def variant_rng(seed: int, index: int) -> np.random.Generator:
+    """The generator of clip ``index``'s variant options (clutter, shake): apart from
+    :func:`clip_rng`, so turning an option on leaves the rest of the clip unchanged."""
+    return np.random.default_rng(np.random.SeedSequence([seed, index, 7]))
+
+
 def mood_of(seed: int, index: int, clips: int) -> int:
     """Mood index of clip ``index``: a seeded permutation keeps the moods balanced."""
     order = np.random.default_rng(np.random.SeedSequence([seed, 1 << 30])).permutation(clips)
@@ -96,8 +125,18 @@ def render_clip(
     rng = clip_rng(config.seed, index)
     mood = MOODS[mood_index]
     score = sample_score(mood, rng, config.duration)
-    audio = render_music(score, config.sample_rate, rng)
-    frames = render_frames(score, mood, rng, fps=config.fps, height=config.size, width=config.size)
+    audio = render_music(score, config.sample_rate, rng, timbres=config.timbres)
+    frames = render_frames(
+        score,
+        mood,
+        rng,
+        fps=config.fps,
+        height=config.size,
+        width=config.size,
+        clutter=config.clutter,
+        shake=config.shake,
+        variant_rng=variant_rng(config.seed, index),
+    )
     return frames, audio, score
 
 
@@ -117,6 +156,10 @@ def _make_clip(job: tuple[SynthConfig, int, int, str]) -> dict[str, object]:
     )
     meta = score.meta()
     meta["shape"] = SHAPES[score.instrument]
+    # Only when on, so a default corpus's manifest is unchanged.
+    meta.update(config.variants())
+    if config.timbres == "alt":
+        meta["timbre"] = ALT_OF[score.instrument]
     return meta
 
 

@@ -6,6 +6,11 @@ brightness follow the loudness envelope; accents flash the scene and shake the c
 breaks dim the scene and hide the object. Its shape follows the instrument's timbre
 (round for soft tones, spiky for bright ones). Nuisance: a random two-colour gradient and
 texture, drifting blobs that ignore the music, camera jitter and sensor noise.
+
+Variants (off by default; their randomness comes from ``variant_rng``, never from the
+clip's own generator, so the rest of the clip is unchanged): ``clutter`` blends a static
+random texture into the background and adds distractor shapes on their own paths;
+``shake`` translates every whole frame by a smooth random offset, blind to the music.
 """
 
 from __future__ import annotations
@@ -78,6 +83,88 @@ def _box(cx: float, cy: float, reach: float, height: int, width: int) -> tuple[s
     return slice(y0, max(y0, y1)), slice(x0, max(x0, x1))
 
 
+def _value_noise(rng: np.random.Generator, cells: int, height: int, width: int) -> np.ndarray:
+    """(height, width, 3) float32 in [0, 1]: random colours on a ``cells``² grid,
+    bilinearly interpolated."""
+    grid = rng.random((cells + 1, cells + 1, 3), dtype=np.float32)
+    gy = np.linspace(0, cells, height, dtype=np.float32)
+    gx = np.linspace(0, cells, width, dtype=np.float32)
+    iy = np.minimum(gy.astype(np.int64), cells - 1)
+    ix = np.minimum(gx.astype(np.int64), cells - 1)
+    fy = (gy - iy)[:, None, None]
+    fx = (gx - ix)[None, :, None]
+    top = grid[iy][:, ix] * (1 - fx) + grid[iy][:, ix + 1] * fx
+    bottom = grid[iy + 1][:, ix] * (1 - fx) + grid[iy + 1][:, ix + 1] * fx
+    return top * (1 - fy) + bottom * fy
+
+
+def clutter_texture(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """The static clutter texture, (height, width, 3) float32 in [0, 1]: coarse
+    patches of random colours with finer ones on top."""
+    return 0.6 * _value_noise(rng, 4, height, width) + 0.4 * _value_noise(rng, 16, height, width)
+
+
+def _draw_distractors(
+    frames: np.ndarray,
+    rng: np.random.Generator,
+    count: int,
+    times: np.ndarray,
+    cam: np.ndarray,
+) -> None:
+    """Draw ``count`` mostly opaque shapes of random colour, size and shape, each bouncing on
+    its own random straight path (in the scene, so the camera moves them too)."""
+    _, height, width, _ = frames.shape
+    size = float(min(height, width))
+    ys = np.arange(height, dtype=np.float32)[:, None]
+    xs = np.arange(width, dtype=np.float32)[None, :]
+    shapes = sorted(set(SHAPES.values()))
+    for _ in range(count):
+        shape = shapes[int(rng.integers(len(shapes)))]
+        radius = size * rng.uniform(0.04, 0.1)
+        speed = size * rng.uniform(0.05, 0.5, 2) * rng.choice([-1.0, 1.0], 2)
+        path_x = _bounce(rng.uniform(0, width), speed[0], times, 0, width)
+        path_y = _bounce(rng.uniform(0, height), speed[1], times, 0, height)
+        color = _hsv(rng.uniform(0, 1), rng.uniform(0.2, 1.0), rng.uniform(0.2, 1.0))
+        opacity = np.float32(rng.uniform(0.6, 0.95))
+        for f in range(len(frames)):
+            px, py = path_x[f] - cam[f, 0], path_y[f] - cam[f, 1]
+            rows, cols = _box(px, py, 1.3 * radius + 2, height, width)
+            dist = _shape_distance(
+                shape, xs[:, cols] - np.float32(px), ys[rows] - np.float32(py), radius
+            )
+            mask = opacity * np.clip(np.float32(0.5) - dist, 0.0, 1.0)
+            region = frames[f, rows, cols]
+            region += (color - region) * mask[..., None]
+
+
+def shake_offsets(
+    rng: np.random.Generator, n_frames: int, fps: float, amplitude: float
+) -> np.ndarray:
+    """(n_frames, 2) float (x, y) offsets in pixels, within ±``amplitude`` on each axis:
+    per axis, three sinusoids of random frequency (about 1–4 Hz) and phase, plus 15 %
+    white jitter, so the camera wobbles smoothly whatever the music does."""
+    times = np.arange(n_frames, dtype=np.float64) / fps
+    high = min(4.0, 0.45 * fps)  # below the frame rate's Nyquist limit
+    freqs = rng.uniform(min(1.0, 0.5 * high), high, (3, 2))
+    phases = rng.uniform(0, 2 * np.pi, (3, 2))
+    weights = rng.uniform(0.5, 1.0, (3, 2))
+    waves = np.sin(2 * np.pi * freqs[None] * times[:, None, None] + phases[None])
+    smooth = (weights[None] * waves).sum(axis=1) / weights.sum(axis=0)
+    jitter = rng.uniform(-1.0, 1.0, (n_frames, 2))
+    return amplitude * (0.85 * smooth + 0.15 * jitter)
+
+
+def _shake_frames(frames: np.ndarray, offsets: np.ndarray) -> None:
+    """Translate frame f by the whole-pixel ``offsets[f]`` (x, y) in place, repeating the
+    edge into the uncovered border."""
+    _, height, width, _ = frames.shape
+    rows, cols = np.arange(height), np.arange(width)
+    for f, (dx, dy) in enumerate(offsets):
+        src_rows = np.clip(rows - dy, 0, height - 1)
+        src_cols = np.clip(cols - dx, 0, width - 1)
+        frames[f] = frames[f][src_rows[:, None], src_cols[None, :]]
+
+
 def render_frames(
     score: Score,
     mood: Mood,
@@ -86,8 +173,20 @@ def render_frames(
     fps: float,
     height: int,
     width: int,
+    clutter: float = 0.0,
+    shake: float = 0.0,
+    variant_rng: np.random.Generator | None = None,
 ) -> np.ndarray:
-    """uint8 frames (T, H, W, 3), T = round(duration × fps); frame f shows time f / fps."""
+    """uint8 frames (T, H, W, 3), T = round(duration × fps); frame f shows time f / fps.
+
+    ``clutter`` in [0, 1]: a static random texture blended into the background at
+    0.5 × clutter and round(8 × clutter) distractor shapes. ``shake`` ≥ 0: whole-frame
+    translation of up to shake × frame size. Both draw from ``variant_rng`` (one stream
+    each), required when either is on.
+    """
+    if (clutter or shake) and variant_rng is None:
+        raise ValueError("clutter and shake need a variant_rng")
+    clutter_rng, shake_rng = variant_rng.spawn(2) if variant_rng is not None else (None, None)
     n_frames = round(score.duration * fps)
     times = np.arange(n_frames, dtype=np.float64) / fps
     size = float(min(height, width))
@@ -140,6 +239,9 @@ def render_frames(
             + np.float32(rng.uniform(0, 2 * np.pi))
         )
     canvas += np.float32(rng.uniform(0.01, 0.04)) * texture[..., None]
+    if clutter:
+        clutter_bg = clutter_texture(clutter_rng, *canvas.shape[:2])
+        canvas += np.float32(0.5 * clutter) * (clutter_bg - canvas)
 
     brightness = (0.55 + 0.45 * envelope) * (1 + 0.7 * flash + 0.1 * beat) * (0.5 + 0.5 * visible)
     frames = np.empty((n_frames, height, width, 3), dtype=np.float32)
@@ -166,6 +268,8 @@ def render_frames(
             alpha = strength * np.exp(-d2 / np.float32(2 * sigma * sigma))
             region = frames[f, rows, cols]
             region += (blob - region) * alpha[..., None]
+    if clutter:
+        _draw_distractors(frames, clutter_rng, round(8 * clutter), times, cam)
 
     # The object: height ← pitch, size ← envelope and note pulses, hidden in breaks.
     shape = SHAPES[score.instrument]
@@ -192,6 +296,10 @@ def render_frames(
         color = _hsv(obj_hue, 0.35 + 0.6 * envelope[f], 0.75 + 0.25 * envelope[f])
         region = frames[f, rows, cols]
         region += (color - region) * mask[..., None]
+
+    if shake:
+        offsets = shake_offsets(shake_rng, n_frames, fps, shake * size)
+        _shake_frames(frames, np.round(offsets).astype(np.int64))
 
     # Sensor noise, added while converting to 8 bits.
     noise = rng.random((n_frames, height, width, 1), dtype=np.float32)

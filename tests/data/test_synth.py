@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +54,10 @@ def test_corpus_files_and_manifest(corpus: Path) -> None:
         assert (info.width, info.height, info.fps, info.frame_count) == (48, 48, 12.0, 24)
         assert (info.sample_rate, info.channels) == (16000, 1)
         assert record.extra["synth"]["bpm"] > 0
-    assert (corpus.parent / "synth.json").exists()
+        # The variants are off: nothing about them in a default clip's record.
+        assert not {"timbres", "timbre", "clutter", "shake"} & record.extra["synth"].keys()
+    config = json.loads((corpus.parent / "synth.json").read_text())["config"]
+    assert (config["timbres"], config["clutter"], config["shake"]) == ("default", 0.0, 0.0)
 
 
 def test_same_seed_same_media_different_seed_different_media(corpus: Path, tmp_path: Path) -> None:

@@ -55,6 +55,37 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=16000,
         help="audio sample rate in Hz (default: 16000)",
     )
+    variants = parser.add_argument_group(
+        "variants",
+        "corpora that differ from the default one, to test what transfers; all off by "
+        "default, which leaves the videos and manifest byte-identical",
+    )
+    variants.add_argument(
+        "--timbres",
+        choices=("default", "alt"),
+        default="default",
+        help="instrument set of the melodies: 'alt' plays each default instrument on a "
+        "different one (sine→pad, triangle→clarinet, square→organ, saw→brass, pluck→harp, "
+        "bell→marimba); moods and the object's shape stay as they are (default: default)",
+    )
+    variants.add_argument(
+        "--clutter",
+        type=float_range(0, 1),
+        default=0.0,
+        metavar="F",
+        help="background clutter unrelated to the music, in [0, 1]: a static random "
+        "texture blended in at 0.5×F and round(8×F) distractor shapes drifting on their "
+        "own random paths (default: 0, none)",
+    )
+    variants.add_argument(
+        "--shake",
+        type=float_range(0),
+        default=0.0,
+        metavar="F",
+        help="camera shake unrelated to the music, >= 0: every frame moves by a smooth "
+        "random offset of up to F × the frame size (0.05: about 5%%), on top of the shake "
+        "at accents (default: 0, none)",
+    )
     parser.add_argument(
         "--workers",
         type=positive_int,
@@ -82,6 +113,9 @@ def run(args: argparse.Namespace) -> int:
         fps=args.fps,
         sample_rate=args.sample_rate,
         split=parse_split(args.split),
+        timbres=args.timbres,
+        clutter=args.clutter,
+        shake=args.shake,
     )
     manifest = generate_corpus(
         args.out_dir,
