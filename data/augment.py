@@ -14,7 +14,8 @@ Music transforms act on log-mel power spectrograms (``log(mel + 1e-6)``, see
 :class:`~crossmodal.data.logmel.LogMel`), where they are closed forms: a gain of g dB
 adds ``g · ln(10) / 10`` to every cell; a tilt adds a line across the mel bins; a noise
 floor adds power to every cell. So they apply to the finished windows the feature
-cache keeps, with no decoding.
+cache keeps, with no decoding. A music encoder that takes the waveform gets the same
+three in the time domain (:meth:`ClipAugment.waveform`).
 """
 
 from __future__ import annotations
@@ -69,6 +70,17 @@ def tilt_curve(n_mels: int, tilt_db: float) -> torch.Tensor:
     """(n_mels, 1) log-power offsets of a spectral tilt: −tilt_db at the lowest mel bin,
     +tilt_db at the highest, linear in the mel index between."""
     return (torch.linspace(-1.0, 1.0, n_mels) * tilt_db * LN_PER_DB).unsqueeze(-1)
+
+
+def mel_tilt_gains(n_samples: int, sample_rate: int, tilt_db: float) -> torch.Tensor:
+    """Amplitude factors of the rFFT bins of an ``n_samples`` window for a spectral tilt
+    of the waveform: −tilt_db of power at 0 Hz, +tilt_db at the Nyquist frequency,
+    linear in mel (HTK, 2595·log10(1 + f / 700)) between, as :func:`tilt_curve` is on
+    log-mel bins."""
+    freqs = torch.fft.rfftfreq(n_samples, d=1.0 / sample_rate, dtype=torch.float64)
+    mel = 2595.0 * torch.log10(1.0 + freqs / 700.0)
+    position = 2.0 * mel / (2595.0 * math.log10(1.0 + sample_rate / 2 / 700.0)) - 1.0
+    return (10.0 ** (position * tilt_db / 20.0)).float()
 
 
 def add_noise_power(logmel: torch.Tensor, noise_power: torch.Tensor) -> torch.Tensor:
@@ -155,3 +167,26 @@ class ClipAugment:
         if self.gain_db > 0:
             logmel = logmel + _uniform(-self.gain_db, self.gain_db, generator) * LN_PER_DB
         return logmel
+
+    def waveform(
+        self, wave: torch.Tensor, sample_rate: int, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Waveform (samples,) → augmented waveform, for music encoders that take the
+        waveform: the same three transforms, drawn in the same order, in the time domain
+        (white noise of r ~ U(0, noise) times the window's mean power; the tilt through
+        the FFT, linear in mel; the gain as a factor)."""
+        if wave.dim() != 1:
+            raise ValueError(f"expected (samples,), got shape {tuple(wave.shape)}")
+        if self.noise > 0:
+            ratio = _uniform(0.0, self.noise, generator)
+            power = float(wave.double().pow(2).mean())
+            noise = torch.randn(wave.shape, generator=generator, dtype=torch.float32)
+            wave = wave + (math.sqrt(ratio * power) * noise).to(wave.dtype)
+        if self.eq_db > 0:
+            tilt = _uniform(-self.eq_db, self.eq_db, generator)
+            gains = mel_tilt_gains(len(wave), sample_rate, tilt)
+            wave = torch.fft.irfft(torch.fft.rfft(wave.float()) * gains, n=len(wave))
+            wave = wave.to(torch.float32)
+        if self.gain_db > 0:
+            wave = wave * 10.0 ** (_uniform(-self.gain_db, self.gain_db, generator) / 20.0)
+        return wave

@@ -297,6 +297,8 @@ class PairedClipDataset(Dataset):
             frames = self.augment.frames(np.asarray(frames))
             if self.audio_spec.representation == "logmel":
                 audio = self.augment.logmel(audio)
+            else:
+                audio = self.augment.waveform(audio, self.audio_spec.sample_rate)
         if (
             self.train
             and self.spec_augment is not None

@@ -90,10 +90,10 @@ def training_augmentations(cfg: TrainConfig, audio_spec) -> dict:
     """The train dataset's ``augment`` and ``spec_augment`` from ``data.augment``."""
     aug = cfg.data.augment
     clip = ClipAugment(aug.crop, aug.colour, aug.gain_db, aug.eq_db, aug.noise)
-    if (clip.music_active or aug.spec_augment) and audio_spec.representation != "logmel":
+    if aug.spec_augment and audio_spec.representation != "logmel":
         raise CrossmodalError(
-            "data.augment's music transforms act on log-mels, but the music encoder takes "
-            f"{audio_spec.representation}s; set gain_db, eq_db, noise to 0 and spec_augment off"
+            "data.augment.spec_augment masks log-mel bands, but the music encoder takes "
+            f"{audio_spec.representation}s; turn spec_augment off"
         )
     return {
         "augment": clip if clip.active else None,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+import math
+
 import torch
 from torch import nn
 
@@ -11,6 +13,17 @@ from crossmodal.data.logmel import LogMel
 from crossmodal.data.specs import AudioSpec
 from crossmodal.encoders.base import MusicEncoder
 from crossmodal.encoders.temporal import TemporalConvNet, build_temporal_pool
+
+
+# The harmony summary's pitch range (MIDI; 41 Hz … 2.1 kHz) and width: best major and
+# minor key correlations, their difference, and the tonic-rotated chroma.
+HARMONY_LOWEST = 28
+HARMONY_HIGHEST = 96
+HARMONY_FEATURES = 3 + 12
+# Krumhansl & Kessler's (1982) probe-tone ratings of the 12 pitch classes above a major
+# and a minor tonic: the standard key-finding templates.
+KEY_PROFILE_MAJOR = (6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88)
+KEY_PROFILE_MINOR = (6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17)
 
 
 class MusicTiny(MusicEncoder):
@@ -39,6 +52,12 @@ class MusicTiny(MusicEncoder):
     pools by position, so it learns these clip-wide statistics poorly (on the synthetic
     corpus's 840 training clips a linear classifier on the summary names the mood of
     0.75 of test clips, the trained convolutional tower 0.63; bench/results/mood_ceiling.md).
+
+    ``harmony`` (needs ``summary_lags`` > 0 and ``representation="waveform"``: a mel
+    spectrogram cannot tell neighbouring semitones apart in the bass) adds the clip's
+    key and mode to the summary, see :meth:`harmony_statistics`: major against minor
+    is the best-known musical cue of a mood's valence, and nothing else in the tower can
+    hear it.
     """
 
     def __init__(
@@ -58,6 +77,7 @@ class MusicTiny(MusicEncoder):
         num_bins: int = 24,
         summary_lags: int = 0,
         summary_dim: int = 64,
+        harmony: bool = False,
     ) -> None:
         super().__init__()
         if len(channels) != 3:
@@ -98,14 +118,98 @@ class MusicTiny(MusicEncoder):
             raise ValueError(
                 f"summary_lags={summary_lags} must be below the {frames - 1} onset frames of a clip"
             )
+        if harmony and (not summary_lags or representation != "waveform"):
+            raise ValueError(
+                "harmony needs summary_lags > 0 and representation='waveform' (the key is "
+                f"read from the waveform), got summary_lags={summary_lags}, "
+                f"representation={representation!r}"
+            )
         self.summary_lags = summary_lags
+        self.harmony = harmony
+        if harmony:
+            self._init_harmony(sample_rate)
         self.summary: nn.Module | None = None
         if summary_lags:
-            width = 2 * n_mels + summary_lags
+            width = 2 * n_mels + summary_lags + (HARMONY_FEATURES if harmony else 0)
             self.summary = nn.Sequential(
                 nn.BatchNorm1d(width), nn.Linear(width, summary_dim), nn.ReLU(inplace=True)
             )
             self.output_dim += summary_dim
+
+    def _init_harmony(self, sample_rate: int) -> None:
+        # About 2 Hz per STFT bin (a window of half a second: the harmony is read from
+        # what is held), so that semitones are apart down to the bass (MIDI 28 is 41 Hz,
+        # its neighbour 2.5 Hz away); a shorter clip gets the longest window it holds.
+        samples = self.audio_spec.num_samples
+        self.harmony_fft = min(
+            2 ** math.ceil(math.log2(sample_rate / 2)), 2 ** int(math.log2(max(samples, 2)))
+        )
+        self.harmony_hop = self.harmony_fft // 8
+        freqs = torch.arange(self.harmony_fft // 2 + 1, dtype=torch.float64)
+        freqs = freqs * sample_rate / self.harmony_fft
+        midi = 69.0 + 12.0 * torch.log2(freqs.clamp_min(1.0) / 440.0)
+        top = min(HARMONY_HIGHEST, int(69 + 12 * math.log2(0.45 * sample_rate / 440.0)))
+        pitches = torch.arange(HARMONY_LOWEST, top + 1, dtype=torch.float64)
+        # Triangular semitone filters (each bin shared by its two nearest semitones).
+        bank = (1.0 - (midi[None, :] - pitches[:, None]).abs()).clamp_min(0.0)
+        bank[:, freqs < 20.0] = 0.0
+        # Only the bins below the top semitone's filter take part.
+        self.harmony_bins = int(torch.nonzero(bank.sum(0)).max()) + 1
+        bank = bank[:, : self.harmony_bins]
+        fold = torch.zeros(12, len(pitches), dtype=torch.float64)
+        fold[pitches.long() % 12, torch.arange(len(pitches))] = 1.0
+        fold = fold / fold.sum(1, keepdim=True)  # a mean over octaves: no class counts twice
+        self.register_buffer("harmony_bank", bank.float(), persistent=False)
+        self.register_buffer("harmony_fold", fold.float(), persistent=False)
+        self.register_buffer("harmony_window", torch.hann_window(self.harmony_fft), persistent=False)
+        profiles = []
+        for profile in (KEY_PROFILE_MAJOR, KEY_PROFILE_MINOR):
+            p = torch.tensor(profile, dtype=torch.float64)
+            p = (p - p.mean()) / p.std(unbiased=False)
+            # Row k: the profile of the key whose tonic is pitch class k.
+            profiles.append(torch.stack([torch.roll(p, k) for k in range(12)]))
+        self.register_buffer("key_profiles", torch.stack(profiles).float(), persistent=False)
+
+    def held_chroma(self, audio: torch.Tensor) -> torch.Tensor:
+        """Waveform (B, samples) → (B, 12) chroma of what the clip holds, summing to 1
+        (pitch class 0 = C); see :meth:`harmony_statistics`."""
+        spectrum = torch.stft(
+            audio.float(),
+            self.harmony_fft,
+            hop_length=self.harmony_hop,
+            window=self.harmony_window,
+            return_complex=True,
+        )
+        spectrum = spectrum[:, : self.harmony_bins]
+        power = spectrum.real**2 + spectrum.imag**2  # (B, bins, frames)
+        semitones = torch.log(torch.matmul(self.harmony_bank, power) + 1e-10)
+        held = semitones.median(dim=-1).values  # (B, pitches)
+        held = torch.exp(held - held.max(dim=-1, keepdim=True).values)
+        chroma = held @ self.harmony_fold.T
+        chroma = chroma / chroma.sum(-1, keepdim=True).clamp_min(1e-12)
+        return chroma
+
+    def harmony_statistics(self, audio: torch.Tensor) -> torch.Tensor:
+        """Waveform (B, samples) → (B, 15): the key and mode of what the clip *holds*.
+
+        A semitone spectrogram (MIDI 28 … 96, about 2 Hz STFT bins), its log power's
+        median over time per semitone (what sounds through the clip: held chords, pads,
+        drones; a passing melody note weighs less), folded into a 12-bin chroma that
+        sums to 1. Then the Krumhansl–Kessler key-finding correlation with the major and
+        minor profiles in all 12 keys: the best major and the best minor correlation and
+        their difference (the mode), plus the chroma rotated so that the best-fitting key's
+        tonic comes first (the intervals above the tonic: a major or a minor third).
+        A silent clip gives a flat chroma and zero correlations.
+        """
+        chroma = self.held_chroma(audio)
+        centred = chroma - chroma.mean(-1, keepdim=True)
+        z = centred / centred.pow(2).mean(-1, keepdim=True).sqrt().clamp_min(1e-6)
+        fits = torch.einsum("bc,mkc->bmk", z, self.key_profiles) / 12.0
+        best = fits.max(dim=-1).values  # (B, 2): major, minor
+        tonic = fits.flatten(1).argmax(dim=-1, keepdim=True) % 12  # the best key's tonic
+        order = (tonic + torch.arange(12, device=chroma.device)) % 12
+        rotated = chroma.gather(-1, order)
+        return torch.cat([best, best[:, :1] - best[:, 1:], rotated], dim=-1)
 
     def _normalised_mel(self, audio: torch.Tensor) -> torch.Tensor:
         mel = self.frontend(audio) if self.frontend is not None else audio
@@ -142,4 +246,7 @@ class MusicTiny(MusicEncoder):
         pooled = self.pool(steps.transpose(1, 2))
         if self.summary is None:
             return pooled
-        return torch.cat([pooled, self.summary(self.clip_statistics(mel))], dim=-1)
+        stats = self.clip_statistics(mel)
+        if self.harmony:
+            stats = torch.cat([stats, self.harmony_statistics(audio).to(stats.dtype)], dim=-1)
+        return torch.cat([pooled, self.summary(stats)], dim=-1)

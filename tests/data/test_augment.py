@@ -12,6 +12,7 @@ from crossmodal.data.augment import (
     add_noise_power,
     colour_frames,
     crop_frames,
+    mel_tilt_gains,
     tilt_curve,
 )
 
@@ -172,6 +173,77 @@ def test_noise_adds_power_at_the_drawn_level() -> None:
     # Mean added power: r × mean power with r ≤ 0.5 (exponential fluctuation of mean 1).
     ratio = float(added.mean() / power.mean())
     assert 0 < ratio <= 0.5 * 1.15
+
+
+def _wave(seed: int = 0) -> torch.Tensor:
+    rng = np.random.default_rng(seed)
+    return torch.from_numpy((0.3 * rng.standard_normal(SPEC.num_samples)).astype(np.float32))
+
+
+def test_waveform_transforms_are_off_at_zero_and_seeded() -> None:
+    wave = _wave()
+    assert torch.equal(ClipAugment().waveform(wave, SPEC.sample_rate, _gen(0)), wave)
+    aug = ClipAugment(gain_db=6, eq_db=6, noise=0.2)
+    a = aug.waveform(wave, SPEC.sample_rate, _gen(3))
+    assert torch.equal(a, aug.waveform(wave, SPEC.sample_rate, _gen(3)))
+    assert not torch.equal(a, aug.waveform(wave, SPEC.sample_rate, _gen(4)))
+    assert a.shape == wave.shape and a.dtype == torch.float32
+
+
+def test_waveform_gain_scales_the_samples() -> None:
+    wave = _wave(1)
+    out = ClipAugment(gain_db=6.0).waveform(wave, SPEC.sample_rate, _gen(11))
+    factor = float((out @ wave) / (wave @ wave))
+    torch.testing.assert_close(out, wave * factor)
+    gain_db = 20 * math.log10(factor)
+    assert 1e-3 < abs(gain_db) <= 6.0
+    # The log-mel path draws the same gain from the same seed.
+    mel_gain = ClipAugment(gain_db=6.0).logmel(_logmel(1), _gen(11)) - _logmel(1)
+    assert abs(float(mel_gain.mean()) / LN_PER_DB - gain_db) < 1e-4
+
+
+def test_waveform_tilt_follows_the_mel_line_on_pure_tones() -> None:
+    # Two tones on exact FFT bins: each comes out scaled by 10^(tilt · position / 20),
+    # position = −1 … +1 linear in HTK mel from 0 Hz to Nyquist (worked out here).
+    sr, n = SPEC.sample_rate, SPEC.num_samples
+    t = torch.arange(n, dtype=torch.float64) / sr
+    low, high = 250.0, 3000.0  # integer cycles in one second
+    wave = (torch.sin(2 * math.pi * low * t) + torch.sin(2 * math.pi * high * t)).float()
+    tilt = 7.5
+    gains = mel_tilt_gains(n, sr, tilt)
+    out = torch.fft.irfft(torch.fft.rfft(wave) * gains, n=n)
+
+    def expected(f: float) -> float:
+        def mel(x: float) -> float:
+            return 2595 * math.log10(1 + x / 700)
+
+        return 10 ** ((2 * mel(f) / mel(sr / 2) - 1) * tilt / 20)
+
+    spectrum = torch.fft.rfft(out).abs() / (n / 2)
+    assert abs(float(spectrum[int(low)]) - expected(low)) < 1e-3
+    assert abs(float(spectrum[int(high)]) - expected(high)) < 1e-3
+    assert float(gains[0]) == pytest.approx(10 ** (-tilt / 20), rel=1e-5)
+    assert float(gains[-1]) == pytest.approx(10 ** (tilt / 20), rel=1e-5)
+    # Through the transform: the tone ratio moves by a drawn tilt within ±eq_db.
+    aug = ClipAugment(eq_db=8.0).waveform(wave, sr, _gen(2))
+    spec_aug = torch.fft.rfft(aug).abs() / (n / 2)
+    ratio_db = 20 * math.log10(float(spec_aug[int(high)] / spec_aug[int(low)]))
+    span = 2 * (2595 * math.log10(1 + high / 700) - 2595 * math.log10(1 + low / 700))
+    span /= 2595 * math.log10(1 + sr / 2 / 700)
+    assert abs(ratio_db) <= 8.0 * span + 1e-3 and abs(ratio_db) > 1e-3
+
+
+def test_waveform_noise_adds_white_noise_at_the_drawn_level() -> None:
+    wave = _wave(4)
+    out = ClipAugment(noise=0.5).waveform(wave, SPEC.sample_rate, _gen(9))
+    added = out - wave
+    ratio = float(added.pow(2).mean() / wave.pow(2).mean())
+    assert 0 < ratio <= 0.5 * 1.1
+    # White and independent of the signal: flat spectrum, no correlation with the input.
+    assert abs(float(torch.corrcoef(torch.stack([added, wave]))[0, 1])) < 0.1
+    band = torch.fft.rfft(added).abs().pow(2)
+    halves = band[1 : len(band) // 2].mean(), band[len(band) // 2 : -1].mean()
+    assert 0.8 < float(halves[0] / halves[1]) < 1.25
 
 
 def test_bad_strengths_are_refused() -> None:

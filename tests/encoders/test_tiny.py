@@ -133,3 +133,107 @@ def test_audio_tiny_summary_is_appended_and_off_by_default() -> None:
 def test_audio_tiny_summary_lags_are_checked() -> None:
     with pytest.raises(ValueError, match="summary_lags"):
         create_encoder("audio_tiny", seconds=0.5, summary_lags=500)
+
+
+def _harmony_encoder():
+    return create_encoder(
+        "audio_tiny", seconds=2.0, summary_lags=20, representation="waveform", harmony=True
+    ).eval()
+
+
+def _chord_and_melody(root: int, major: bool, sr: int = 16000, seconds: float = 2.0):
+    """A held triad on ``root`` (MIDI) under a melody of short notes from its scale."""
+    import numpy as np
+
+    t = np.arange(int(sr * seconds)) / sr
+
+    def tone(m: float) -> np.ndarray:
+        return np.sin(2 * np.pi * 440.0 * 2 ** ((m - 69) / 12) * t)
+
+    third = 4 if major else 3
+    wave = sum(0.3 * tone(root + i) for i in (0, third, 7))
+    scale = (0, 2, 4, 5, 7, 9, 11) if major else (0, 2, 3, 5, 7, 8, 10)
+    rng = np.random.default_rng(0)  # the same melody, transposed, in every key
+    step = sr // 4
+    for k in range(len(t) // step):
+        pitch = root + 12 + scale[rng.integers(7)] + 12 * rng.integers(2)
+        wave[k * step : (k + 1) * step] += tone(pitch)[k * step : (k + 1) * step]
+    return torch.tensor(wave, dtype=torch.float32)
+
+
+def test_audio_tiny_harmony_tells_major_from_minor_in_every_key() -> None:
+    encoder = _harmony_encoder()
+    clips = [_chord_and_melody(root, major) for root in range(48, 60) for major in (True, False)]
+    with torch.no_grad():
+        stats = encoder.harmony_statistics(torch.stack(clips))
+    mode = stats[:, 2]  # best major correlation − best minor correlation
+    assert (mode[0::2] > mode[1::2].max()).all()  # every major clip above every minor one
+    # The same music in 12 keys: the held chroma transposes with it, and the mode reading
+    # barely moves (a bare triad is itself ambiguous between a major key and the minor key
+    # a third above, which K-S weighs by the triad's loudest note: hence the tolerance).
+    assert float(mode[0::2].std()) < 0.1 and float(mode[1::2].std()) < 0.1
+    with torch.no_grad():
+        chroma = encoder.held_chroma(torch.stack(clips))
+    for i, shift in enumerate(range(12)):
+        for major in (0, 1):
+            moved = torch.roll(chroma[2 * i + major], -shift)
+            torch.testing.assert_close(moved, chroma[major], atol=0.08, rtol=0)
+
+
+def test_audio_tiny_harmony_key_fit_matches_a_naive_correlation() -> None:
+    # Rebuild the features from the held chroma with numpy's Pearson correlation against
+    # the published Krumhansl–Kessler ratings rolled to every tonic.
+    import numpy as np
+
+    from crossmodal.encoders.music.tiny import KEY_PROFILE_MAJOR, KEY_PROFILE_MINOR
+
+    encoder = _harmony_encoder()
+    audio = torch.stack([_chord_and_melody(50, True), _chord_and_melody(57, False)])
+    audio = audio + 0.01 * torch.randn(audio.shape, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        stats = encoder.harmony_statistics(audio).double().numpy()
+        chromas = encoder.held_chroma(audio).double().numpy()
+    for row, chroma in zip(stats, chromas, strict=True):
+        assert abs(chroma.sum() - 1.0) < 1e-5
+        fits = np.array(
+            [
+                [np.corrcoef(chroma, np.roll(np.array(p), k))[0, 1] for k in range(12)]
+                for p in (KEY_PROFILE_MAJOR, KEY_PROFILE_MINOR)
+            ]
+        )
+        np.testing.assert_allclose(row[:2], fits.max(axis=1), atol=1e-4)
+        assert abs(row[2] - (fits[0].max() - fits[1].max())) < 1e-4
+        tonic = int(np.argmax(fits.ravel())) % 12
+        np.testing.assert_allclose(row[3:], np.roll(chroma, -tonic), atol=1e-6)
+
+
+def test_audio_tiny_harmony_puts_a_held_tone_in_its_pitch_class() -> None:
+    encoder = _harmony_encoder()
+    t = torch.arange(32000) / 16000
+    pitches = (31, 40, 57, 79, 94)
+    tones = [torch.sin(2 * torch.pi * 440.0 * 2 ** ((m - 69) / 12) * t) for m in pitches]
+    # A melody note that passes (a tenth of the clip) does not move the held chroma.
+    passing = torch.sin(2 * torch.pi * 440.0 * 2 ** ((64 - 69) / 12) * t) * (t < 0.2)
+    with torch.no_grad():
+        chroma = encoder.held_chroma(torch.stack(tones) + passing)
+    for row, m in zip(chroma, pitches, strict=True):
+        assert int(row.argmax()) == m % 12
+        # The bass leaks into its neighbours (2 Hz bins, 2.5 Hz between semitones at 41 Hz).
+        assert float(row[m % 12]) > (0.6 if m < 45 else 0.9)
+    silent = encoder.harmony_statistics(torch.zeros(1, 32000))
+    assert torch.isfinite(silent).all()
+    assert silent[0, :3].abs().max() < 1e-6
+
+
+def test_audio_tiny_harmony_needs_the_waveform() -> None:
+    with pytest.raises(ValueError, match="harmony needs"):
+        create_encoder("audio_tiny", seconds=1.0, summary_lags=20, harmony=True)
+    with pytest.raises(ValueError, match="harmony needs"):
+        create_encoder("audio_tiny", seconds=1.0, representation="waveform", harmony=True)
+    encoder = create_encoder(
+        "audio_tiny", seconds=1.0, summary_lags=20, summary_dim=8, representation="waveform",
+        harmony=True,
+    )
+    out = encoder(encoder.example_input(3))
+    assert out.shape == (3, encoder.output_dim)
+    assert torch.isfinite(out).all()

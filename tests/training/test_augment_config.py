@@ -27,11 +27,13 @@ def test_fields_reach_the_dataset() -> None:
     parts = training_augmentations(cfg, MEL)
     assert parts["augment"] == ClipAugment(crop=0.2, noise=0.1)
     assert isinstance(parts["spec_augment"], SpecAugment)
-    # Frame transforms do not need log-mels; music transforms do.
+    # Frame and music transforms act on either music input; SpecAugment needs log-mels.
     only_frames = load_config(TrainConfig, None, ["--data.augment.colour", "0.3"])
     assert training_augmentations(only_frames, WAVE)["augment"] == ClipAugment(colour=0.3)
-    with pytest.raises(CrossmodalError, match="act on log-mels"):
-        training_augmentations(load_config(TrainConfig, None, ["--gain_db", "3"]), WAVE)
+    gain = load_config(TrainConfig, None, ["--gain_db", "3"])
+    assert training_augmentations(gain, WAVE)["augment"] == ClipAugment(gain_db=3.0)
+    with pytest.raises(CrossmodalError, match="masks log-mel bands"):
+        training_augmentations(load_config(TrainConfig, None, ["--spec_augment", "true"]), WAVE)
 
 
 @pytest.mark.parametrize(
