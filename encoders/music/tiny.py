@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 import math
+from typing import Literal
 
 import torch
 from torch import nn
@@ -13,7 +12,6 @@ from crossmodal.data.logmel import LogMel
 from crossmodal.data.specs import AudioSpec
 from crossmodal.encoders.base import MusicEncoder
 from crossmodal.encoders.temporal import TemporalConvNet, build_temporal_pool
-
 
 # The harmony summary's pitch range (MIDI; 41 Hz … 2.1 kHz) and width: best major and
 # minor key correlations, their difference, and the tonic-rotated chroma.
@@ -161,7 +159,9 @@ class MusicTiny(MusicEncoder):
         fold = fold / fold.sum(1, keepdim=True)  # a mean over octaves: no class counts twice
         self.register_buffer("harmony_bank", bank.float(), persistent=False)
         self.register_buffer("harmony_fold", fold.float(), persistent=False)
-        self.register_buffer("harmony_window", torch.hann_window(self.harmony_fft), persistent=False)
+        self.register_buffer(
+            "harmony_window", torch.hann_window(self.harmony_fft), persistent=False
+        )
         profiles = []
         for profile in (KEY_PROFILE_MAJOR, KEY_PROFILE_MINOR):
             p = torch.tensor(profile, dtype=torch.float64)

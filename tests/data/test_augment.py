@@ -187,7 +187,8 @@ def test_waveform_transforms_are_off_at_zero_and_seeded() -> None:
     a = aug.waveform(wave, SPEC.sample_rate, _gen(3))
     assert torch.equal(a, aug.waveform(wave, SPEC.sample_rate, _gen(3)))
     assert not torch.equal(a, aug.waveform(wave, SPEC.sample_rate, _gen(4)))
-    assert a.shape == wave.shape and a.dtype == torch.float32
+    assert a.shape == wave.shape
+    assert a.dtype == torch.float32
 
 
 def test_waveform_gain_scales_the_samples() -> None:
@@ -230,7 +231,8 @@ def test_waveform_tilt_follows_the_mel_line_on_pure_tones() -> None:
     ratio_db = 20 * math.log10(float(spec_aug[int(high)] / spec_aug[int(low)]))
     span = 2 * (2595 * math.log10(1 + high / 700) - 2595 * math.log10(1 + low / 700))
     span /= 2595 * math.log10(1 + sr / 2 / 700)
-    assert abs(ratio_db) <= 8.0 * span + 1e-3 and abs(ratio_db) > 1e-3
+    assert abs(ratio_db) <= 8.0 * span + 1e-3
+    assert abs(ratio_db) > 1e-3
 
 
 def test_waveform_noise_adds_white_noise_at_the_drawn_level() -> None:

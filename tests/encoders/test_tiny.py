@@ -171,7 +171,8 @@ def test_audio_tiny_harmony_tells_major_from_minor_in_every_key() -> None:
     # The same music in 12 keys: the held chroma transposes with it, and the mode reading
     # barely moves (a bare triad is itself ambiguous between a major key and the minor key
     # a third above, which K-S weighs by the triad's loudest note: hence the tolerance).
-    assert float(mode[0::2].std()) < 0.1 and float(mode[1::2].std()) < 0.1
+    assert float(mode[0::2].std()) < 0.1
+    assert float(mode[1::2].std()) < 0.1
     with torch.no_grad():
         chroma = encoder.held_chroma(torch.stack(clips))
     for i, shift in enumerate(range(12)):
@@ -231,7 +232,11 @@ def test_audio_tiny_harmony_needs_the_waveform() -> None:
     with pytest.raises(ValueError, match="harmony needs"):
         create_encoder("audio_tiny", seconds=1.0, representation="waveform", harmony=True)
     encoder = create_encoder(
-        "audio_tiny", seconds=1.0, summary_lags=20, summary_dim=8, representation="waveform",
+        "audio_tiny",
+        seconds=1.0,
+        summary_lags=20,
+        summary_dim=8,
+        representation="waveform",
         harmony=True,
     )
     out = encoder(encoder.example_input(3))
