@@ -16,6 +16,12 @@ encoder's windows, embedded in batches; musicnn also as ``crossmodal tag`` compu
 and replaces only that section of the results file::
 
     python bench/encoders.py --track --only audio_tiny,musicnn_msd,musicnn_vgg_msd
+
+``--default-tower`` measures what ``crossmodal train``'s default music tower costs
+(``audio_tiny`` with ``DEFAULT_MUSIC_OVERRIDES``: waveform input, clip summary, harmony)
+against the same tower without the harmony summary on log-mels (the previous default,
+whose log-mels the data pipeline computes once and caches), in the same run: a training
+step at ``--train-batch-size`` and a whole track; it replaces only that section.
 """
 
 from __future__ import annotations
@@ -99,6 +105,7 @@ def bench_training(
 
 
 TRACK_HEADING = "## Whole-track throughput"
+DEFAULT_TOWER_HEADING = "## crossmodal train's default music tower"
 
 
 def bench_track(
@@ -123,6 +130,72 @@ def bench_track(
     with torch.no_grad():
         wall, cpu = seconds_per_call(run, repeats, min_time)
     return {"name": name, "windows": count, "seconds": spec.seconds, "wall": wall, "cpu": cpu}
+
+
+def bench_default_tower(args: argparse.Namespace) -> str:
+    """The default-tower section: training step and whole-track cost of train's default
+    music tower against the previous default (log-mel input, no harmony)."""
+    from crossmodal.data.audio import represent
+    from crossmodal.training.config import DEFAULT_MUSIC_OVERRIDES
+
+    previous = {k: v for k, v in DEFAULT_MUSIC_OVERRIDES.items() if k == "summary_lags"}
+    towers = {
+        "previous default (log-mel, clip summary)": previous,
+        "default (waveform, clip summary, harmony)": dict(DEFAULT_MUSIC_OVERRIDES),
+        "default without harmony (waveform, clip summary)": {
+            **DEFAULT_MUSIC_OVERRIDES,
+            "harmony": False,
+        },
+    }
+    generator = torch.Generator().manual_seed(0)
+    rows = []
+    for label, overrides in towers.items():
+        print(f"default tower: {label} ...", file=sys.stderr, flush=True)
+        encoder = create_encoder("audio_tiny", **overrides)
+        spec = encoder.audio_spec
+        waves = 0.1 * torch.randn(args.train_batch_size, spec.num_samples, generator=generator)
+        clips = represent(waves, spec)  # what the data pipeline hands the tower
+        encoder.train()
+
+        def step(encoder=encoder, clips=clips) -> None:
+            encoder(clips).square().mean().backward()
+
+        _, step_cpu = seconds_per_call(step, args.repeats, args.min_time)
+        track = 0.1 * torch.randn(round(args.track_seconds * spec.sample_rate), generator=generator)
+        count = len(track) // spec.num_samples
+        encoder.eval()
+
+        def run(encoder=encoder, spec=spec, track=track, count=count) -> None:
+            windows = represent(track[: count * spec.num_samples].reshape(count, -1), spec)
+            for start in range(0, count, args.batch_size):
+                encoder(windows[start : start + args.batch_size])
+
+        with torch.no_grad():
+            _, track_cpu = seconds_per_call(run, args.repeats, args.min_time)
+        rows.append((label, step_cpu, track_cpu))
+    base_step, base_track = rows[0][1], rows[0][2]
+    lines = [
+        DEFAULT_TOWER_HEADING,
+        "",
+        f"`python bench/encoders.py --default-tower` on "
+        f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch "
+        f"thread(s), load average {os.getloadavg()[0]:.1f} at the end. CPU seconds (steadier "
+        f"than wall time on a shared machine), median of ≥{args.repeats} calls: one training "
+        f"step of the music tower alone (forward + backward, batch {args.train_batch_size}, "
+        "its input as the data pipeline hands it: log-mels are computed once per clip and "
+        f"cached, waveforms are not), and a {args.track_seconds:g} s track embedded "
+        f"{args.batch_size} windows per call (front end included). × previous: against the "
+        "first row, timed in the same run.",
+        "",
+        "| music tower | step CPU s | × previous | track CPU s | × previous |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for label, step_cpu, track_cpu in rows:
+        lines.append(
+            f"| {label} | {step_cpu:.3f} | {step_cpu / base_step:.2f} | {track_cpu:.2f} | "
+            f"{track_cpu / base_track:.2f} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def bench_tagging(
@@ -235,9 +308,20 @@ def main(argv: list[str] | None = None) -> int:
         "--track", action="store_true", help="whole-track throughput of the music encoders"
     )
     parser.add_argument("--track-seconds", type=float, default=180.0)
+    parser.add_argument(
+        "--default-tower",
+        action="store_true",
+        help="cost of crossmodal train's default music tower against the previous default",
+    )
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.default_tower:
+        section = bench_default_tower(args)
+        print(section)
+        previous = args.output.read_text(encoding="utf-8") if args.output.is_file() else ""
+        atomic_write_text(args.output, replace_section(previous, DEFAULT_TOWER_HEADING, section))
+        return 0
     if args.track:
         return main_track(args)
     names = args.only.split(",") if args.only else list_encoders()
