@@ -77,9 +77,10 @@ def main() -> None:
             print(lines[-1], flush=True)
     on_all = sorted(a for a, v in verdicts.items() if all(v) and len(v) == len(manifests))
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs"
+    note = f" ({args.note})" if args.note else ""
     text = (
         "# Augmentations: each alone vs none (same steps, same seed)\n\n"
-        f"Machine: {machine}, shared with other jobs while measured{args.note}. "
+        f"Machine: {machine}, shared with other jobs while measured{note}. "
         "Rows made by `bench/augment.py`; Δ: the change of the test R@1 / R@10 averaged "
         f"over both directions against the corpus's `none` run; helps: Δ R@1 ≥ "
         f"{args.margin} and Δ R@10 ≥ 0.\n\n"
