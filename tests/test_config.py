@@ -125,3 +125,24 @@ def test_naming_another_music_encoder_drops_the_default_towers_options() -> None
     assert cfg.model.music_overrides == {}
     tiny = load_config(TrainConfig, overrides=["--model.music_overrides", "{summary_lags: 50}"])
     assert tiny.model.music_overrides == {"summary_lags": 50}
+
+
+def test_a_yaml_file_naming_another_music_encoder_keeps_only_its_own_options(
+    tmp_path,
+) -> None:
+    # A config file's music_overrides merge over the default tower's; with another
+    # encoder named, the default options the user did not touch are dropped and the
+    # user's own are kept, so the encoder is not handed options it never heard of.
+    from crossmodal.config import load_config
+    from crossmodal.model import CrossModalModel
+    from crossmodal.training.config import TrainConfig
+
+    path = tmp_path / "cfg.yaml"
+    path.write_text("model:\n  music_encoder: logmel_cnn\n  music_overrides: {n_mels: 48}\n")
+    cfg = load_config(TrainConfig, path)
+    assert cfg.model.music_overrides == {"n_mels": 48}
+    model = CrossModalModel.from_config(cfg.model)
+    assert model.encoders["music"].audio_spec.n_mels == 48
+    # A default option given another value is the user's and stays.
+    path.write_text("model:\n  music_encoder: logmel_cnn\n  music_overrides: {summary_lags: 7}\n")
+    assert load_config(TrainConfig, path).model.music_overrides == {"summary_lags": 7}

@@ -93,7 +93,9 @@ def training_augmentations(cfg: TrainConfig, audio_spec) -> dict:
     if aug.spec_augment and audio_spec.representation != "logmel":
         raise CrossmodalError(
             "data.augment.spec_augment masks log-mel bands, but the music encoder takes "
-            f"{audio_spec.representation}s; turn spec_augment off"
+            f"{audio_spec.representation}s; turn spec_augment off, or train a log-mel "
+            "tower (the default's without its harmony summary: "
+            "--model.music_overrides '{summary_lags: 100}')"
         )
     return {
         "augment": clip if clip.active else None,

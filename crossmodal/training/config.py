@@ -286,12 +286,17 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if not self.losses:
             raise ConfigError("losses: the objective needs at least one loss term")
-        if (
-            self.model.music_encoder != DEFAULT_MUSIC_ENCODER
-            and self.model.music_overrides == DEFAULT_MUSIC_OVERRIDES
-        ):
-            # --model.music_encoder X alone: the default tower's options do not apply.
-            self.model = dataclasses.replace(self.model, music_overrides={})
+        if self.model.music_encoder != DEFAULT_MUSIC_ENCODER:
+            # Another music encoder: the default tower's options do not apply to it. A
+            # config merges the user's options over the defaults, so drop every default
+            # option that the user left at its default value and keep the rest.
+            kept = {
+                k: v
+                for k, v in self.model.music_overrides.items()
+                if k not in DEFAULT_MUSIC_OVERRIDES or DEFAULT_MUSIC_OVERRIDES[k] != v
+            }
+            if kept != self.model.music_overrides:
+                self.model = dataclasses.replace(self.model, music_overrides=kept)
         if self.epochs is not None:
             _at_least("epochs", self.epochs, 1)
         _at_least("batch_size", self.batch_size, 2)

@@ -135,12 +135,13 @@ class MusicTiny(MusicEncoder):
             self.output_dim += summary_dim
 
     def _init_harmony(self, sample_rate: int) -> None:
-        # About 2 Hz per STFT bin (a window of half a second: the harmony is read from
-        # what is held), so that semitones are apart down to the bass (MIDI 28 is 41 Hz,
-        # its neighbour 2.5 Hz away); a shorter clip gets the longest window it holds.
+        # 2–3 Hz per STFT bin (8192 points at 16 kHz: a window of half a second, the
+        # harmony is read from what is held), so that semitones are apart down to the
+        # bass (MIDI 28 is 41 Hz, its neighbour 2.5 Hz away); a shorter clip gets the
+        # longest window it holds.
         samples = self.audio_spec.num_samples
         self.harmony_fft = min(
-            2 ** math.ceil(math.log2(sample_rate / 2)), 2 ** int(math.log2(max(samples, 2)))
+            2 ** math.ceil(math.log2(sample_rate / 3)), 2 ** int(math.log2(max(samples, 2)))
         )
         self.harmony_hop = self.harmony_fft // 8
         freqs = torch.arange(self.harmony_fft // 2 + 1, dtype=torch.float64)
@@ -192,7 +193,7 @@ class MusicTiny(MusicEncoder):
     def harmony_statistics(self, audio: torch.Tensor) -> torch.Tensor:
         """Waveform (B, samples) → (B, 15): the key and mode of what the clip *holds*.
 
-        A semitone spectrogram (MIDI 28 … 96, about 2 Hz STFT bins), its log power's
+        A semitone spectrogram (MIDI 28 … 96, STFT bins of 2–3 Hz), its log power's
         median over time per semitone (what sounds through the clip: held chords, pads,
         drones; a passing melody note weighs less), folded into a 12-bin chroma that
         sums to 1. Then the Krumhansl–Kessler key-finding correlation with the major and
@@ -201,6 +202,12 @@ class MusicTiny(MusicEncoder):
         tonic comes first (the intervals above the tonic: a major or a minor third).
         A silent clip gives a flat chroma and zero correlations.
         """
+        # In float32 whatever autocast says: the power of an 8192-point STFT overflows
+        # float16, and its floor (1e-10) rounds to 0 there.
+        with torch.autocast(audio.device.type, enabled=False):
+            return self._harmony_statistics(audio.float())
+
+    def _harmony_statistics(self, audio: torch.Tensor) -> torch.Tensor:
         chroma = self.held_chroma(audio)
         centred = chroma - chroma.mean(-1, keepdim=True)
         z = centred / centred.pow(2).mean(-1, keepdim=True).sqrt().clamp_min(1e-6)

@@ -172,6 +172,26 @@ def test_clip_augment_only_when_training_and_seeded(aligned: Path) -> None:
     torch.testing.assert_close(shift, shift.flatten()[0].expand_as(shift))
 
 
+def test_clip_augment_reaches_a_waveform_music_input(aligned: Path) -> None:
+    # A music encoder that takes waveforms gets the music transforms on the waveform:
+    # a gain is one factor on every sample; evaluation windows are left alone.
+    def item(augment: ClipAugment | None, seed: int) -> dict:
+        torch.manual_seed(seed)
+        return PairedClipDataset(aligned, VIDEO, WAVE, train=True, augment=augment)[0]
+
+    bare, louder = item(None, 3), item(ClipAugment(gain_db=6.0), 3)
+    assert louder["start"] == bare["start"]
+    assert louder["audio"].shape == bare["audio"].shape == (WAVE.num_samples,)
+    factor = float((louder["audio"] @ bare["audio"]) / (bare["audio"] @ bare["audio"]))
+    assert 1e-3 < abs(20 * np.log10(factor)) <= 6.0
+    torch.testing.assert_close(louder["audio"], bare["audio"] * factor)
+    evaluated = PairedClipDataset(
+        aligned, VIDEO, WAVE, eval_windows="start", augment=ClipAugment(gain_db=6.0)
+    )[0]
+    plain = PairedClipDataset(aligned, VIDEO, WAVE, eval_windows="start")[0]
+    assert torch.equal(evaluated["audio"], plain["audio"])
+
+
 @pytest.fixture
 def decode_counter(monkeypatch) -> dict[str, int]:
     """Counts every decode the dataset starts (video files opened, segments, music)."""

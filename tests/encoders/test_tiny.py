@@ -242,3 +242,18 @@ def test_audio_tiny_harmony_needs_the_waveform() -> None:
     out = encoder(encoder.example_input(3))
     assert out.shape == (3, encoder.output_dim)
     assert torch.isfinite(out).all()
+
+
+def test_audio_tiny_harmony_is_float32_under_float16_autocast() -> None:
+    # The 8192-point STFT's power overflows float16 (and its 1e-10 floor underflows):
+    # under autocast the summary is still computed in float32, and equals the plain one.
+    encoder = _harmony_encoder()
+    audio = torch.stack([0.3 * _chord_and_melody(50, True), torch.zeros(32000)])
+    with torch.no_grad():
+        plain = encoder.harmony_statistics(audio)
+        with torch.autocast("cpu", dtype=torch.float16):
+            mixed = encoder.harmony_statistics(audio)
+            out = encoder(audio)
+    assert mixed.dtype == torch.float32
+    torch.testing.assert_close(mixed, plain)
+    assert torch.isfinite(out).all()
