@@ -74,7 +74,7 @@ def default_losses() -> list[LossTerm]:
 # corpus, and the harmony summary (key and mode of what the clip holds, read from the
 # waveform), which lifted a linear probe's from 0.75 to 0.79 (docs/training.md, "Two
 # levels: sync and vibe"). They belong to that tower: a config that names another music
-# encoder and keeps them unchanged drops them.
+# encoder drops each of them that it leaves at its default value.
 DEFAULT_MUSIC_ENCODER = "audio_tiny"
 DEFAULT_MUSIC_OVERRIDES: dict[str, Any] = {
     "summary_lags": 100,
