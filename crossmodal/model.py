@@ -99,6 +99,7 @@ class ModelConfig:
     freeze_video_backbone: bool = False
     freeze_music_backbone: bool = False
     vibe_dim: int = 0
+    vibe_dropout: float = 0.0
     blend: float = 0.5
     moods: list[str] = field(default_factory=list)
     sync_gate: float | None = None
@@ -109,6 +110,8 @@ class ModelConfig:
 
         if self.vibe_dim < 0:
             raise ConfigError(f"model.vibe_dim must be >= 0, got {self.vibe_dim}")
+        if not 0.0 <= self.vibe_dropout < 1.0:
+            raise ConfigError(f"model.vibe_dropout must be in [0, 1), got {self.vibe_dropout}")
         if self.vibe_dim and not 0.0 < self.blend < 1.0:
             raise ConfigError(f"model.blend must be in (0, 1), got {self.blend}")
         if self.moods and not self.vibe_dim:
@@ -187,6 +190,7 @@ class CrossModalModel(nn.Module):
             self.vibe_heads = nn.ModuleDict(
                 {m: nn.Linear(encoders[m].output_dim, config.vibe_dim) for m in MODALITIES}
             )
+            self.vibe_dropout = nn.Dropout(config.vibe_dropout)
             # Unit-norm mood centres in the vibe part (set by set_moods after training).
             self.register_buffer("mood_prototypes", torch.zeros(len(config.moods), config.vibe_dim))
         self._frozen = dict.fromkeys(MODALITIES, False)
@@ -247,7 +251,7 @@ class CrossModalModel(nn.Module):
         sync = F.normalize(self.heads[modality](features), dim=-1)
         if not self.layout.has_vibe:
             return sync
-        vibe = F.normalize(self.vibe_heads[modality](features), dim=-1)
+        vibe = F.normalize(self.vibe_heads[modality](self.vibe_dropout(features)), dim=-1)
         return self.layout.combine(sync, vibe)
 
     def set_moods(self, names: list[str], prototypes: torch.Tensor) -> None:

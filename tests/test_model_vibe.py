@@ -62,3 +62,26 @@ def test_one_part_models_are_as_before_and_bad_values_are_refused() -> None:
         ModelConfig(vibe_dim=-1)
     with pytest.raises(ConfigError, match=r"model\.moods needs a vibe part"):
         ModelConfig(moods=["calm"])
+
+
+def test_vibe_dropout_drops_the_vibe_heads_input_in_training_only() -> None:
+    model = CrossModalModel.from_config(small_config(vibe_dim=8, vibe_dropout=0.5))
+    _, audio = batch(model)
+    with torch.no_grad():
+        features = model.backbone("music", audio.clone()).detach()
+        head = model.vibe_heads["music"]
+        model.train()
+        torch.manual_seed(3)
+        trained = model.project("music", features)
+        torch.manual_seed(3)
+        mask_input = F.dropout(features, 0.5, training=True)  # the same draw, by hand
+        sync, vibe = model.layout.split(trained)
+        torch.testing.assert_close(vibe, F.normalize(head(mask_input), dim=-1))
+        torch.testing.assert_close(sync, F.normalize(model.heads["music"](features), dim=-1))
+        assert not torch.allclose(vibe, F.normalize(head(features), dim=-1))
+        model.eval()  # no dropout at inference: the plain vibe head
+        _, vibe_eval = model.layout.split(model.project("music", features))
+        torch.testing.assert_close(vibe_eval, F.normalize(head(features), dim=-1))
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ConfigError, match=r"model\.vibe_dropout must be in \[0, 1\)"):
+            ModelConfig(vibe_dim=4, vibe_dropout=bad)
