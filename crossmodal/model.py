@@ -99,6 +99,7 @@ class ModelConfig:
     freeze_video_backbone: bool = False
     freeze_music_backbone: bool = False
     vibe_dim: int = 0
+    vibe_input: Literal["features", "clip"] = "features"
     vibe_dropout: float = 0.0
     blend: float = 0.5
     moods: list[str] = field(default_factory=list)
@@ -110,6 +111,8 @@ class ModelConfig:
 
         if self.vibe_dim < 0:
             raise ConfigError(f"model.vibe_dim must be >= 0, got {self.vibe_dim}")
+        if self.vibe_input not in ("features", "clip"):
+            raise ConfigError(f"model.vibe_input must be features or clip, got {self.vibe_input!r}")
         if not 0.0 <= self.vibe_dropout < 1.0:
             raise ConfigError(f"model.vibe_dropout must be in [0, 1), got {self.vibe_dropout}")
         if self.vibe_dim and not 0.0 < self.blend < 1.0:
@@ -188,7 +191,15 @@ class CrossModalModel(nn.Module):
         self.layout = config.layout
         if config.vibe_dim:
             self.vibe_heads = nn.ModuleDict(
-                {m: nn.Linear(encoders[m].output_dim, config.vibe_dim) for m in MODALITIES}
+                {
+                    m: nn.Linear(
+                        encoders[m].clip_dim
+                        if config.vibe_input == "clip"
+                        else encoders[m].output_dim,
+                        config.vibe_dim,
+                    )
+                    for m in MODALITIES
+                }
             )
             self.vibe_dropout = nn.Dropout(config.vibe_dropout)
             # Unit-norm mood centres in the vibe part (set by set_moods after training).
@@ -251,6 +262,8 @@ class CrossModalModel(nn.Module):
         sync = F.normalize(self.heads[modality](features), dim=-1)
         if not self.layout.has_vibe:
             return sync
+        if self.config.vibe_input == "clip":
+            features = self.encoders[modality].clip_view(features)
         vibe = F.normalize(self.vibe_heads[modality](self.vibe_dropout(features)), dim=-1)
         return self.layout.combine(sync, vibe)
 

@@ -65,6 +65,20 @@ class Encoder(nn.Module):
     def describe(self) -> str:
         return f"encoder {self.name or type(self).__name__!r}"
 
+    @property
+    def clip_dim(self) -> int:
+        """Width of :meth:`clip_view`."""
+        return self.output_dim
+
+    def clip_view(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, output_dim) features → (B, clip_dim): what describes the whole clip,
+        wherever in time it happens (a fixed view, no parameters). A tower whose output
+        keeps time (time bins, for sync) averages it out here; this default, for towers
+        that pool time away, is the features themselves. The model's vibe heads read it
+        with ``vibe_input: clip``: a mood is a property of the clip, and a head over
+        time-binned features learns the training clips' timing instead."""
+        return features
+
     def num_parameters(self, trainable_only: bool = False) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
 

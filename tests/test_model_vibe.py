@@ -85,3 +85,29 @@ def test_vibe_dropout_drops_the_vibe_heads_input_in_training_only() -> None:
     for bad in (-0.1, 1.0):
         with pytest.raises(ConfigError, match=r"model\.vibe_dropout must be in \[0, 1\)"):
             ModelConfig(vibe_dim=4, vibe_dropout=bad)
+
+
+def test_vibe_input_clip_reads_each_towers_clip_view(tmp_path: Path) -> None:
+    model = CrossModalModel.from_config(small_config(vibe_dim=8, vibe_input="clip")).eval()
+    for modality in ("video", "music"):
+        encoder = model.encoders[modality]
+        assert model.vibe_heads[modality].in_features == encoder.clip_dim < encoder.output_dim
+    video, audio = batch(model)
+    with torch.no_grad():
+        video_emb, music_emb = model(video, audio)
+        for emb, modality, x in (
+            (video_emb, "video", video),
+            (music_emb, "music", audio),
+        ):
+            features = model.backbone(modality, x)
+            clip = model.encoders[modality].clip_view(features)
+            sync, vibe = model.layout.split(emb)
+            torch.testing.assert_close(vibe, F.normalize(model.vibe_heads[modality](clip), dim=-1))
+            torch.testing.assert_close(sync, F.normalize(model.heads[modality](features), dim=-1))
+    model.save(tmp_path / "model.pt")
+    loaded = CrossModalModel.load(tmp_path / "model.pt").eval()
+    assert loaded.config.vibe_input == "clip"
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(video, audio), model(video, audio))
+    with pytest.raises(ConfigError, match=r"model\.vibe_input must be features or clip"):
+        ModelConfig(vibe_dim=4, vibe_input="bins")  # type: ignore[arg-type]

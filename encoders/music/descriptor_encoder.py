@@ -12,7 +12,12 @@ from crossmodal.encoders.music.descriptors import (
     descriptor_names,
     num_frames,
 )
-from crossmodal.encoders.temporal import TemporalConvNet, build_temporal_pool
+from crossmodal.encoders.temporal import (
+    TemporalConvNet,
+    build_temporal_pool,
+    pooled_clip_dim,
+    pooled_clip_view,
+)
 
 
 class DescriptorEncoder(MusicEncoder):
@@ -81,3 +86,14 @@ class DescriptorEncoder(MusicEncoder):
         x = self.norm(self.descriptors(audio))
         steps = self.temporal(x)
         return torch.cat([x.mean(dim=2), x.std(dim=2), self.pool(steps.transpose(1, 2))], dim=1)
+
+    @property
+    def clip_dim(self) -> int:
+        return self.output_dim - self.pool.output_dim + pooled_clip_dim(self.pool)
+
+    def clip_view(self, features: torch.Tensor) -> torch.Tensor:
+        """The descriptors' statistics as they are, then the time bins' mean: see
+        :meth:`Encoder.clip_view`."""
+        stats = self.output_dim - self.pool.output_dim
+        pooled = pooled_clip_view(self.pool, features[:, stats:])
+        return torch.cat([features[:, :stats], pooled], dim=-1)

@@ -11,7 +11,12 @@ from torch import nn
 from crossmodal.data.logmel import LogMel
 from crossmodal.data.specs import AudioSpec
 from crossmodal.encoders.base import MusicEncoder
-from crossmodal.encoders.temporal import TemporalConvNet, build_temporal_pool
+from crossmodal.encoders.temporal import (
+    TemporalConvNet,
+    build_temporal_pool,
+    pooled_clip_dim,
+    pooled_clip_view,
+)
 
 # The harmony summary's pitch range (MIDI; 41 Hz … 2.1 kHz) and width: best major and
 # minor key correlations, their difference, and the tonic-rotated chroma.
@@ -257,3 +262,14 @@ class MusicTiny(MusicEncoder):
         if self.harmony:
             stats = torch.cat([stats, self.harmony_statistics(audio).to(stats.dtype)], dim=-1)
         return torch.cat([pooled, self.summary(stats)], dim=-1)
+
+    @property
+    def clip_dim(self) -> int:
+        return pooled_clip_dim(self.pool) + self.output_dim - self.pool.output_dim
+
+    def clip_view(self, features: torch.Tensor) -> torch.Tensor:
+        """The time bins' mean, then the clip summary as it is: see
+        :meth:`Encoder.clip_view`."""
+        width = self.pool.output_dim
+        pooled = pooled_clip_view(self.pool, features[:, :width])
+        return torch.cat([pooled, features[:, width:]], dim=-1)

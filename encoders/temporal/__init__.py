@@ -6,6 +6,7 @@ The pools are registered by kind in :data:`TEMPORAL_POOLS` (the one list of kind
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from crossmodal.encoders.temporal.attention import AttentionPool
@@ -55,6 +56,22 @@ def build_temporal_pool(
     return TEMPORAL_POOLS.create(kind, dim=dim, num_steps=num_steps, **options)
 
 
+def pooled_clip_view(pool: nn.Module, pooled: torch.Tensor) -> torch.Tensor:
+    """A pool's (B, output_dim) output → what holds for the whole clip: the mean over the
+    bins of a ``bins`` pool (:meth:`TimeBinsPool.clip_mean`); every other kind pools time
+    away already, and its output is returned as it is."""
+    if isinstance(pool, TimeBinsPool):
+        return pool.clip_mean(pooled)
+    return pooled
+
+
+def pooled_clip_dim(pool: nn.Module) -> int:
+    """Width of :func:`pooled_clip_view` for ``pool``."""
+    if isinstance(pool, TimeBinsPool):
+        return pool.output_dim // pool.num_bins
+    return int(pool.output_dim)
+
+
 __all__ = [
     "TEMPORAL_POOLS",
     "AttentionPool",
@@ -63,4 +80,6 @@ __all__ = [
     "TemporalTransformer",
     "TimeBinsPool",
     "build_temporal_pool",
+    "pooled_clip_dim",
+    "pooled_clip_view",
 ]

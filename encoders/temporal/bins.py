@@ -24,3 +24,9 @@ class TimeBinsPool(nn.Module):
         if x.shape[1] < self.num_bins:
             raise ValueError(f"{x.shape[1]} time steps cannot fill {self.num_bins} bins")
         return F.adaptive_avg_pool1d(x.transpose(1, 2), self.num_bins).flatten(1)
+
+    def clip_mean(self, pooled: torch.Tensor) -> torch.Tensor:
+        """(B, C × num_bins) output → (B, C): the mean over the bins, what the clip holds
+        wherever in time (bins of equal length; adaptive pooling's bins differ by at most
+        one step, so this is the mean over time up to that rounding)."""
+        return pooled.view(pooled.shape[0], -1, self.num_bins).mean(dim=-1)

@@ -11,7 +11,7 @@ from torch import nn
 from crossmodal.data.specs import IMAGENET_MEAN, IMAGENET_STD, VideoSpec
 from crossmodal.encoders.base import VideoEncoder
 from crossmodal.encoders.pretrained import load_into, load_torchvision_weights
-from crossmodal.encoders.temporal import build_temporal_pool
+from crossmodal.encoders.temporal import build_temporal_pool, pooled_clip_dim, pooled_clip_view
 
 # torchvision classifier → (attribute holding the classification head, feature width).
 # Replacing that attribute with Identity leaves the global-average-pooled last feature map.
@@ -62,6 +62,14 @@ class FrameEncoder(VideoEncoder):
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         self.check_input(video)
         return self.temporal(self.frame_features(video))
+
+    @property
+    def clip_dim(self) -> int:
+        return pooled_clip_dim(self.temporal)
+
+    def clip_view(self, features: torch.Tensor) -> torch.Tensor:
+        """The time bins' mean with ``temporal: bins``: see :meth:`Encoder.clip_view`."""
+        return pooled_clip_view(self.temporal, features)
 
 
 def torchvision_frame_encoder(arch: str) -> Callable[..., FrameEncoder]:

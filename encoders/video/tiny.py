@@ -9,7 +9,12 @@ from torch import nn
 
 from crossmodal.data.specs import VideoSpec
 from crossmodal.encoders.base import VideoEncoder
-from crossmodal.encoders.temporal import TemporalConvNet, build_temporal_pool
+from crossmodal.encoders.temporal import (
+    TemporalConvNet,
+    build_temporal_pool,
+    pooled_clip_dim,
+    pooled_clip_view,
+)
 
 
 class VideoTiny(VideoEncoder):
@@ -80,6 +85,14 @@ class VideoTiny(VideoEncoder):
         self.check_input(video)
         steps = self.temporal(self.frame_features(video).transpose(1, 2))
         return self.pool(steps.transpose(1, 2))
+
+    @property
+    def clip_dim(self) -> int:
+        return pooled_clip_dim(self.pool)
+
+    def clip_view(self, features: torch.Tensor) -> torch.Tensor:
+        """The time bins' mean (``out_channels``): see :meth:`Encoder.clip_view`."""
+        return pooled_clip_view(self.pool, features)
 
 
 def _conv_bn_relu(in_ch: int, out_ch: int, kernel: int, stride: int, padding: int) -> nn.Sequential:
