@@ -113,6 +113,8 @@ def test_naming_another_music_encoder_drops_the_default_towers_options() -> None
     from crossmodal.training.config import DEFAULT_MUSIC_OVERRIDES, TrainConfig
 
     assert TrainConfig().model.music_overrides == DEFAULT_MUSIC_OVERRIDES
+    # The vibe heads read the towers' clip views through dropout (docs/training.md).
+    assert (TrainConfig().model.vibe_input, TrainConfig().model.vibe_dropout) == ("clip", 0.5)
     cfg = load_config(TrainConfig, overrides=["--model.music_encoder", "logmel_cnn"])
     assert cfg.model.music_overrides == {}
     model = CrossModalModel.from_config(cfg.model)

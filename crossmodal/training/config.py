@@ -85,8 +85,17 @@ DEFAULT_MUSIC_OVERRIDES: dict[str, Any] = {
 
 def _default_model() -> ModelConfig:
     # Two parts: the sync embedding and a vibe part trained on moods (labels); the blend
-    # is chosen in docs/training.md, "Two levels: sync and vibe".
-    return ModelConfig(vibe_dim=32, blend=0.2, music_overrides=dict(DEFAULT_MUSIC_OVERRIDES))
+    # is chosen in docs/training.md, "Two levels: sync and vibe". The vibe heads read
+    # each tower's clip view (time bins averaged out) through dropout 0.5: over the
+    # time-binned features they learned the training clips, not their moods (test mood
+    # accuracy 0.91 video / 0.74 music against 0.995 / 0.998 on the training clips).
+    return ModelConfig(
+        vibe_dim=32,
+        vibe_input="clip",
+        vibe_dropout=0.5,
+        blend=0.2,
+        music_overrides=dict(DEFAULT_MUSIC_OVERRIDES),
+    )
 
 
 @dataclass
