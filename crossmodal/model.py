@@ -66,6 +66,10 @@ class ModelConfig:
     "vibe" part (trained on moods; ``embed_dim`` is then the "sync" part's width), and the
     model emits ``[√(1−blend)·sync, √blend·vibe]`` (see
     :mod:`crossmodal.embedding_layout`): ``blend`` is the default weight of the vibe score.
+    ``vibe_input``: what the vibe heads read, ``"features"`` (the backbone's whole output)
+    or ``"clip"`` (each tower's :meth:`~crossmodal.encoders.base.Encoder.clip_view`: time
+    bins averaged out, clip summaries kept); ``vibe_dropout``: dropout on that input while
+    training.
     ``moods``: the mood names the model predicts (set after training from the vibe term's
     class proxies, empty when it has none). ``sync_gate``: the sync gate τ of the score
     (set after training from the validation clips, None: the linear score; see
