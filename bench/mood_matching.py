@@ -78,7 +78,8 @@ def run_rows(
 
 
 def classifier_row(run_dir: Path, manifest: Path) -> list[Any]:
-    """Class-probability embeddings of a mood classifier run (its proxy term's softmax)."""
+    """Class-probability embeddings of a mood classifier run (its proxy term's softmax;
+    of the vibe part when the run has one)."""
     model = load_trained_model(run_dir / "model.pt")
     source = run_dir / ("best.pt" if (run_dir / "best.pt").is_file() else "last.pt")
     state = load_checkpoint(source)["objective"]
@@ -91,7 +92,11 @@ def classifier_row(run_dir: Path, manifest: Path) -> list[Any]:
     def probs(x: torch.Tensor) -> torch.Tensor:
         return F.normalize(torch.softmax(scale * F.normalize(x, dim=1) @ proxies.T, dim=1), dim=1)
 
-    video, music = probs(emb.video), probs(emb.music)
+    def mood_part(x: torch.Tensor) -> torch.Tensor:
+        # A classifier trained as the vibe part of a two-part model: its proxies are there.
+        return model.layout.split(x)[1] if model.layout.has_vibe else x
+
+    video, music = probs(mood_part(emb.video)), probs(mood_part(emb.music))
     accuracy = [float((p.argmax(1) == emb.labels).float().mean()) for p in (video, music)]
     row = ["ceiling: mood classifier", f"accuracy v {accuracy[0]:.2f} m {accuracy[1]:.2f}", ""]
     return row + scores(video, music, emb.tracks, emb.labels)

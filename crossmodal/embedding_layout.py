@@ -39,6 +39,8 @@ __all__ = ["EmbeddingLayout", "calibrate_gate"]
 # (0.99 until the vibe heads read the clip view: 0.998 lifted the new-video share by
 # 0.025-0.05 on five corpora at an R@1 cost of 0-0.013; docs/training.md).
 GATE_QUANTILE = 0.998
+# The quantile of gates stored before it was recorded with them.
+LEGACY_GATE_QUANTILE = 0.99
 # ... unless that would leave more than this share of the true pairs below the gate.
 PAIR_QUANTILE = 0.1
 # At most this many validation clips calibrate the gate (a seeded subset beyond it).
@@ -50,12 +52,16 @@ class EmbeddingLayout:
     """Widths of the sync and vibe parts and the default blend ``α₀`` baked into stored
     vectors. ``vibe_dim`` 0: one part (sync) only, every blend is the sync score.
     ``gate``: the sync gate τ in [-1, 1) (see the module docstring); None: the linear
-    score ``(1−α)·sync + α·vibe``."""
+    score ``(1−α)·sync + α·vibe``. ``gate_quantile``: the share of non-matching pairs
+    the gate was calibrated to keep below it (:func:`calibrate_gate`), which
+    :meth:`gate_for_windows` keeps for items of many windows; files that do not record it
+    were calibrated at the former 0.99."""
 
     sync_dim: int
     vibe_dim: int = 0
     blend: float = 0.0
     gate: float | None = None
+    gate_quantile: float = GATE_QUANTILE
 
     def __post_init__(self) -> None:
         if self.sync_dim < 1 or self.vibe_dim < 0:
@@ -66,6 +72,8 @@ class EmbeddingLayout:
             )
         if self.gate is not None and not (self.has_vibe and -1.0 <= self.gate < 1.0):
             raise ValueError(f"a sync gate needs a vibe part and τ in [-1, 1), got {self.gate}")
+        if not 0.5 <= self.gate_quantile < 1.0:
+            raise ValueError(f"the gate's quantile must be in [0.5, 1), got {self.gate_quantile}")
 
     @property
     def has_vibe(self) -> bool:
@@ -122,19 +130,20 @@ class EmbeddingLayout:
 
     def gate_for_windows(self, windows: int) -> float:
         """The gate for an item scored by its best of ``windows`` windows (an index item
-        of a long file). The best of W non-matching windows passes the one-window gate τ
-        far more often than 1 % (1 − 0.99^W), so the gate rises to the same 0.99 for the
-        maximum: with non-matching sync similarities taken as centred at 0 and normal (as
-        InfoNCE leaves them; their spread estimated as τ / z(0.99)),
-        ``τ_W = τ · z(0.99^(1/W)) / z(0.99)``, capped at 0.99. τ itself for one window, or
-        for a gate at or below 0."""
+        of a long file). With q = ``gate_quantile`` (0.998 today), the best of W
+        non-matching windows passes the one-window gate τ far more often than 1 − q
+        (1 − q^W), so the gate rises to the same quantile q for the maximum: with
+        non-matching sync similarities taken as centred at 0 and normal (as InfoNCE leaves
+        them; their spread estimated as τ / z(q)), ``τ_W = τ · z(q^(1/W)) / z(q)``, capped
+        at 0.99. τ itself for one window, or for a gate at or below 0."""
         if not self.gated:
             raise ValueError("this layout has no sync gate")
         tau = float(self.gate)
         if windows <= 1 or tau <= 0.0:
             return tau
         normal = NormalDist()
-        ratio = normal.inv_cdf(GATE_QUANTILE ** (1.0 / windows)) / normal.inv_cdf(GATE_QUANTILE)
+        q = self.gate_quantile
+        ratio = normal.inv_cdf(q ** (1.0 / windows)) / normal.inv_cdf(q)
         return min(tau * ratio, 0.99)
 
     def combine_scores(
@@ -163,7 +172,7 @@ class EmbeddingLayout:
         return self.combine_scores(q_sync @ g_sync.T, q_vibe @ g_vibe.T, blend)
 
     def with_gate(self, gate: float | None) -> EmbeddingLayout:
-        return EmbeddingLayout(self.sync_dim, self.vibe_dim, self.blend, gate)
+        return EmbeddingLayout(self.sync_dim, self.vibe_dim, self.blend, gate, self.gate_quantile)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -173,13 +182,14 @@ class EmbeddingLayout:
         }
         if self.gate is not None:
             out["gate"] = self.gate
+            out["gate_quantile"] = self.gate_quantile
         return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None, dim: int) -> EmbeddingLayout:
         """From :meth:`to_dict`; None (an index or file from before the vibe part):
         one sync part of width ``dim``. A dict without ``gate`` (before the sync gate):
-        the linear score."""
+        the linear score; a gate without ``gate_quantile`` was calibrated at 0.99."""
         if not data:
             return cls(dim)
         gate = data.get("gate")
@@ -188,6 +198,9 @@ class EmbeddingLayout:
             int(data["vibe_dim"]),
             float(data["blend"]),
             None if gate is None else float(gate),
+            float(
+                data.get("gate_quantile", GATE_QUANTILE if gate is None else LEGACY_GATE_QUANTILE)
+            ),
         )
 
 

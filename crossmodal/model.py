@@ -23,7 +23,7 @@ from torch.nn import functional as F
 
 from crossmodal.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from crossmodal.data.specs import AudioSpec, VideoSpec
-from crossmodal.embedding_layout import EmbeddingLayout
+from crossmodal.embedding_layout import GATE_QUANTILE, LEGACY_GATE_QUANTILE, EmbeddingLayout
 from crossmodal.encoders import MODALITIES, Encoder, Modality, build_head, create_encoder
 from crossmodal.errors import CrossmodalError
 
@@ -36,9 +36,13 @@ _RUNTIME_FIELDS = (
     "freeze_music_backbone",
     "video_pretrained",
     "music_pretrained",
+    "vibe_dropout",
 )
 # Fields that change how embeddings are scored, not the embeddings themselves.
-_SCORING_FIELDS = ("sync_gate",)
+_SCORING_FIELDS = ("sync_gate", "sync_gate_quantile")
+# Architecture fields added after models were indexed, with the value that computes what
+# files without them computed: left out at that value, so their fingerprints stand.
+_ADDED_FIELDS = {"vibe_input": "features"}
 # State-dict prefixes of files written before the towers were keyed by modality.
 _LEGACY_PREFIXES = {
     "video_encoder.": "encoders.video.",
@@ -71,7 +75,8 @@ class ModelConfig:
     bins averaged out, clip summaries kept); ``vibe_dropout``: dropout on that input while
     training.
     ``moods``: the mood names the model predicts (set after training from the vibe term's
-    class proxies, empty when it has none). ``sync_gate``: the sync gate τ of the score
+    class proxies, empty when it has none). ``sync_gate_quantile``: the quantile it was
+    calibrated at (files from before it was recorded: 0.99). ``sync_gate``: the sync gate τ of the score
     (set after training from the validation clips, None: the linear score; see
     :mod:`crossmodal.embedding_layout`). ``vibe_dim`` defaults to 0 here (files written
     before the vibe part load as they were); ``crossmodal train``'s default model has one
@@ -108,6 +113,7 @@ class ModelConfig:
     blend: float = 0.5
     moods: list[str] = field(default_factory=list)
     sync_gate: float | None = None
+    sync_gate_quantile: float = LEGACY_GATE_QUANTILE
 
     def __post_init__(self) -> None:
         # Checked here so that a bad value fails with the field's name before any build.
@@ -133,7 +139,9 @@ class ModelConfig:
         """Where the sync and vibe parts lie in the emitted vector."""
         if not self.vibe_dim:
             return EmbeddingLayout(self.embed_dim)
-        return EmbeddingLayout(self.embed_dim, self.vibe_dim, self.blend, self.sync_gate)
+        return EmbeddingLayout(
+            self.embed_dim, self.vibe_dim, self.blend, self.sync_gate, self.sync_gate_quantile
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -286,12 +294,15 @@ class CrossModalModel(nn.Module):
         else:
             self.mood_prototypes = centres.to(self.mood_prototypes.device)
 
-    def set_sync_gate(self, gate: float | None) -> None:
+    def set_sync_gate(self, gate: float | None, quantile: float = GATE_QUANTILE) -> None:
         """Set the sync gate τ of the score (see :mod:`crossmodal.embedding_layout`;
-        stored with the model; None: the linear score)."""
-        # A plain float: a numpy scalar would not load with weights_only.
+        stored with the model; None: the linear score) and the ``quantile`` of the
+        non-matching pairs it was calibrated at (:func:`calibrate_gate`'s)."""
+        # Plain floats: a numpy scalar would not load with weights_only.
         self.config = dataclasses.replace(
-            self.config, sync_gate=None if gate is None else float(gate)
+            self.config,
+            sync_gate=None if gate is None else float(gate),
+            sync_gate_quantile=float(quantile),
         )
         self.layout = self.config.layout
 
@@ -440,7 +451,11 @@ _LEGACY_RUNTIME_FIELDS = (
 
 
 def _architecture(config: Mapping[str, Any], runtime: tuple[str, ...]) -> dict[str, Any]:
-    return {k: v for k, v in config.items() if k not in runtime}
+    return {
+        k: v
+        for k, v in config.items()
+        if k not in runtime and not (k in _ADDED_FIELDS and v == _ADDED_FIELDS[k])
+    }
 
 
 def _digest(arch: Mapping[str, Any], state: Mapping[str, torch.Tensor]) -> str:

@@ -286,7 +286,17 @@ def test_the_sync_gate_leaves_the_fingerprint_as_files_before_it_had_it() -> Non
     old_config = {
         k: v
         for k, v in model.config.to_dict().items()
-        if k not in ("sync_gate", "freeze_video_backbone", "freeze_music_backbone")
+        # Fields files written before them do not have: the gate (and its quantile),
+        # the vibe heads' input and dropout (at the values that compute as before).
+        if k
+        not in (
+            "sync_gate",
+            "sync_gate_quantile",
+            "vibe_input",
+            "vibe_dropout",
+            "freeze_video_backbone",
+            "freeze_music_backbone",
+        )
         and not k.endswith("_pretrained")
     }
     digest = hashlib.sha256(json.dumps(old_config, sort_keys=True, default=str).encode())
@@ -297,3 +307,9 @@ def test_the_sync_gate_leaves_the_fingerprint_as_files_before_it_had_it() -> Non
     assert model.fingerprint() == digest.hexdigest()
     model.set_sync_gate(0.4)  # scoring, not embedding: same fingerprint
     assert model.fingerprint() == digest.hexdigest()
+    model.set_sync_gate(0.4, quantile=0.9)
+    assert model.fingerprint() == digest.hexdigest()
+    model.config.vibe_dropout = 0.5  # training only
+    assert model.fingerprint() == digest.hexdigest()
+    model.config.vibe_input = "clip"  # what the vibe heads read: another model
+    assert model.fingerprint() != digest.hexdigest()

@@ -37,6 +37,7 @@ from torch import nn
 
 from crossmodal.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from crossmodal.config import from_dict, to_dict, to_yaml
+from crossmodal.embedding_layout import LEGACY_GATE_QUANTILE
 from crossmodal.errors import CrossmodalError
 from crossmodal.fileio import atomic_write_text
 from crossmodal.losses import learned_logit_scale
@@ -544,7 +545,11 @@ class Trainer:
     def _restore_gate(self, payload: dict[str, Any]) -> None:
         """The sync gate that went with a checkpoint's weights (calibrated on them)."""
         if self.model.layout.has_vibe:
-            self.model.set_sync_gate((payload.get("config") or {}).get("sync_gate"))
+            config = payload.get("config") or {}
+            self.model.set_sync_gate(
+                config.get("sync_gate"),
+                config.get("sync_gate_quantile", LEGACY_GATE_QUANTILE),
+            )
 
     def _rewind_to_best(self) -> None:
         """Converged: cool down from the best validated state (weights, temperature,
