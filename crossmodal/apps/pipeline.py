@@ -246,8 +246,8 @@ class Pipeline:
     def train_config(self, *, vibe: bool = False, epochs: int | None = None) -> TrainConfig:
         """The training configuration of the pipeline's model: one part (sync) and the
         instance-level objective. ``vibe``: instead the two-part model of ``crossmodal
-        train``'s defaults (a vibe part of the default width and blend, the default music
-        tower's options) with the default
+        train``'s defaults (a vibe part of the default width, input, dropout and blend, the
+        default music tower's options) with the default
         objective (the instance terms plus the mood term on the vibe part).
         ``epochs``: instead of the config's."""
         from crossmodal.training.config import DataConfig, LossTerm, OptimConfig, TrainConfig
@@ -268,7 +268,12 @@ class Pipeline:
                 # pipeline's own.
                 overrides = {**default.music_overrides, **overrides}
             model = dataclasses.replace(
-                model, vibe_dim=default.vibe_dim, blend=default.blend, music_overrides=overrides
+                model,
+                vibe_dim=default.vibe_dim,
+                vibe_input=default.vibe_input,
+                vibe_dropout=default.vibe_dropout,
+                blend=default.blend,
+                music_overrides=overrides,
             )
             extra["losses"] = TrainConfig().losses
         else:

@@ -169,8 +169,15 @@ def test_the_two_part_model_takes_the_training_defaults_and_its_own_run(
     # the one-part model keeps its instance-level objective; the two-part one is
     # `crossmodal train`'s: vibe part, default blend, the mood term on the vibe part
     assert (one.model.vibe_dim, [t.name for t in one.losses]) == (0, ["info_nce", "npair"])
-    assert (two.model.vibe_dim, two.model.blend) == (
+    assert (
+        two.model.vibe_dim,
+        two.model.vibe_input,
+        two.model.vibe_dropout,
+        two.model.blend,
+    ) == (
         defaults.model.vibe_dim,
+        defaults.model.vibe_input,
+        defaults.model.vibe_dropout,
         defaults.model.blend,
     )
     assert two.model.vibe_dim > 0
@@ -183,6 +190,8 @@ def test_the_two_part_model_takes_the_training_defaults_and_its_own_run(
         dataclasses.replace(
             two.model,
             vibe_dim=0,
+            vibe_input=one.model.vibe_input,
+            vibe_dropout=one.model.vibe_dropout,
             blend=one.model.blend,
             music_overrides=one.model.music_overrides,
         )
