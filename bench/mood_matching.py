@@ -93,8 +93,10 @@ def classifier_row(run_dir: Path, manifest: Path) -> list[Any]:
         return F.normalize(torch.softmax(scale * F.normalize(x, dim=1) @ proxies.T, dim=1), dim=1)
 
     def mood_part(x: torch.Tensor) -> torch.Tensor:
-        # A classifier trained as the vibe part of a two-part model: its proxies are there.
-        return model.layout.split(x)[1] if model.layout.has_vibe else x
+        # Proxies as wide as the vibe part: a classifier trained on it (else the whole).
+        if model.layout.has_vibe and proxies.shape[1] == model.layout.vibe_dim:
+            return model.layout.split(x)[1]
+        return x
 
     video, music = probs(mood_part(emb.video)), probs(mood_part(emb.music))
     accuracy = [float((p.argmax(1) == emb.labels).float().mean()) for p in (video, music)]

@@ -75,8 +75,9 @@ class ModelConfig:
     bins averaged out, clip summaries kept); ``vibe_dropout``: dropout on that input while
     training.
     ``moods``: the mood names the model predicts (set after training from the vibe term's
-    class proxies, empty when it has none). ``sync_gate_quantile``: the quantile it was
-    calibrated at (files from before it was recorded: 0.99). ``sync_gate``: the sync gate τ of the score
+    class proxies, empty when it has none). ``sync_gate_quantile``: the quantile of the
+    non-matching pairs the gate was calibrated at (set by training with the gate; None,
+    as in files from before it was recorded: 0.99). ``sync_gate``: the sync gate τ of the score
     (set after training from the validation clips, None: the linear score; see
     :mod:`crossmodal.embedding_layout`). ``vibe_dim`` defaults to 0 here (files written
     before the vibe part load as they were); ``crossmodal train``'s default model has one
@@ -113,7 +114,7 @@ class ModelConfig:
     blend: float = 0.5
     moods: list[str] = field(default_factory=list)
     sync_gate: float | None = None
-    sync_gate_quantile: float = LEGACY_GATE_QUANTILE
+    sync_gate_quantile: float | None = None
 
     def __post_init__(self) -> None:
         # Checked here so that a bad value fails with the field's name before any build.
@@ -129,6 +130,10 @@ class ModelConfig:
             raise ConfigError(f"model.blend must be in (0, 1), got {self.blend}")
         if self.moods and not self.vibe_dim:
             raise ConfigError("model.moods needs a vibe part (model.vibe_dim > 0)")
+        if self.sync_gate_quantile is not None and not 0.5 <= self.sync_gate_quantile < 1.0:
+            raise ConfigError(
+                f"model.sync_gate_quantile must be in [0.5, 1), got {self.sync_gate_quantile}"
+            )
         if self.sync_gate is not None and not (self.vibe_dim and -1.0 <= self.sync_gate < 1.0):
             raise ConfigError(
                 f"model.sync_gate needs a vibe part and a value in [-1, 1), got {self.sync_gate}"
@@ -139,8 +144,13 @@ class ModelConfig:
         """Where the sync and vibe parts lie in the emitted vector."""
         if not self.vibe_dim:
             return EmbeddingLayout(self.embed_dim)
+        quantile = self.sync_gate_quantile
         return EmbeddingLayout(
-            self.embed_dim, self.vibe_dim, self.blend, self.sync_gate, self.sync_gate_quantile
+            self.embed_dim,
+            self.vibe_dim,
+            self.blend,
+            self.sync_gate,
+            LEGACY_GATE_QUANTILE if quantile is None else quantile,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -302,7 +312,7 @@ class CrossModalModel(nn.Module):
         self.config = dataclasses.replace(
             self.config,
             sync_gate=None if gate is None else float(gate),
-            sync_gate_quantile=float(quantile),
+            sync_gate_quantile=None if gate is None else float(quantile),
         )
         self.layout = self.config.layout
 
@@ -451,10 +461,12 @@ _LEGACY_RUNTIME_FIELDS = (
 
 
 def _architecture(config: Mapping[str, Any], runtime: tuple[str, ...]) -> dict[str, Any]:
+    # Without a vibe part the vibe heads' input computes nothing: left out too.
+    one_part = not config.get("vibe_dim")
     return {
         k: v
         for k, v in config.items()
-        if k not in runtime and not (k in _ADDED_FIELDS and v == _ADDED_FIELDS[k])
+        if k not in runtime and not (k in _ADDED_FIELDS and (one_part or v == _ADDED_FIELDS[k]))
     }
 
 

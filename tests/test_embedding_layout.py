@@ -248,13 +248,13 @@ def test_a_gate_keeps_the_quantile_it_was_calibrated_at() -> None:
     layout = EmbeddingLayout(6, 4, 0.2, gate=0.5)
     assert layout.gate_quantile == GATE_QUANTILE
     assert EmbeddingLayout.from_dict(layout.to_dict(), 10) == layout
-    # An index or model file from before the quantile was recorded: calibrated at 0.99.
+    # A layout or model file from before the quantile was recorded: calibrated at 0.99.
     old = EmbeddingLayout.from_dict({"sync_dim": 6, "vibe_dim": 4, "blend": 0.2, "gate": 0.5}, 10)
     assert old.gate_quantile == 0.99
     config = {"embed_dim": 6, "vibe_dim": 4, "blend": 0.2, "sync_gate": 0.5}
     assert ModelConfig.from_dict(config).layout == old
     z = NormalDist().inv_cdf
     for lay, q in ((layout, GATE_QUANTILE), (old, 0.99)):
-        assert lay.gate_for_windows(30) == 0.5 * z(q ** (1 / 30)) / z(q)
+        assert lay.gate_for_windows(30) == pytest.approx(0.5 * z(q ** (1 / 30)) / z(q), rel=1e-12)
     with pytest.raises(ValueError, match="quantile must be in"):
         EmbeddingLayout(6, 4, 0.2, gate=0.5, gate_quantile=1.0)

@@ -111,3 +111,27 @@ def test_vibe_input_clip_reads_each_towers_clip_view(tmp_path: Path) -> None:
         torch.testing.assert_close(loaded(video, audio), model(video, audio))
     with pytest.raises(ConfigError, match=r"model\.vibe_input must be features or clip"):
         ModelConfig(vibe_dim=4, vibe_input="bins")  # type: ignore[arg-type]
+
+
+def test_the_gate_records_its_quantile_and_a_bad_one_is_refused() -> None:
+    from crossmodal.embedding_layout import GATE_QUANTILE
+
+    model = CrossModalModel.from_config(small_config(vibe_dim=4))
+    assert model.config.sync_gate_quantile is None  # no gate yet
+    model.set_sync_gate(0.6)
+    assert (model.config.sync_gate, model.config.sync_gate_quantile) == (0.6, GATE_QUANTILE)
+    assert model.layout.gate_quantile == GATE_QUANTILE
+    model.set_sync_gate(None)
+    assert model.config.sync_gate_quantile is None
+    # A file from before the quantile was recorded: its gate was calibrated at 0.99.
+    assert ModelConfig(vibe_dim=4, blend=0.2, sync_gate=0.6).layout.gate_quantile == 0.99
+    with pytest.raises(ConfigError, match=r"model\.sync_gate_quantile must be in \[0\.5, 1\)"):
+        ModelConfig(vibe_dim=4, blend=0.2, sync_gate=0.6, sync_gate_quantile=1.0)
+
+
+def test_a_one_part_model_ignores_the_vibe_fields_in_its_fingerprint() -> None:
+    model = CrossModalModel.from_config(small_config())
+    before = model.fingerprint()
+    model.config.vibe_input = "clip"
+    model.config.vibe_dropout = 0.5
+    assert model.fingerprint() == before

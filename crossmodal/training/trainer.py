@@ -37,7 +37,7 @@ from torch import nn
 
 from crossmodal.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from crossmodal.config import from_dict, to_dict, to_yaml
-from crossmodal.embedding_layout import LEGACY_GATE_QUANTILE
+from crossmodal.embedding_layout import GATE_QUANTILE, LEGACY_GATE_QUANTILE
 from crossmodal.errors import CrossmodalError
 from crossmodal.fileio import atomic_write_text
 from crossmodal.losses import learned_logit_scale
@@ -125,12 +125,18 @@ class Trainer:
 
         from crossmodal.model import CrossModalModel
 
-        if cfg.model.sync_gate is not None:
+        if cfg.model.sync_gate is not None or cfg.model.sync_gate_quantile is not None:
             log.warning(
-                "model.sync_gate %g ignored: training calibrates the gate at each validation",
+                "model.sync_gate %s (quantile %s) ignored: training calibrates the gate at "
+                "each validation, at the %g quantile",
                 cfg.model.sync_gate,
+                cfg.model.sync_gate_quantile,
+                GATE_QUANTILE,
             )
-            cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, sync_gate=None))
+            cfg = dataclasses.replace(
+                cfg,
+                model=dataclasses.replace(cfg.model, sync_gate=None, sync_gate_quantile=None),
+            )
             self.cfg = cfg
         # The same seed on every rank: identical initial weights, proxies and memories.
         seed_torch(cfg.seed)
@@ -548,7 +554,7 @@ class Trainer:
             config = payload.get("config") or {}
             self.model.set_sync_gate(
                 config.get("sync_gate"),
-                config.get("sync_gate_quantile", LEGACY_GATE_QUANTILE),
+                config.get("sync_gate_quantile") or LEGACY_GATE_QUANTILE,
             )
 
     def _rewind_to_best(self) -> None:
@@ -660,7 +666,7 @@ class Trainer:
             score = float(shared[0].item())
             if self.model.layout.has_vibe:
                 value = float(shared[1].item())
-                self.model.set_sync_gate(None if math.isnan(value) else value)
+                self.model.set_sync_gate(None if math.isnan(value) else value, GATE_QUANTILE)
         self._validated_at = self.step
         if self.budget.converging:
             self.budget.observe(self.step, score)
