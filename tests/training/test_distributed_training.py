@@ -31,7 +31,14 @@ from crossmodal.training.metrics_log import read_metrics
 from tests.training.helpers import tiny_overrides
 
 WORKER = Path(__file__).with_name("ddp_train_worker.py")
-FROZEN = {"frozen_backbones": True, "frozen_windows": 2, "epochs": 2}
+# No vibe dropout: its draws differ between one process and two ranks, and the runs are
+# compared loss for loss.
+FROZEN = {
+    "frozen_backbones": True,
+    "frozen_windows": 2,
+    "epochs": 2,
+    "model.vibe_dropout": 0.0,
+}
 
 
 @pytest.fixture(scope="module")

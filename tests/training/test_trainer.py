@@ -62,7 +62,10 @@ def reference(tmp_path_factory: pytest.TempPathFactory, corpus: Path, cache_dir:
 def test_run_writes_every_file_and_learns(
     make_config: MakeConfig, tmp_path: Path, real_curves: None
 ) -> None:
-    cfg = make_config(epochs=8, **{"optim.lr": 5e-3})
+    # An overfit case: the vibe heads read the whole output without dropout (the
+    # default's clip view and dropout are there so that they do not memorise clips).
+    overfit = {"optim.lr": 5e-3, "model.vibe_input": "features", "model.vibe_dropout": 0.0}
+    cfg = make_config(epochs=8, **overfit)
     result = Trainer(cfg, tmp_path).fit()
     assert result.epochs_done == 8
     assert result.steps == 8 * 3  # 24 clips, batch 8
