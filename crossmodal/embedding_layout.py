@@ -41,6 +41,9 @@ __all__ = ["EmbeddingLayout", "calibrate_gate"]
 GATE_QUANTILE = 0.998
 # The quantile of gates stored before it was recorded with them.
 LEGACY_GATE_QUANTILE = 0.99
+# An index item of many windows passes the gate by chance with at most this complement
+# (1 %; see EmbeddingLayout.gate_for_windows).
+WINDOW_ITEM_QUANTILE = 0.99
 # ... unless that would leave more than this share of the true pairs below the gate.
 PAIR_QUANTILE = 0.1
 # At most this many validation clips calibrate the gate (a seeded subset beyond it).
@@ -130,21 +133,27 @@ class EmbeddingLayout:
 
     def gate_for_windows(self, windows: int) -> float:
         """The gate for an item scored by its best of ``windows`` windows (an index item
-        of a long file). With q = ``gate_quantile`` (0.998 today), the best of W
-        non-matching windows passes the one-window gate τ far more often than 1 − q
-        (1 − q^W), so the gate rises to the same quantile q for the maximum: with
-        non-matching sync similarities taken as centred at 0 and normal (as InfoNCE leaves
-        them; their spread estimated as τ / z(q)), ``τ_W = τ · z(q^(1/W)) / z(q)``, capped
-        at 0.99. τ itself for one window, or for a gate at or below 0."""
+        of a long file). The best of W non-matching windows passes the one-window gate τ
+        far more often than a single window does (1 − q^W, q = ``gate_quantile``), so the
+        gate rises for the maximum until an item passes by chance with probability
+        1 − :data:`WINDOW_ITEM_QUANTILE` (1 %): with non-matching sync similarities taken
+        as centred at 0 and normal (as InfoNCE leaves them; their spread σ estimated as
+        τ / z(q)), ``τ_W = max(τ, σ · z(0.99^(1/W)))``, capped at 0.99. τ itself for one
+        window, or for a gate at or below 0.
+
+        A long item's target is 1 % rather than q: at q = 0.998 the normal tail would put
+        the gate of a two-minute track (about 60 windows) at the 0.99 cap, above its own
+        matching window (a soundtrack cut into a 120-s MP3 scored 0.985 and lost its sync
+        credit). For a gate calibrated at 0.99 this is the former rule."""
         if not self.gated:
             raise ValueError("this layout has no sync gate")
         tau = float(self.gate)
         if windows <= 1 or tau <= 0.0:
             return tau
         normal = NormalDist()
-        q = self.gate_quantile
-        ratio = normal.inv_cdf(q ** (1.0 / windows)) / normal.inv_cdf(q)
-        return min(tau * ratio, 0.99)
+        sigma = tau / normal.inv_cdf(self.gate_quantile)
+        item = min(self.gate_quantile, WINDOW_ITEM_QUANTILE)
+        return min(max(tau, sigma * normal.inv_cdf(item ** (1.0 / windows))), 0.99)
 
     def combine_scores(
         self, sync_scores: torch.Tensor, vibe_scores: torch.Tensor, blend: float | None = None

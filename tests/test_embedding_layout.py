@@ -188,17 +188,20 @@ def test_calibrate_gate_subsamples_large_validation_splits(monkeypatch) -> None:
 
 def test_the_gate_for_many_windows_keeps_the_chance_of_a_pass() -> None:
     # Non-matching window similarities ~ N(0, σ) with τ their GATE_QUANTILE quantile (q):
-    # the best of W of them passes τ_W with chance about 1 − q (Monte Carlo), where it
-    # would pass τ with chance 1 − q^W.
+    # the best of W of them passes τ_W with chance about 1 − WINDOW_ITEM_QUANTILE (1 %,
+    # Monte Carlo), where it would pass τ with chance 1 − q^W.
     from statistics import NormalDist
 
-    from crossmodal.embedding_layout import GATE_QUANTILE
+    from crossmodal.embedding_layout import GATE_QUANTILE, WINDOW_ITEM_QUANTILE
 
-    chance = 1.0 - GATE_QUANTILE
+    chance = 1.0 - WINDOW_ITEM_QUANTILE
     sigma = 0.25
     tau = sigma * NormalDist().inv_cdf(GATE_QUANTILE)
     layout = EmbeddingLayout(6, 4, 0.2, gate=tau)
     assert layout.gate_for_windows(1) == tau
+    # Two windows pass τ by chance less often than 1 %: the gate stays τ.
+    assert chance > 1.0 - GATE_QUANTILE**2
+    assert layout.gate_for_windows(2) == tau
     gates = [layout.gate_for_windows(w) for w in (1, 2, 8, 45)]
     assert gates == sorted(gates)
     gen = torch.Generator().manual_seed(0)
@@ -206,11 +209,13 @@ def test_the_gate_for_many_windows_keeps_the_chance_of_a_pass() -> None:
     for windows in (8, 45):
         best = (sigma * torch.randn(draws, windows, generator=gen, dtype=torch.float64)).amax(1)
         passed = float((best > layout.gate_for_windows(windows)).double().mean())
-        # ±4 binomial standard deviations around 1 − q.
+        # ±4 binomial standard deviations around 1 %.
         spread = 4.0 * (chance * (1.0 - chance) / draws) ** 0.5
         assert abs(passed - chance) < spread, (windows, passed)
-        fixed = float((best > tau).double().mean())  # the fixed gate: 1 − q^W
-        assert fixed > 0.8 * (1.0 - GATE_QUANTILE**windows) > 5 * chance
+    # A two-minute item (30 windows) whose matching window scores 0.985 keeps its sync
+    # credit under a gate of 0.754 at q = 0.998 (a pure q-tail rule put it at the cap).
+    tight = EmbeddingLayout(6, 4, 0.2, gate=0.754, gate_quantile=0.998)
+    assert tight.gate_for_windows(30) < 0.9
     # A gate at or below 0 is not raised; a high one is capped below 1.
     assert EmbeddingLayout(6, 4, 0.2, gate=-0.1).gate_for_windows(30) == -0.1
     assert EmbeddingLayout(6, 4, 0.2, gate=0.9).gate_for_windows(1000) == 0.99
@@ -255,6 +260,8 @@ def test_a_gate_keeps_the_quantile_it_was_calibrated_at() -> None:
     assert ModelConfig.from_dict(config).layout == old
     z = NormalDist().inv_cdf
     for lay, q in ((layout, GATE_QUANTILE), (old, 0.99)):
-        assert lay.gate_for_windows(30) == pytest.approx(0.5 * z(q ** (1 / 30)) / z(q), rel=1e-12)
+        expected = max(0.5, 0.5 / z(q) * z(0.99 ** (1 / 30)))
+        assert lay.gate_for_windows(30) == pytest.approx(expected, rel=1e-12)
+    assert layout.gate_for_windows(30) < old.gate_for_windows(30)  # σ = τ / z(q) is smaller
     with pytest.raises(ValueError, match="quantile must be in"):
         EmbeddingLayout(6, 4, 0.2, gate=0.5, gate_quantile=1.0)
