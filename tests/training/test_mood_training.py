@@ -73,3 +73,20 @@ def test_a_corpus_without_labels_trains_the_instance_level_with_one_log_line(
     model = CrossModalModel.load(tmp_path / "model.pt")
     assert not model.layout.has_vibe
     assert model.embed_dim == 16
+
+
+def test_a_gate_in_the_config_is_ignored_and_training_records_its_own(
+    make_config: MakeConfig, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from crossmodal.embedding_layout import GATE_QUANTILE
+    from crossmodal.training.trainer import Trainer
+
+    cfg = make_config(epochs=1, **{"model.sync_gate": 0.3, "model.sync_gate_quantile": 0.9})
+    with caplog.at_level(logging.WARNING):
+        trainer = Trainer(cfg, tmp_path)
+    assert "model.sync_gate 0.3 (quantile 0.9) ignored" in caplog.text
+    assert (trainer.cfg.model.sync_gate, trainer.cfg.model.sync_gate_quantile) == (None, None)
+    trainer.fit()
+    model = CrossModalModel.load(tmp_path / "model.pt")
+    assert model.config.sync_gate is not None  # calibrated on the validation clips
+    assert model.config.sync_gate_quantile == GATE_QUANTILE
