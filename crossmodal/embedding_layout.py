@@ -142,7 +142,7 @@ class EmbeddingLayout:
         window, or for a gate at or below 0.
 
         A long item's target is 1 % rather than q: at q = 0.998 the normal tail would put
-        the gate of a two-minute track (about 60 windows) at the 0.99 cap, above its own
+        the gate of a two-minute track (30 windows of 4 s) at the 0.99 cap, above its own
         matching window (a soundtrack cut into a 120-s MP3 scored 0.985 and lost its sync
         credit). For a gate calibrated at 0.99 this is the former rule."""
         if not self.gated:

@@ -212,6 +212,12 @@ def test_the_gate_for_many_windows_keeps_the_chance_of_a_pass() -> None:
         # ±4 binomial standard deviations around 1 %.
         spread = 4.0 * (chance * (1.0 - chance) / draws) ** 0.5
         assert abs(passed - chance) < spread, (windows, passed)
+        # The fixed gate τ lets the best of W pass with chance 1 − q^W (closed form).
+        fixed = float((best > tau).double().mean())
+        expected = 1.0 - GATE_QUANTILE**windows
+        assert abs(fixed - expected) < 4.0 * (expected * (1.0 - expected) / draws) ** 0.5
+        if windows == 45:
+            assert fixed > 5 * chance  # what the raised gate saves
     # A two-minute item (30 windows) whose matching window scores 0.985 keeps its sync
     # credit under a gate of 0.754 at q = 0.998 (a pure q-tail rule put it at the cap).
     tight = EmbeddingLayout(6, 4, 0.2, gate=0.754, gate_quantile=0.998)

@@ -29,4 +29,4 @@ class TimeBinsPool(nn.Module):
         """(B, C × num_bins) output → (B, C): the mean over the bins, what the clip holds
         wherever in time (bins of equal length; adaptive pooling's bins differ by at most
         one step, so this is the mean over time up to that rounding)."""
-        return pooled.view(pooled.shape[0], -1, self.num_bins).mean(dim=-1)
+        return pooled.reshape(pooled.shape[0], -1, self.num_bins).mean(dim=-1)

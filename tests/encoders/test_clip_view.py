@@ -98,6 +98,5 @@ def test_default_clip_view_is_the_features() -> None:
     # A tower with a pool that is not bins (here the mean) gives its output too.
     tiny = create_encoder("audio_tiny", n_mels=16, seconds=4.0, hop_length=1600, pool="mean")
     assert tiny.clip_dim == tiny.output_dim
-    torch.testing.assert_close(
-        tiny.clip_view(features[:, :0].new_ones(2, tiny.output_dim)), torch.ones(2, tiny.output_dim)
-    )
+    tiny_features = torch.randn(2, tiny.output_dim)
+    torch.testing.assert_close(tiny.clip_view(tiny_features), tiny_features)
